@@ -1,0 +1,97 @@
+"""Search algorithms, one module each, behind the ask/tell surface of :mod:`algorithms.base`.
+
+``REGISTRY`` maps the command-line name to ``"module:Class"``; modules are imported on
+first use so that torch-based algorithms cost nothing to the ones that do not need torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from oracles.errors import UserError
+
+from .base import SearchAlgorithm
+
+REGISTRY: dict[str, str] = {
+    "random": "algorithms.random_search:RandomSearch",
+}
+
+
+def algorithm_class(name: str) -> type[SearchAlgorithm]:
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown algorithm {name!r}; choose from {', '.join(sorted(REGISTRY))}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _coerce(name: str, key: str, text: str, default: Any) -> Any:
+    """Turn a command-line value into the type of the parameter's default."""
+    if isinstance(text, str):
+        low = text.strip().lower()
+        if isinstance(default, bool):
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise UserError(f"{name}: parameter {key} must be true or false, got {text!r}")
+        try:
+            if isinstance(default, int):
+                return int(text)
+            if isinstance(default, float):
+                return float(text)
+            if isinstance(default, tuple):
+                return tuple(type(default[0])(x) if default else int(x) for x in text.split("/"))
+        except ValueError:
+            raise UserError(f"{name}: parameter {key} must be a {type(default).__name__}, got {text!r}") from None
+        if default is None and low in ("none", "null"):
+            return None
+        if default is None:
+            for conv in (int, float):
+                try:
+                    return conv(text)
+                except ValueError:
+                    pass
+        return text
+    if isinstance(default, bool) and not isinstance(text, bool):
+        raise UserError(f"{name}: parameter {key} must be true or false, got {text!r}")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(text, bool) or not isinstance(text, (int, float)):
+            raise UserError(f"{name}: parameter {key} must be a number, got {text!r}")
+        if isinstance(default, int) and isinstance(text, float) and not text.is_integer():
+            raise UserError(f"{name}: parameter {key} must be an integer, got {text!r}")
+        return type(default)(text)
+    if isinstance(default, tuple) and isinstance(text, list):
+        return tuple(text)
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"lanas:preset=paper,c=0.5"`` -> ``("lanas", {"preset": "paper", "c": "0.5"})``."""
+    name, _, opts = spec.strip().partition(":")
+    params: dict[str, str] = {}
+    if opts:
+        for part in opts.split(","):
+            key, eq, value = part.partition("=")
+            if not eq or not key.strip():
+                raise UserError(f"bad algorithm parameter {part!r} in {spec!r}: write key=value")
+            params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def make_algorithm(name: str, params: dict[str, Any] | None = None) -> SearchAlgorithm:
+    """Instantiate algorithm ``name`` with ``params`` (strings are coerced to the defaults' types)."""
+    cls = algorithm_class(name)
+    defaults = cls.default_params()
+    params = dict(params or {})
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise UserError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                        f"it has {', '.join(defaults) or 'none'}")
+    kwargs = {k: _coerce(name, k, v, defaults[k]) for k, v in params.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{name}: {exc}") from None

@@ -1,0 +1,164 @@
+"""Oracle names -> oracles.
+
+Tables live in the data directory (``$NAS_HARNESS_DATA``, default ``~/.cache/nas-harness``),
+one sub-directory per imported table, plus tables shipped inside the package
+(``oracles/embedded/``). Each table's metadata declares the oracles it serves
+(``meta["oracles"]``: name, search/report metrics, fidelity, cost/train metrics) and the
+kind of search space its rows form (``meta["space"]["kind"]``), so an importer is the
+only place that knows a source's layout and the registry stays generic.
+
+An oracle is named ``NAME[:key=value,...]``; options override the table's defaults:
+``runs=mean|random``, ``search=METRIC``, ``report=METRIC``, ``fidelity=EPOCHS``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import MissingData, UserError
+from .oracle import TabularOracle
+from .space import FiniteSpace
+from .table import Table, load_table, read_manifest
+
+EMBEDDED_DIR = Path(__file__).parent / "embedded"
+
+
+def data_dir() -> Path:
+    """Where imported tables live: ``$NAS_HARNESS_DATA`` or ``~/.cache/nas-harness``."""
+    env = os.environ.get("NAS_HARNESS_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "nas-harness"
+
+
+# --- search spaces a table's rows can form -------------------------------------------------
+def _nb201_space(table: Table) -> FiniteSpace:
+    from .nb201_space import NB201Space
+    return NB201Space(order=[str(s) for s in table.archs])
+
+
+#: space kind -> builder(table). Importers of new benchmark families add theirs here.
+SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
+    "nb201": _nb201_space,
+}
+
+
+# --- oracles known before their data exists (so the CLI can say how to get the data) -----
+@dataclass(frozen=True)
+class KnownTable:
+    table: str
+    oracles: tuple[str, ...]
+    how: str  #: the command that installs it
+
+
+KNOWN_TABLES: tuple[KnownTable, ...] = (
+    KnownTable("nb201", tuple(f"{p}/{d}" for p in ("nb201", "nb201-12ep")
+                              for d in ("cifar10", "cifar100", "imagenet16")),
+               "nas-harness oracles import nb201 PATH (the folder with nb201_200ep.csv, "
+               "or the NATS-tss-v1_0-3ffb9-simple folder, or a NAS-Bench-201-v1_*.pth file)"),
+)
+
+
+def _table_dirs() -> list[Path]:
+    dirs = []
+    for root in (EMBEDDED_DIR, data_dir()):
+        if root.is_dir():
+            dirs.extend(sorted(p for p in root.iterdir()
+                               if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()))
+    return dirs
+
+
+def available() -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Installed oracle name -> (table directory, its oracle declaration)."""
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for d in _table_dirs():
+        try:
+            manifest = read_manifest(d)
+        except UserError:
+            continue  # a damaged table is reported when someone asks for it by name
+        for decl in manifest.get("meta", {}).get("oracles", []):
+            out.setdefault(decl["name"], (d, decl))
+    return out
+
+
+def list_oracles() -> list[dict[str, Any]]:
+    """Every oracle the project knows: installed ones, and known ones still to import."""
+    rows = []
+    avail = available()
+    for name, (d, decl) in sorted(avail.items()):
+        rows.append({"name": name, "installed": True, "table": str(d),
+                     "description": decl.get("description", "")})
+    for kt in KNOWN_TABLES:
+        for name in kt.oracles:
+            if name not in avail:
+                rows.append({"name": name, "installed": False, "table": None,
+                             "description": f"not imported: {kt.how}"})
+    return rows
+
+
+def parse_name(spec: str) -> tuple[str, dict[str, str]]:
+    """``"nb101:runs=random"`` -> ``("nb101", {"runs": "random"})``."""
+    name, _, opts = spec.partition(":")
+    options = {}
+    if opts:
+        for part in opts.split(","):
+            key, eq, value = part.partition("=")
+            if not eq or not key.strip():
+                raise UserError(f"bad oracle option {part!r} in {spec!r}: write key=value")
+            options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+_OPTION_KEYS = {"runs", "search", "report", "fidelity"}
+_CACHE: dict[tuple[str, float], Table] = {}
+
+
+def _load_cached(directory: Path) -> Table:
+    key = (str(directory), (directory / "manifest.json").stat().st_mtime)
+    table = _CACHE.get(key)
+    if table is None:
+        table = load_table(directory)
+        _CACHE[key] = table
+    return table
+
+
+def load_oracle(spec: str) -> TabularOracle:
+    """Build the oracle ``spec`` names, loading (and verifying) its table once per process."""
+    name, options = parse_name(spec)
+    unknown = set(options) - _OPTION_KEYS
+    if unknown:
+        raise UserError(f"unknown oracle option(s) {', '.join(sorted(unknown))} in {spec!r}; "
+                        f"allowed: {', '.join(sorted(_OPTION_KEYS))}")
+    avail = available()
+    if name not in avail:
+        for kt in KNOWN_TABLES:
+            if name in kt.oracles:
+                raise MissingData(f"oracle {name} needs the {kt.table} table, which is not in "
+                                  f"{data_dir()}; run: {kt.how}")
+        known = sorted(set(avail) | {n for kt in KNOWN_TABLES for n in kt.oracles})
+        raise UserError(f"unknown oracle {name!r}; known oracles: {', '.join(known)} "
+                        "(see `nas-harness oracles list`)")
+    directory, decl = avail[name]
+    table = _load_cached(directory)
+    kind = table.meta.get("space", {}).get("kind")
+    if kind not in SPACE_BUILDERS:
+        raise UserError(f"table {directory} declares unknown space kind {kind!r}; upgrade nas-harness "
+                        "or re-import the table")
+    space = SPACE_BUILDERS[kind](table)
+    fidelity = options.get("fidelity", decl.get("fidelity"))
+    search = options.get("search", decl["search"])
+    report = options.get("report", decl["report"])
+    for metric in (search, report):
+        if metric not in table.metrics:
+            raise UserError(f"oracle {name}: no metric {metric!r}; the table has {', '.join(table.metrics)}")
+    try:
+        fid = None if fidelity is None else int(fidelity)
+    except ValueError:
+        raise UserError(f"oracle {name}: fidelity must be an integer number of epochs, got {fidelity!r}") from None
+    if fid is not None and fid not in table.fidelities:
+        raise UserError(f"oracle {name}: no fidelity {fid}; the table has {list(table.fidelities)}")
+    oracle = TabularOracle(spec if options else name, table, space, search=search, report=report,
+                           fidelity=fid, cost=decl.get("cost"), train=decl.get("train"),
+                           runs=options.get("runs", decl.get("runs", "mean")))
+    return oracle
