@@ -1,0 +1,3 @@
+"""nas-harness: run NAS algorithms against oracles for many seeds and analyse the results."""
+
+__version__ = "0.1.0"

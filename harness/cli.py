@@ -1,0 +1,65 @@
+"""The ``nas-harness`` command line.
+
+Each sub-command lives in its own module under :mod:`harness.commands` with a
+``register(subparsers)`` function; this file only assembles them and turns user errors
+into one line on stderr with a non-zero exit (never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from oracles.errors import UserError
+
+#: sub-command modules, in the order ``--help`` lists them
+COMMANDS = (
+    "harness.commands.run",
+    "harness.commands.report",
+    "harness.commands.oracles",
+)
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage dump
+        self.exit(EXIT_USER_ERROR, f"nas-harness: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nas-harness", description=__doc__.splitlines()[0])
+    from harness import __version__
+    parser.add_argument("--version", action="version", version=f"nas-harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        if args.command is None:
+            # bare `nas-harness`: the main job
+            args = parser.parse_args(["run", *(argv or [])])
+        else:
+            parser.parse_args([args.command, "--help"])
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"nas-harness: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("nas-harness: interrupted; finished runs are saved, run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

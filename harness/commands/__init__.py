@@ -1,0 +1,1 @@
+"""One module per ``nas-harness`` sub-command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,91 @@
+"""``nas-harness oracles list|info|import``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+
+from oracles.errors import UserError
+from oracles.importers import IMPORTERS
+from oracles.registry import data_dir, list_oracles, load_oracle
+from oracles.table import save_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("oracles", help="list, inspect and import oracles")
+    osub = p.add_subparsers(dest="oracles_command", metavar="ACTION", parser_class=type(p))
+    ls = osub.add_parser("list", help="every known oracle and whether its data is installed")
+    ls.set_defaults(func=cmd_list)
+    info = osub.add_parser("info", help="size, metrics, optimum and spread of an oracle")
+    info.add_argument("name")
+    info.add_argument("--format", choices=("text", "json"), default="text")
+    info.set_defaults(func=cmd_info)
+    imp = osub.add_parser("import", help="convert a benchmark source into the data directory")
+    isub = imp.add_subparsers(dest="source_kind", metavar="KIND", parser_class=type(p))
+    for name, module in IMPORTERS.items():
+        mod = importlib.import_module(module)
+        ip = isub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(ip)
+        ip.set_defaults(func=cmd_import, importer=mod)
+    p.set_defaults(func=lambda a: p.print_help() or 2)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = list_oracles()
+    width = max(len(r["name"]) for r in rows)
+    print(f"data directory: {data_dir()}")
+    for r in rows:
+        mark = "installed" if r["installed"] else "missing  "
+        print(f"{r['name'].ljust(width)}  {mark}  {r['description']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    oracle = load_oracle(args.name)
+    d = oracle.describe()
+    if args.format == "json":
+        print(json.dumps(d, indent=1, default=str))
+        return 0
+    table_meta = oracle.table.meta
+    opt = d["optimum"]
+    q = d["search_quantiles"]
+    lines = [
+        f"oracle        {d['name']}",
+        f"space         {d['space']['name']}, {d['space']['size']:,} architectures"
+        + (f" ({d['space'].get('order')})" if d["space"].get("order") else ""),
+        f"table         {d['table']} at fidelity {d['fidelity']}, seeds {', '.join(d['seeds'])} ({d['runs']})",
+        f"source        {json.dumps(d['source'])}",
+        f"search/report {d['search_metric']} / {d['report_metric']}"
+        + (f"; cost {d['cost_metric']}" if d["cost_metric"] else "; no training cost")
+        + (f"; train {d['train_metric']}" if d["train_metric"] else ""),
+        f"optimum       {100 * opt['search']:.4f}% search, {opt['n_tied']} architecture(s) tied, "
+        f"report {100 * opt['report_of_optimum']:.4f}%: {', '.join(opt['architectures'])}",
+        f"best report   {100 * d['best_report']:.4f}%",
+        f"search spread min {100 * q['0']:.2f}%, quartiles {100 * q['0.25']:.2f} / {100 * q['0.5']:.2f} / "
+        f"{100 * q['0.75']:.2f}%, max {100 * q['1']:.2f}%",
+        f"checksum      {d['checksum']}",
+    ]
+    for key in ("preset", "recipe", "dataset"):
+        if key in table_meta:
+            lines.append(f"{key:<13} {json.dumps(table_meta[key], default=str)}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    table = args.importer.build(args)
+    target = data_dir() / table.name
+    try:
+        manifest = save_table(table, target)
+    except OSError as exc:
+        raise UserError(f"cannot write {target}: {exc.strerror or exc} (set NAS_HARNESS_DATA to a "
+                        "writable folder with free space)") from None
+    names = [o["name"] for o in table.meta.get("oracles", [])]
+    print(f"imported {table.n_archs:,} architectures ({len(table.seeds)} seed column(s), fidelities "
+          f"{', '.join(map(str, table.fidelities))}) into {target} in {time.perf_counter() - t0:.1f}s")
+    if names:
+        print(f"oracles: {', '.join(names)}")
+    return 0

@@ -1,0 +1,81 @@
+"""``nas-harness run``: run algorithms on oracles for many seeds into a results folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from oracles.errors import UserError
+
+from ..experiment import Experiment, execute, load_toml
+from ..results import ResultsStore
+from ..summary import format_text, summarise
+
+#: the main job: `nas-harness run` with no arguments
+DEFAULT_ORACLES = ("convnet-digits", "nb201/cifar10")
+DEFAULT_SEEDS = 10
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run search algorithms on oracles for many seeds",
+                       description="Run every (algorithm, oracle, seed) not already in --out; "
+                                   "with no arguments, run the default experiment.")
+    p.add_argument("experiment", nargs="?", help="TOML experiment file (flags override its fields)")
+    p.add_argument("--oracle", action="append", dest="oracles", metavar="NAME",
+                   help="oracle name, e.g. nb201/cifar10 (repeatable)")
+    p.add_argument("--algorithm", action="append", dest="algorithms", metavar="NAME[:k=v,...]",
+                   help="algorithm with optional parameters, e.g. lanas:preset=paper (repeatable)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 10)")
+    p.add_argument("--seed-start", type=int, help="first seed (default 0)")
+    p.add_argument("--budget", type=int, help="distinct architectures per run (default: the space size)")
+    p.add_argument("--until-optimum", action="store_true", default=None,
+                   help="stop each run when it draws a global optimum (censored at the budget)")
+    p.add_argument("--charge-repeats", action="store_true", default=None,
+                   help="count repeated queries against the budget")
+    p.add_argument("--max-repeats", type=int, help="stop a run after this many repeats in a row")
+    p.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
+    p.add_argument("--executor", choices=("local", "ray"), help="where runs execute (default local)")
+    p.add_argument("--out", help="results folder (default runs-default)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def _default_experiment() -> Experiment:
+    from algorithms import REGISTRY
+    from oracles.registry import available
+    avail = available()
+    oracle = next((o for o in DEFAULT_ORACLES if o in avail), None)
+    if oracle is None:
+        raise UserError("no default oracle installed: import one with "
+                        "`nas-harness oracles import nb201 PATH` or pass --oracle")
+    return Experiment(oracles=[oracle], algorithms=sorted(REGISTRY), seeds=DEFAULT_SEEDS,
+                      until_optimum=True, workers=2)
+
+
+def main(args: argparse.Namespace) -> int:
+    overrides = {"oracles": args.oracles, "algorithms": args.algorithms, "seeds": args.seeds,
+                 "seed_start": args.seed_start, "budget": args.budget, "until_optimum": args.until_optimum,
+                 "charge_repeats": args.charge_repeats, "max_repeats": args.max_repeats,
+                 "workers": args.workers, "executor": args.executor, "out": args.out}
+    if args.experiment:
+        exp = load_toml(args.experiment, overrides)
+    elif all(v is None for v in overrides.values()):
+        exp = _default_experiment()
+        print(f"nas-harness: default experiment: {', '.join(exp.algorithms)} on {exp.oracles[0]}, "
+              f"{exp.seeds} seeds, until the optimum", file=sys.stderr)
+    else:
+        base = Experiment()
+        exp = Experiment(**{k: (v if v is not None else getattr(base, k)) for k, v in overrides.items()})
+    exp.validate()
+    cells, skipped, ran = execute(exp, progress=not args.quiet)
+    store = ResultsStore(exp.out)
+    rows = [r for r in summarise(store) if any(c.key == f"{r['oracle']} | {r['algorithm']}" for c in cells)]
+    if args.format == "json":
+        print(json.dumps({"out": str(store.root), "ran": ran, "skipped": skipped, "cells": rows}, indent=1))
+    else:
+        print(format_text(rows))
+        print(f"\n{ran} run(s) executed, {skipped} already done; results in {store.root}/ "
+              f"(`nas-harness report {store.root}`)")
+    return 0
