@@ -38,9 +38,21 @@ def _nb201_space(table: Table) -> FiniteSpace:
     return NB201Space(order=[str(s) for s in table.archs])
 
 
+def _nb101_space(table: Table) -> FiniteSpace:
+    from .nb101_space import NB101TableSpace
+    return NB101TableSpace(table.archs, table.columns["bits"], table.columns["ops"])
+
+
+def _product_space(table: Table) -> FiniteSpace:
+    from .product_space import ProductSpace
+    return ProductSpace.from_table(table)
+
+
 #: space kind -> builder(table). Importers of new benchmark families add theirs here.
 SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "nb201": _nb201_space,
+    "nb101": _nb101_space,
+    "product": _product_space,
 }
 
 
@@ -57,6 +69,11 @@ KNOWN_TABLES: tuple[KnownTable, ...] = (
                               for d in ("cifar10", "cifar100", "imagenet16")),
                "nas-harness oracles import nb201 PATH (the folder with nb201_200ep.csv, "
                "or the NATS-tss-v1_0-3ffb9-simple folder, or a NAS-Bench-201-v1_*.pth file)"),
+    KnownTable("nb101", ("nb101", "nb101/test-search"),
+               "nas-harness oracles import nb101 nasbench_only108.tfrecord (the official NAS-Bench-101 "
+               "file; no TensorFlow needed)"),
+    KnownTable("nb101-full", ("nb101-full", "nb101-full/test-search"),
+               "nas-harness oracles import nb101 nasbench_full.tfrecord (fidelities 4/12/36/108 epochs)"),
 )
 
 

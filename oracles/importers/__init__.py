@@ -7,4 +7,6 @@ command saves the table into the data directory under ``table.name``.
 
 IMPORTERS: dict[str, str] = {
     "nb201": "oracles.importers.nb201",
+    "nb101": "oracles.importers.nb101",
+    "table": "oracles.importers.table",
 }
