@@ -10,6 +10,14 @@ A *cell* is one (algorithm label, oracle) pair with its full configuration (algo
 and every hyper-parameter, oracle spec and data checksum, budget and protocol). Each run is
 one Parquet file: its records (one row per query) plus, in the file's key-value metadata,
 the run summary, the cell configuration, the seed, the project's version and git commit.
+Record columns: ``sample`` (1-based query number), ``n_distinct`` (architectures charged so
+far), ``arch_index`` (enumeration index, -1 on infinite spaces), ``arch_id`` (identity),
+``arch`` (string form; omitted when it equals ``arch_id``), ``search`` / ``report`` (the
+metrics), ``best_search`` / ``best_report`` (running maxima), ``incumbent_report`` (report
+metric of the best-by-search architecture so far), ``cost`` / ``cum_cost`` (simulated
+training seconds), ``repeat`` (answered from the run's cache) and ``algo_cpu_s`` (the
+algorithm's cumulative CPU time in ask/tell).
+
 Files are written to a temporary name and renamed into place, so a crash leaves either
 the complete file or nothing; a run counts as done exactly when its file exists and
 carries the cell's configuration. Re-running the same command therefore resumes, and a
@@ -218,5 +226,6 @@ def records_to_arrow(records: dict[str, np.ndarray]) -> pa.Table:
         if v.dtype == object:
             arrays[k] = pa.array(list(v), type=pa.string())
         else:
-            arrays[k] = pa.array(v)
+            # NaN (unknown, e.g. no training cost in the table) is stored as null
+            arrays[k] = pa.array(v, from_pandas=True)
     return pa.table(arrays)

@@ -164,7 +164,7 @@ def _finish_records(cols: dict[str, list], space, charge_repeats: bool) -> dict[
     # simulated training time is paid for every charged query (a cached answer costs nothing)
     paid = np.where(charged, np.nan_to_num(cost, nan=0.0), 0.0)
     arch_index = np.asarray(cols["arch_index"], dtype=np.int64)
-    return {
+    out = {
         "sample": np.arange(1, n + 1, dtype=np.int64),
         "n_distinct": np.cumsum(charged).astype(np.int64),
         "arch_index": arch_index,
@@ -180,3 +180,7 @@ def _finish_records(cols: dict[str, list], space, charge_repeats: bool) -> dict[
         "repeat": repeat,
         "algo_cpu_s": np.asarray(cols["algo_cpu_s"], dtype=np.float64),
     }
+    # Where the string form is the identity (NB201, ConvNet) the column would be stored twice.
+    if cols["arch"] == cols["arch_id"]:
+        del out["arch"]
+    return out

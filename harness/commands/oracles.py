@@ -22,6 +22,10 @@ def register(sub) -> None:
     info.add_argument("name")
     info.add_argument("--format", choices=("text", "json"), default="text")
     info.set_defaults(func=cmd_info)
+    q = osub.add_parser("query", help="what an oracle answers for one architecture")
+    q.add_argument("name")
+    q.add_argument("arch", help="architecture in the space's string form")
+    q.set_defaults(func=cmd_query)
     imp = osub.add_parser("import", help="convert a benchmark source into the data directory")
     isub = imp.add_subparsers(dest="source_kind", metavar="KIND", parser_class=type(p))
     for name, module in IMPORTERS.items():
@@ -71,6 +75,18 @@ def cmd_info(args: argparse.Namespace) -> int:
         if key in table_meta:
             lines.append(f"{key:<13} {json.dumps(table_meta[key], default=str)}")
     print("\n".join(lines))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    oracle = load_oracle(args.name)
+    arch = oracle.space.parse(args.arch)
+    ev = oracle.query(arch)
+    obs = ev.observation
+    print(json.dumps({"arch": oracle.space.to_string(arch), "identity": oracle.space.identity(arch),
+                      "index": oracle.space.index(arch), oracle.search_metric: obs.value,
+                      oracle.report_metric: ev.report, "cost_s": obs.cost, "train": obs.train,
+                      "is_optimum": oracle.space.identity(arch) in oracle.optimum.identities}, indent=1))
     return 0
 
 
