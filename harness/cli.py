@@ -18,6 +18,7 @@ COMMANDS = (
     "harness.commands.run",
     "harness.commands.report",
     "harness.commands.oracles",
+    "harness.commands.collect",
 )
 
 EXIT_USER_ERROR = 2
