@@ -35,7 +35,9 @@ Mutation is the NB101 paper's evolution mutation (§5.1, regularized evolution, 
 official example code): on the padded 7-vertex form, flip each of the 21 possible edges with
 probability 1/7 and re-draw each interior op with probability 1/5 (to one of the two other
 ops), repeating until the result is valid and a different model. ``neighbours`` lists the
-valid models one edge flip or one op change away.
+valid models one edge flip or one op change away (an edge to a vertex the cell does not
+use brings that vertex in with the one edge that puts it on an input->output path, so even
+the smallest cells have neighbours).
 
 Architectures are :class:`Cell` values (immutable, hashable), always in pruned form when a
 space returns them.
@@ -224,6 +226,7 @@ def pad(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
 
 _TRIU_ROWS = np.array([i for i, _ in TRIU])
 _TRIU_COLS = np.array([j for _, j in TRIU])
+_TRIU_POS = {pair: k for k, pair in enumerate(TRIU)}
 
 
 def unpad(bits: Sequence[int], ops: Sequence[int]) -> Cell:
@@ -330,13 +333,20 @@ class NB101Space(SearchSpace):
         for e, (i, j) in enumerate(TRIU):
             b = bits.copy()
             b[e] ^= 1
-            # an edge that touches a hidden position gives it an op: every choice counts
+            # An edge that touches a hidden position gives it an op (every choice counts), and
+            # brings the vertex in together with the edge that completes its path (from the
+            # input or to the output): alone, the new edge would be pruned away again.
             touched = [k for k in hidden if k + 1 in (i, j)]
             if touched:
+                b2 = b.copy()
+                for k in touched:
+                    v = k + 1
+                    b2[_TRIU_POS[(v, NUM_VERTICES - 1)] if v == j else _TRIU_POS[(0, v)]] = 1
                 for op in range(len(OPS)):
                     o = ops.copy()
                     o[touched] = op
                     consider(b, o)
+                    consider(b2, o)
             else:
                 consider(b, ops)
         for k in range(N_INTERIOR):
@@ -479,6 +489,10 @@ class NB101TableSpace(NB101Space, FiniteSpace):
             return False
 
     # random moves restricted to rows
+    def sample(self, rng):
+        # uniform over the table's models (FiniteSpace's), not the raw-spec sampler
+        return FiniteSpace.sample(self, rng)
+
     def mutate(self, arch, rng):
         own = self.index(arch)
         stream = iter(self._mutations(self.arch(own), rng))
