@@ -449,3 +449,31 @@ class GlobalActions(ActionSpace):
     @property
     def max_length(self) -> int:
         return 1 + 2 * self.space.max_depth
+
+
+def space_from_table(table) -> FiniteSpace:
+    """The space whose enumeration is ``table``'s row order (``meta.space.kind == "convnet"``).
+
+    A table of the whole space gets the :class:`ConvNetSpace` (its row order is checked on
+    a spread of rows); a table of a random subset gets a :class:`~oracles.subset_space.SubsetSpace`.
+    """
+    from .errors import CorruptData
+    from .subset_space import SubsetSpace
+    meta = dict(table.meta.get("space", {}))
+    try:
+        space = ConvNetSpace(channels=meta["channels"], kernels=meta["kernels"], max_depth=meta["max_depth"],
+                             min_depth=meta.get("min_depth", 1), preset=meta.get("preset"))
+    except KeyError as exc:
+        raise CorruptData(f"table {table.name}: meta.space lacks {exc}; re-collect it") from None
+    archs = table.archs
+    if len(archs) == space.size and not meta.get("subset"):
+        for i in np.unique(np.linspace(0, space.size - 1, min(space.size, 64)).astype(np.int64)):
+            if str(archs[i]) != space.to_string(space.arch(int(i))):
+                raise CorruptData(f"table {table.name}: row {i} is {archs[i]}, expected "
+                                  f"{space.to_string(space.arch(int(i)))}; the table is not in the "
+                                  "convnet enumeration order")
+        return space
+    indices = np.array([space.index(space.parse(str(a))) for a in archs], dtype=np.int64)
+    if len(indices) > 1 and not np.all(np.diff(indices) > 0):
+        raise CorruptData(f"table {table.name}: subset rows are not in increasing space order")
+    return SubsetSpace(space, indices)
