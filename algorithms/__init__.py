@@ -15,6 +15,9 @@ from .base import SearchAlgorithm
 
 REGISTRY: dict[str, str] = {
     "random": "algorithms.random_search:RandomSearch",
+    "evolution": "algorithms.regularized_evolution:RegularizedEvolution",
+    "mcts": "algorithms.mcts:MCTS",
+    "lanas": "algorithms.lanas:LaNAS",
 }
 
 

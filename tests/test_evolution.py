@@ -1,0 +1,109 @@
+"""Mechanics of regularized evolution (Real et al. 2019, Alg. 1) on a tiny space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from algorithms import make_algorithm
+from algorithms.regularized_evolution import RegularizedEvolution
+from oracles.errors import UserError
+from oracles.oracle import Observation
+
+from tiny_space import TinySpace, linear_values
+
+
+def _started(space, seed=0, **kw):
+    algo = RegularizedEvolution(**kw)
+    algo.start(space, np.random.default_rng(seed))
+    return algo
+
+
+def test_initial_population_is_distinct_random_then_children_are_mutations():
+    space = TinySpace((3, 2, 4))
+    algo = _started(space, population=5, sample_size=2)
+    init = [algo.ask() for _ in range(5)]
+    assert len({space.identity(a) for a in init}) == 5  # without replacement on a finite space
+    for i, a in enumerate(init):
+        algo.tell(a, Observation(0.1 * (i + 1)))
+    child = algo.ask()
+    assert any(child in space.neighbours(p) for p in init)
+
+
+def test_oldest_member_is_removed_even_when_it_is_the_best():
+    space = TinySpace((3, 2, 4))
+    # S much larger than P: the tournament sees every member (draws with replacement)
+    algo = _started(space, population=3, sample_size=200)
+    a0, a1, a2 = (algo.ask() for _ in range(3))
+    algo.tell(a0, Observation(0.9))   # oldest and best
+    algo.tell(a1, Observation(0.1))
+    algo.tell(a2, Observation(0.2))
+    child = algo.ask()
+    assert child in space.neighbours(a0)  # the best is the parent
+    algo.tell(child, Observation(0.0))
+    members = [a for a, _ in algo._pop]
+    assert members == [a1, a2, child]     # a0 (the oldest) left, though it was the best
+    # the next tournament's winner is now a2, so the next child mutates a2
+    nxt = algo.ask()
+    assert nxt in space.neighbours(a2)
+    assert algo.diagnostics()["removed"] == 1
+
+
+def test_tournament_takes_best_of_the_drawn_members():
+    space = TinySpace((5, 5))
+    algo = _started(space, seed=3, population=10, sample_size=1)
+    init = [algo.ask() for _ in range(10)]
+    for i, a in enumerate(init):
+        algo.tell(a, Observation(i / 10))
+    # S=1: the parent is one uniformly drawn member, so many different members win
+    winners = {space.identity(algo._tournament()) for _ in range(200)}
+    assert len(winners) >= 8
+    # S large: the tournament sees every member and the best always wins
+    algo.sample_size = 500
+    assert {space.identity(algo._tournament()) for _ in range(20)} == {space.identity(init[-1])}
+
+
+def test_novel_children_avoid_repeats_and_repeats_still_join_the_population():
+    space = TinySpace((2, 2))  # 4 architectures: mutations soon repeat
+    algo = _started(space, seed=1, population=2, sample_size=2, novel_children=True)
+    for _ in range(2):
+        a = algo.ask()
+        algo.tell(a, Observation(0.5))
+    seen = {space.identity(a) for a, _ in algo._pop}
+    c = algo.ask()
+    assert space.identity(c) not in seen  # a novel neighbour existed and was found
+    algo.tell(c, Observation(0.4))
+    # a repeat (runner's cached answer told again) ages the population like any child
+    algo.tell(c, Observation(0.4))
+    assert [space.identity(a) for a, _ in algo._pop] == [space.identity(c)] * 2
+
+
+def test_finds_the_optimum_of_a_tiny_space_and_is_deterministic():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=2)
+    best = int(np.argmax(vals))
+
+    def trajectory(seed):
+        algo = _started(space, seed=seed, population=10, sample_size=3)
+        out = []
+        for _ in range(2000):
+            a = algo.ask()
+            out.append(space.index(a))
+            algo.tell(a, Observation(float(vals[space.index(a)])))
+            if out[-1] == best:
+                break
+        return out
+
+    t1, t2, t3 = trajectory(5), trajectory(5), trajectory(6)
+    assert t1 == t2 and t1 != t3
+    assert t1[-1] == best
+
+
+def test_registry_and_parameter_errors():
+    algo = make_algorithm("evolution", {"population": "10", "sample_size": "3"})
+    assert (algo.population, algo.sample_size) == (10, 3)
+    assert RegularizedEvolution.default_params()["population"] == 500
+    with pytest.raises(UserError):
+        make_algorithm("evolution", {"population": "0"})
+    with pytest.raises(UserError):
+        make_algorithm("evolution", {"tournament": "3"})
