@@ -1,0 +1,199 @@
+"""Generic conversion recipe: any CSV / Parquet table whose architecture is a few categorical columns.
+
+``nas-harness oracles import table FILE.csv|FILE.parquet --arch-columns a,b,c
+--metric valid=COL --metric test=COL [--cost COL] [--train COL] [--name NAME]``
+
+* every row is one architecture: the tuple of its ``--arch-columns`` values (read as
+  strings); the search space is the set of rows (:class:`oracles.product_space.ProductSpace`,
+  space kind ``product``), a combination absent from the file is not an architecture;
+* ``--metric NAME=COL`` (repeatable) copies numeric column ``COL`` as metric ``NAME``;
+  ``--cost COL`` and ``--train COL`` add the metrics ``cost`` (training seconds) and
+  ``train`` (training accuracy), which the oracle hands to algorithms with each answer;
+* the oracle ``NAME`` searches ``--search`` (default ``valid`` if declared, else the first
+  metric) and reports ``--report`` (default ``test`` if declared, else the search metric);
+* ``--percent`` divides accuracy metrics (all but ``cost``) by 100: tables store fractions.
+
+The file must be complete: a missing architecture cell or metric cell, a non-numeric metric
+value, two rows with the same architecture, or a named column that does not exist are
+refused with an error naming the row (1-based data row, i.e. line ``row + 1`` of a CSV with
+a header) and the column. The table holds one seed (``"0"``) and one fidelity
+(``--fidelity``, default 0 = "the file's only budget").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CorruptData, UserError
+from ..table import Table, file_sha256
+
+NAME = "table"
+HELP = "any CSV/Parquet table: --arch-columns a,b,c --metric valid=COL --metric test=COL [--cost COL]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="the .csv (optionally .gz) or .parquet file")
+    parser.add_argument("--arch-columns", required=True,
+                        help="comma-separated columns that together identify an architecture")
+    parser.add_argument("--metric", action="append", default=[], metavar="NAME=COL",
+                        help="numeric column COL becomes metric NAME (repeat; e.g. valid=val_acc)")
+    parser.add_argument("--cost", metavar="COL", help="column with the training time in seconds")
+    parser.add_argument("--train", metavar="COL", help="column with the training accuracy")
+    parser.add_argument("--search", help="metric to search (default: valid, else the first --metric)")
+    parser.add_argument("--report", help="metric to report (default: test, else the search metric)")
+    parser.add_argument("--percent", action="store_true",
+                        help="accuracies are in percent: divide every metric except cost by 100")
+    parser.add_argument("--fidelity", type=int, default=0, help="training budget of the file (default 0)")
+    parser.add_argument("--name", help="table and oracle name (default: the file name without extension)")
+
+
+def _read(path: Path):
+    import pandas as pd
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
+            return pd.read_parquet(path)
+        if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+            sep = "\t" if ".tsv" in suffixes else ","
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise CorruptData(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # parser errors of pandas/pyarrow have many classes
+        raise CorruptData(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    raise UserError(f"{path}: unknown table format (use .csv, .csv.gz, .tsv or .parquet)")
+
+
+def _split_names(text: str, what: str) -> list[str]:
+    names = [c.strip() for c in str(text).split(",") if c.strip()]
+    if not names:
+        raise UserError(f"{what} is empty: give comma-separated column names")
+    if len(set(names)) != len(names):
+        raise UserError(f"{what} names a column twice: {text}")
+    return names
+
+
+def _need(df, col: str, what: str) -> None:
+    if col not in df.columns:
+        raise UserError(f"{what}: the table has no column {col!r} (it has {', '.join(map(str, df.columns))})")
+
+
+def _natural_key(v: str):
+    try:
+        return (0, float(v), v)
+    except ValueError:
+        return (1, 0.0, v)
+
+
+def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], cost: str | None = None,
+                train: str | None = None, search: str | None = None, report: str | None = None,
+                percent: bool = False, fidelity: int = 0, name: str | None = None) -> Table:
+    import pandas as pd
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    df = _read(path)
+    if len(df) == 0:
+        raise CorruptData(f"{path} has no data rows")
+    for c in arch_columns:
+        _need(df, c, "--arch-columns")
+    metrics = dict(metrics)
+    if cost:
+        metrics["cost"] = cost
+    if train:
+        metrics["train"] = train
+    if not metrics:
+        raise UserError("give at least one --metric NAME=COL")
+    for m, col in metrics.items():
+        _need(df, col, f"metric {m}")
+    # architecture cells: present, as strings
+    arch = df[arch_columns].astype("string")
+    bad = arch.isna() | (arch.apply(lambda s: s.str.strip()) == "")
+    if bad.to_numpy().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise CorruptData(f"{path}: row {r + 1} has no value in architecture column {arch_columns[c]!r}")
+    arch = arch.apply(lambda s: s.str.strip())
+    # metric cells: present and numeric
+    values = np.empty((len(df), 1, 1, len(metrics)))
+    for k, (m, col) in enumerate(metrics.items()):
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        missing = raw.isna() | (raw.astype("string").str.strip() == "")
+        if missing.any():
+            r = int(np.flatnonzero(missing.to_numpy())[0])
+            raise CorruptData(f"{path}: row {r + 1} has no value in metric column {col!r}")
+        if num.isna().any():
+            r = int(np.flatnonzero(num.isna().to_numpy())[0])
+            raise CorruptData(f"{path}: row {r + 1}, column {col!r}: {raw.iloc[r]!r} is not a number")
+        v = num.to_numpy(dtype=np.float64)
+        if not np.isfinite(v).all():
+            r = int(np.flatnonzero(~np.isfinite(v))[0])
+            raise CorruptData(f"{path}: row {r + 1}, column {col!r}: {raw.iloc[r]!r} is not a finite number")
+        values[:, 0, 0, k] = v / 100.0 if percent and m != "cost" else v
+    # categories per column, codes per row
+    categories, codes = [], np.empty((len(df), len(arch_columns)), dtype=np.int32)
+    for c, col in enumerate(arch_columns):
+        cats = sorted(set(arch[col].tolist()), key=_natural_key)
+        lookup = {v: i for i, v in enumerate(cats)}
+        codes[:, c] = [lookup[v] for v in arch[col].tolist()]
+        categories.append(cats)
+    dup = pd.DataFrame(codes).duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        first = codes[rows[0]]
+        same = rows[(codes[rows] == first).all(axis=1)]
+        desc = ", ".join(f"{col}={categories[c][first[c]]}" for c, col in enumerate(arch_columns))
+        raise CorruptData(f"{path}: rows {same[0] + 1} and {same[1] + 1} are the same architecture ({desc}); "
+                          "average them first or add the distinguishing column to --arch-columns")
+    names = list(metrics)
+    search = search or ("valid" if "valid" in names else names[0])
+    report = report or ("test" if "test" in names else search)
+    for what, m in (("--search", search), ("--report", report)):
+        if m not in names:
+            raise UserError(f"{what} {m!r} is not a declared metric ({', '.join(names)})")
+    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", path.name.split(".")[0]) or "table"
+    if "/" in name or name.startswith("."):
+        raise UserError(f"--name {name!r} must not contain '/' or start with '.'")
+    archs = np.array([";".join(f"{col}={v}" for col, v in zip(arch_columns, row))
+                      for row in arch.itertuples(index=False, name=None)], dtype=str)
+    decl: dict[str, Any] = {"name": name, "search": search, "report": report, "fidelity": int(fidelity),
+                            "description": f"table {path.name}: search {search}, report {report} "
+                                           f"over {len(df)} rows of {', '.join(arch_columns)}"}
+    if cost:
+        decl["cost"] = "cost"
+    if train:
+        decl["train"] = "train"
+    meta = {
+        "source": {"file": path.name, "sha256": file_sha256(path), "format": "generic table",
+                   "columns": metrics, "percent": percent},
+        "space": {"kind": "product", "columns": list(arch_columns),
+                  "categories": {col: categories[c] for c, col in enumerate(arch_columns)}},
+        "oracles": [decl],
+    }
+    return Table(name=name, archs=archs, seeds=("0",), fidelities=(int(fidelity),), metrics=tuple(names),
+                 values=values, columns={"codes": codes}, meta=meta)
+
+
+def _parse_metrics(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, col = item.partition("=")
+        key, col = key.strip(), col.strip()
+        if not eq or not key or not col:
+            raise UserError(f"--metric {item!r}: write NAME=COLUMN, e.g. --metric valid=val_acc")
+        if key in out or key in ("cost", "train"):
+            raise UserError(f"--metric {key} is declared twice (cost/train come from --cost/--train)")
+        out[key] = col
+    return out
+
+
+def build(args: argparse.Namespace) -> Table:
+    return build_table(Path(os.path.expanduser(str(args.source))), _split_names(args.arch_columns, "--arch-columns"),
+                       _parse_metrics(args.metric or []), cost=args.cost, train=getattr(args, "train", None),
+                       search=getattr(args, "search", None), report=getattr(args, "report", None),
+                       percent=bool(getattr(args, "percent", False)), fidelity=getattr(args, "fidelity", 0),
+                       name=getattr(args, "name", None))
