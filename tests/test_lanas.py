@@ -1,0 +1,242 @@
+"""Mechanics of LaNAS (§3, Alg. 1 and 2) on tiny spaces and on NAS-Bench-201."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from algorithms import make_algorithm
+from algorithms.lanas import LaNAS, Tree
+from oracles.errors import UserError
+from oracles.nb201_space import NB201Space
+from oracles.oracle import Observation
+
+from tiny_space import TinySpace, linear_values
+
+
+def _feed(algo, space, vals, n):
+    """Ask/tell ``n`` times; returns the asked enumeration indices."""
+    out = []
+    for _ in range(n):
+        a = algo.ask()
+        i = space.index(a)
+        out.append(i)
+        algo.tell(a, Observation(float(vals[i])))
+    return out
+
+
+def _started(space, seed=0, **kw):
+    algo = LaNAS(**kw)
+    algo.start(space, np.random.default_rng(seed))
+    return algo
+
+
+def _members(algo):
+    """Training-sample indices per node, recomputed from the learned tree and routing rule."""
+    X, y = algo._Xbuf[:len(algo._y)], np.asarray(algo._y)
+    t = algo._tree
+    out = {0: np.arange(len(y))}
+    for k in range(t.n_nodes):
+        if t.split[k]:
+            idx = out[k]
+            pred = t.predict(k, X[idx])
+            by_measured = algo.train_routing == "measured" and algo.split != "random"
+            left = y[idx] >= t.thr[k] if by_measured else pred >= t.thr[k]
+            out[2 * k + 1], out[2 * k + 2] = idx[left], idx[~left]
+    return out
+
+
+@pytest.mark.parametrize("routing", ["measured", "predicted"])
+def test_left_child_holds_the_better_samples(routing):
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=3)
+    algo = _started(space, n_init=60, n_select=1000, height=3, train_routing=routing)
+    _feed(algo, space, vals, 60)
+    t = algo._tree
+    X, y = algo._Xbuf[:60], np.asarray(algo._y)
+    assert t.split[0]
+    # the threshold is the mean prediction on the node's samples
+    assert t.thr[0] == pytest.approx(float(t.predict(0, X).mean()))
+    mem = _members(algo)
+    left, right = mem[1], mem[2]
+    assert len(left) + len(right) == 60 and len(left) and len(right)
+    key = y if routing == "measured" else t.predict(0, X)
+    assert key[left].min() >= t.thr[0] > key[right].max()
+    # UCB statistics restart from the routed samples (the paper's count reset)
+    assert t.count[1] == len(left) and t.total[1] == pytest.approx(y[left].sum())
+    # unevaluated architectures go left exactly when their prediction >= the threshold
+    pred_all = t.predict(0, space.encode_all())
+    in_left = np.isin(algo._leaf_of, [k for k in range(t.n_nodes) if _is_under(k, 1)])
+    assert np.array_equal(in_left, pred_all >= t.thr[0])
+
+
+def _is_under(k, root):
+    while k > root:
+        k = (k - 1) // 2
+    return k == root
+
+
+def test_closed_form_fit_equals_least_squares():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=1)
+    algo = _started(space, n_init=50, n_select=1000, height=2)
+    _feed(algo, space, vals, 50)
+    X, y = algo._Xbuf[:50], np.asarray(algo._y)
+    Xa = np.hstack([X, np.ones((50, 1))])
+    ref = Xa @ np.linalg.lstsq(Xa, y, rcond=None)[0]
+    np.testing.assert_allclose(algo._tree.predict(0, X), ref, atol=1e-9)
+
+
+def test_ucb_prefers_an_unvisited_child_and_ties_go_right():
+    t = Tree(height=2, dim=1)
+    t.split[0] = True
+    algo = LaNAS(c=0.1)
+    algo._tree, algo._use_table = t, False
+    algo._dead = np.zeros(3, dtype=bool)
+    algo._n_fallbacks = 0
+    t.count[:] = [5, 5, 0]
+    t.total[:] = [4.0, 4.0, 0.0]      # left: mean 0.8, visited; right: never visited
+    assert algo._select() == 2
+    t.count[:] = [5, 0, 5]
+    t.total[:] = [1.0, 0.0, 1.0]
+    assert algo._select() == 1
+    t.count[:] = [10, 5, 5]
+    t.total[:] = [8.0, 4.0, 4.0]      # equal UCB values: Alg. 2 line 16 goes right
+    assert algo._select() == 2
+    t.total[:] = [8.0, 4.5, 4.0]      # left better
+    assert algo._ucb(1, 0) == pytest.approx(0.9 + 0.2 * math.sqrt(2 * math.log(10) / 5))
+    assert algo._select() == 1
+
+
+def test_empty_leaf_falls_back_to_a_non_empty_leaf():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=4)
+    algo = _started(space, n_init=40, n_select=10_000, height=2, c=0.0)
+    _feed(algo, space, vals, 40)
+    t = algo._tree
+    # make the left leaf (the UCB choice with c=0 once it has the higher mean) empty
+    t.count[:] = [10, 5, 5]
+    t.total[:] = [5.0, 4.0, 1.0]
+    left_members = np.flatnonzero(algo._leaf_of == 1)
+    for i in left_members:
+        if not algo._evaluated[i]:
+            algo.tell(space.arch(int(i)), Observation(0.0))
+    t.count[:] = [10, 5, 5]
+    t.total[:] = [5.0, 4.0, 1.0]
+    a = algo.ask()
+    assert algo._leaf_of[space.index(a)] == 2
+    assert algo.diagnostics()["empty_leaf_fallbacks"] >= 1
+
+
+def test_table_draws_are_unevaluated_members_of_the_selected_leaf():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=5)
+    algo = _started(space, n_init=20, n_select=5, height=4)
+    _feed(algo, space, vals, 20)
+    for _ in range(60):
+        a = algo.ask()
+        i = space.index(a)
+        leaf = algo._pending[space.identity(a)]
+        assert algo._leaf_of[i] == leaf and not algo._evaluated[i]
+        cons = algo._tree.constraints(leaf)
+        assert Tree.satisfies(space.encode(a)[None], cons)[0]
+        algo.tell(a, Observation(float(vals[i])))
+
+
+def test_counts_reset_at_every_rebuild():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=6)
+    algo = _started(space, n_init=10, n_select=7, height=3)
+    _feed(algo, space, vals, 10)
+    assert algo._n_rebuilds == 1 and algo._tree.count[0] == 10
+    _feed(algo, space, vals, 6)
+    assert algo._tree.count[0] == 16 and algo._n_rebuilds == 1  # back-propagated visits
+    _feed(algo, space, vals, 1)
+    assert algo._n_rebuilds == 2
+    mem = _members(algo)
+    for k, idx in mem.items():
+        assert algo._tree.count[k] == len(idx)
+
+
+def test_never_repeats_finds_the_optimum_and_is_deterministic():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=7)
+    best = int(np.argmax(vals))
+
+    def traj(seed, **kw):
+        algo = _started(space, seed=seed, **kw)
+        out = []
+        while not out or out[-1] != best:
+            out += _feed(algo, space, vals, 1)
+        return out
+
+    t1 = traj(11)
+    assert len(set(t1)) == len(t1) and t1 == traj(11) and t1 != traj(12)
+    for split in ("random", "adam"):
+        t = traj(11, split=split, adam_epochs_first=50, adam_epochs_later=10)
+        assert len(set(t)) == len(t) and t[-1] == best
+
+
+def test_random_split_ignores_accuracy_and_adam_moves_slowly():
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=8)
+    algo = _started(space, n_init=30, n_select=1000, height=2, split="random")
+    _feed(algo, space, vals, 30)
+    t = algo._tree
+    X = algo._Xbuf[:30]
+    mem = _members(algo)
+    assert t.predict(0, X)[mem[1]].min() >= t.thr[0] > t.predict(0, X)[mem[2]].max()
+    # Adam at lr 1e-5: 200 epochs move each parameter by at most ~200 * 1e-5
+    algo = _started(space, n_init=30, n_select=1000, height=2, split="adam",
+                    adam_epochs_first=200)
+    _feed(algo, space, vals, 30)
+    st = algo._adam[0]
+    assert st["t"] == 200
+    lim = math.sqrt(6 / (space.encoding_size + 1))
+    assert np.all(np.abs(st["theta"][:-1]) <= lim + 200 * 1e-5 * 1.01)
+
+
+def test_presets_and_overrides():
+    a = LaNAS()
+    assert (a.preset, a.c, a.n_select, a.n_init, a.height) == ("authors", 0.1, 20, 10, 5)
+    p = make_algorithm("lanas", {"preset": "paper"})
+    assert (p.c, p.n_select, p.n_init, p.height) == (0.5, 100, 2000, 5)
+    o = make_algorithm("lanas", {"preset": "paper", "c": "0.2", "split": "random"})
+    assert (o.c, o.n_select, o.split) == (0.2, 100, "random")
+    assert o.get_params()["preset"] == "paper"
+    for bad in ({"preset": "fast"}, {"split": "mlp"}, {"height": "0"}):
+        with pytest.raises(UserError):
+            make_algorithm("lanas", bad)
+
+
+@pytest.fixture(scope="module")
+def nb201_values():
+    from conftest import NB201_DIR, require
+    import pandas as pd
+    df = pd.read_csv(require(NB201_DIR) / "nb201_200ep.csv", usecols=["arch_str", "cifar10_valid"])
+    return NB201Space(list(df["arch_str"])), df["cifar10_valid"].to_numpy() / 100.0
+
+
+@pytest.mark.parametrize("sampler", ["mcmc", "rejection"])
+def test_polytope_sampler_draws_land_in_the_selected_leaf_on_nb201(nb201_values, sampler):
+    space, vals = nb201_values
+    # c=1 explores, so draws come from several leaves
+    algo = _started(space, seed=3, sampler=sampler, n_init=200, n_select=15, height=4, c=1.0)
+    _feed(algo, space, vals, 200)
+    seen = set()
+    leaves = set()
+    for _ in range(40):
+        a = algo.ask()
+        leaf = algo._pending[space.identity(a)]
+        x = space.encode(a)[None]
+        assert Tree.satisfies(x, algo._tree.constraints(leaf))[0]   # every path constraint
+        assert algo._tree.route(x)[0] == leaf                        # i.e. the right leaf
+        assert space.identity(a) not in seen
+        seen.add(space.identity(a))
+        leaves.add(leaf)
+        algo.tell(a, Observation(float(vals[space.index(a)])))
+    assert len(leaves) > 1
+    if sampler == "mcmc":
+        assert algo.diagnostics()["mcmc_moves"] > 0
