@@ -516,6 +516,13 @@ class NB101TableSpace(NB101Space, FiniteSpace):
                 out.append(self.arch(i))
         return out
 
+    def from_tokens(self, tokens):
+        # only rows are architectures of a table-backed space (every valid cell for the
+        # full table); a cell outside a partial table raises InvalidArchitecture
+        cell = super().from_tokens(tokens)
+        self.index(cell)
+        return cell
+
     def parse(self, text: str):
         t = text.strip() if isinstance(text, str) else text
         if isinstance(t, str) and len(t) == 32 and ";" not in t:
@@ -523,7 +530,9 @@ class NB101TableSpace(NB101Space, FiniteSpace):
             if i is None:
                 raise InvalidArchitecture(f"no NB101 model with hash {t} in this table")
             return self.arch(i)
-        return super().parse(text)
+        cell = super().parse(text)
+        self.index(cell)
+        return cell
 
     # vectorised representations
     def encode_all(self) -> np.ndarray:
