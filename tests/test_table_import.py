@@ -1,0 +1,175 @@
+"""Generic table import: a CSV/Parquet table the test writes itself -> product space + oracle."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oracles.errors import CorruptData, InvalidArchitecture, UserError
+from oracles.importers import table as imp
+from oracles.product_space import ProductSpace
+from oracles.registry import load_oracle
+from oracles.table import save_table
+
+ABSENT = ("3", "64", "5x5")  # the combination the test table leaves out
+
+
+def _frame(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d, w, k in itertools.product([1, 2, 3], [16, 32, 64], ["3x3", "5x5"]):
+        if (str(d), str(w), k) == ABSENT:
+            continue
+        valid = 60 + 5 * d + w / 8 + (2 if k == "5x5" else 0) + rng.uniform(0, 1)
+        rows.append({"depth": d, "width": w, "kernel": k, "val_acc": round(valid, 3),
+                     "test_acc": round(valid - rng.uniform(0, 1), 3), "seconds": float(d * w * 3),
+                     "train_acc": 99.0, "note": "x"})
+    return pd.DataFrame(rows)
+
+
+def _args(path, **kw):
+    base = dict(source=path, arch_columns="depth,width,kernel", metric=["valid=val_acc", "test=test_acc"],
+                cost="seconds", train=None, search=None, report=None, percent=True, fidelity=0, name="toy")
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+@pytest.fixture
+def csv_path(tmp_path):
+    p = tmp_path / "toy.csv"
+    _frame().to_csv(p, index=False)
+    return p
+
+
+def test_csv_import_end_to_end_through_the_cli(csv_path, tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    rc = main(["oracles", "import", "table", str(csv_path), "--arch-columns", "depth,width,kernel",
+               "--metric", "valid=val_acc", "--metric", "test=test_acc", "--cost", "seconds",
+               "--percent", "--name", "toy"])
+    assert rc == 0
+    assert "imported 17 architectures" in capsys.readouterr().out
+    oracle = load_oracle("toy")
+    df = _frame()
+    assert oracle.space.size == len(df) == 17
+    for row in df.itertuples():
+        ev = oracle.query((str(row.depth), str(row.width), row.kernel))
+        assert ev.observation.value == pytest.approx(row.val_acc / 100)
+        assert ev.report == pytest.approx(row.test_acc / 100)
+        assert ev.observation.cost == row.seconds  # cost is not a percentage
+    best = df.loc[df.val_acc.idxmax()]
+    assert oracle.optimum.identities == {f"depth={best.depth};width={best.width};kernel={best.kernel}"}
+    # random search on it, through the runner, reaches the optimum within the 17 rows
+    from harness.runner import RunConfig, run_one
+    for seed in range(3):
+        _, summary = run_one(RunConfig(algorithm="random", oracle="toy", budget=17, until_optimum=True),
+                             oracle, seed=seed)
+        assert summary["reached_optimum"] and summary["samples_to_optimum"] <= 17
+
+
+def test_parquet_import_and_search_report_choice(tmp_path, monkeypatch):
+    df = _frame()
+    p = tmp_path / "toy.parquet"
+    df.to_parquet(p)
+    t = imp.build(_args(p, percent=False, search="test", report="valid", name=None))
+    assert t.name == "toy" and t.metrics == ("valid", "test", "cost")
+    decl = t.meta["oracles"][0]
+    assert (decl["search"], decl["report"], decl["cost"]) == ("test", "valid", "cost")
+    save_table(t, tmp_path / "data" / t.name)
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    oracle = load_oracle("toy")
+    np.testing.assert_allclose(np.sort(oracle.search_values), np.sort(df.test_acc.to_numpy()))
+
+
+def test_product_space_moves_stay_within_rows(csv_path):
+    t = imp.build(_args(csv_path))
+    space = ProductSpace.from_table(t)
+    assert space.decisions == (3, 3, 2) and space.encoding_size == 8
+    rows = {space.arch(i) for i in range(space.size)}
+    assert ABSENT not in rows and len(rows) == 17
+    rng = np.random.default_rng(0)
+    for i in range(space.size):
+        a = space.arch(i)
+        assert space.index(a) == i
+        nbrs = space.neighbours(a)
+        assert all(sum(x != y for x, y in zip(a, b)) == 1 for b in nbrs)
+        assert set(nbrs) <= rows and a not in nbrs
+        # all one-column changes that are rows, and only those
+        expect = {b for b in rows if sum(x != y for x, y in zip(a, b)) == 1}
+        assert set(nbrs) == expect
+        for _ in range(5):
+            m = space.mutate(a, rng)
+            assert m in expect
+        e = space.encode(a)
+        assert e.sum() == 3 and np.array_equal(e, space.encode_all()[i])
+        assert space.from_tokens(space.tokens(a)) == a
+        assert tuple(space.tokens_all()[i]) == space.tokens(a)
+        assert space.parse(space.to_string(a)) == a
+    assert all(space.sample(rng) in rows for _ in range(20))
+    with pytest.raises(InvalidArchitecture, match="not a row"):
+        space.index(ABSENT)
+    with pytest.raises(InvalidArchitecture, match="not a row"):
+        space.from_tokens((2, 2, 1))
+    with pytest.raises(InvalidArchitecture, match="no value '128'"):
+        space.index(("1", "128", "3x3"))
+    with pytest.raises(InvalidArchitecture, match="lacks column"):
+        space.parse("depth=1;width=16")
+
+
+def test_isolated_row_mutates_to_another_row():
+    space = ProductSpace(["a", "b"], [["0", "1"], ["0", "1"]], np.array([[0, 0], [1, 1]]))
+    rng = np.random.default_rng(0)
+    assert space.neighbours(("0", "0")) == []
+    assert space.mutate(("0", "0"), rng) == ("1", "1")
+    assert space.isolated_mutations == 1
+
+
+def _write(tmp_path, df, name="bad.csv"):
+    p = tmp_path / name
+    df.to_csv(p, index=False)
+    return p
+
+
+def test_missing_cells_name_row_and_column(tmp_path):
+    df = _frame()
+    df.loc[4, "kernel"] = None
+    with pytest.raises(CorruptData, match="row 5 has no value in architecture column 'kernel'"):
+        imp.build(_args(_write(tmp_path, df)))
+    df = _frame()
+    df.loc[6, "test_acc"] = None
+    with pytest.raises(CorruptData, match="row 7 has no value in metric column 'test_acc'"):
+        imp.build(_args(_write(tmp_path, df)))
+
+
+def test_non_numeric_metric_names_row_column_and_value(tmp_path):
+    df = _frame().astype({"val_acc": object})
+    df.loc[2, "val_acc"] = "n/a%"
+    with pytest.raises(CorruptData, match=r"row 3, column 'val_acc': 'n/a%' is not a number"):
+        imp.build(_args(_write(tmp_path, df)))
+
+
+def test_duplicate_architectures_name_both_rows(tmp_path):
+    df = _frame()
+    df = pd.concat([df, df.iloc[[3]]], ignore_index=True)
+    with pytest.raises(CorruptData, match=r"rows 4 and 18 are the same architecture \(depth=1, width=32, kernel=5x5\)"):
+        imp.build(_args(_write(tmp_path, df)))
+
+
+def test_missing_columns_and_bad_options_are_user_errors(csv_path, tmp_path):
+    with pytest.raises(UserError, match="metric test: the table has no column 'test_accuracy'"):
+        imp.build(_args(csv_path, metric=["valid=val_acc", "test=test_accuracy"]))
+    with pytest.raises(UserError, match="--arch-columns: the table has no column 'stride'"):
+        imp.build(_args(csv_path, arch_columns="depth,stride"))
+    with pytest.raises(UserError, match="write NAME=COLUMN"):
+        imp.build(_args(csv_path, metric=["val_acc"]))
+    with pytest.raises(UserError, match="--search 'loss' is not a declared metric"):
+        imp.build(_args(csv_path, search="loss"))
+    with pytest.raises(UserError, match="does not exist"):
+        imp.build(_args(tmp_path / "nope.csv"))
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(UserError, match="unknown table format"):
+        imp.build(_args(tmp_path / "x.json"))
