@@ -42,13 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        if args.command is None:
-            # bare `nas-harness`: the main job
-            args = parser.parse_args(["run", *(argv or [])])
-        else:
-            parser.parse_args([args.command, "--help"])
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            if args.command is None:
+                # bare `nas-harness`: the main job
+                args = parser.parse_args(["run", *(argv or [])])
+            else:
+                parser.parse_args([args.command, "--help"])
+    except SystemExit as exc:
+        # argparse exits on --help/--version and on bad flags (after printing one line);
+        # returning the code keeps main() callable from Python without SystemExit
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -51,13 +51,15 @@ class LocalExecutor:
         pool.shutdown(wait=True)
 
 
-def make_executor(kind: str, workers: int):
+def make_executor(kind: str, workers: int, address: str | None = None):
     if kind == "local":
+        if address:
+            raise UserError("--address is for the ray executor: add --executor ray")
         return LocalExecutor(workers)
     if kind == "ray":
         try:
             from .ray_executor import RayExecutor
         except ImportError:
             raise UserError("the ray executor needs Ray: pip install 'nas-harness[ray]'") from None
-        return RayExecutor(workers)
+        return RayExecutor(workers, address=address)
     raise UserError(f"unknown executor {kind!r}: choose local or ray")

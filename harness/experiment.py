@@ -44,6 +44,7 @@ class Experiment:
     max_repeats: int = 10_000
     workers: int = 1
     executor: str = "local"
+    address: str | None = None  #: Ray cluster address (executor "ray"); None: $RAY_ADDRESS or local
     out: str = "runs-default"
 
     def validate(self) -> "Experiment":
@@ -60,6 +61,8 @@ class Experiment:
             raise UserError(f"budget must be a positive integer number of architectures, got {self.budget!r}")
         if self.executor not in ("local", "ray"):
             raise UserError(f"executor must be 'local' or 'ray', got {self.executor!r}")
+        if self.address is not None and (self.executor != "ray" or not isinstance(self.address, str)):
+            raise UserError("--address is for the ray executor: add --executor ray")
         if len(set(self.algorithms)) != len(self.algorithms):
             raise UserError("the same algorithm label is listed twice")
         return self
@@ -99,7 +102,7 @@ def load_toml(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
     for key in ("until_optimum", "charge_repeats"):
         if key in data and not isinstance(data[key], bool):
             raise UserError(f"{path}: {key} must be true or false, got {data[key]!r}")
-    for key in ("out", "executor"):
+    for key in ("out", "executor", "address"):
         if key in data and not isinstance(data[key], str):
             raise UserError(f"{path}: {key} must be a string")
     if "out" in data and not os.path.isabs(data["out"]):
@@ -162,16 +165,36 @@ class Task:
 _ORACLES: dict[str, Any] = {}
 
 
-def run_task(task: Task) -> dict[str, Any]:
-    """Execute one task and write its file; runs in a worker (oracles cached per process)."""
+def _oracle_for(task: Task, table=None):
+    """The task's oracle, cached per process; built from ``table`` when an executor ships one."""
     oracle = _ORACLES.get(task.cell.oracle)
-    if oracle is None:
-        oracle = _ORACLES[task.cell.oracle] = load_oracle(task.cell.oracle)
+    if oracle is None or oracle.checksum != task.cell.config["oracle_checksum"]:
+        oracle = _ORACLES[task.cell.oracle] = load_oracle(task.cell.oracle, table=table)
     if oracle.checksum != task.cell.config["oracle_checksum"]:
         raise UserError(f"the data behind {task.cell.oracle} changed while the experiment ran; re-run it")
-    records, summary = run_one(task.run_config(), oracle, task.seed)
+    return oracle
+
+
+def compute_task(task: Task, table=None) -> tuple[Task, dict[str, Any], dict[str, Any]]:
+    """Run one task without writing anything: (task, records, summary).
+
+    Executors whose workers may sit on other machines (Ray) call this remotely, with the
+    oracle's ``table`` taken from their object store, and write the file in the driver with
+    :func:`write_task`, so the results folder only ever needs to exist where the user is.
+    """
+    records, summary = run_one(task.run_config(), _oracle_for(task, table), task.seed)
+    return task, records, summary
+
+
+def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """Write one finished run (atomically) and return the result row ``execute`` reports."""
     ResultsStore(task.out).write_run(task.cell, task.seed, records, summary)
     return {"cell": task.cell.key, "seed": task.seed, **summary}
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Execute one task and write its file; runs in a worker (oracles cached per process)."""
+    return write_task(*compute_task(task))
 
 
 def pending_tasks(exp: Experiment, cells: list[Cell], store: ResultsStore) -> tuple[list[Task], int]:
@@ -194,10 +217,13 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
     store = ResultsStore(exp.out)
     store.register(cells)
     tasks, done = pending_tasks(exp, cells, store)
-    executor = make_executor(exp.executor, exp.workers)
+    executor = make_executor(exp.executor, exp.workers, exp.address)
     bar = _progress_bar(len(tasks) + done, done, progress)
+    # executors whose workers may be on other machines compute remotely and write here
+    run_tasks = getattr(executor, "run_tasks", None)
+    results = run_tasks(tasks) if run_tasks is not None else executor.map_unordered(run_task, tasks)
     try:
-        for result in executor.map_unordered(run_task, tasks):
+        for result in results:
             if bar is not None:
                 bar.update(1)
             if on_result is not None:

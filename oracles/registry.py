@@ -146,14 +146,25 @@ def _load_cached(directory: Path) -> Table:
     return table
 
 
-def load_oracle(spec: str) -> TabularOracle:
-    """Build the oracle ``spec`` names, loading (and verifying) its table once per process."""
+def load_oracle(spec: str, table: Table | None = None) -> TabularOracle:
+    """Build the oracle ``spec`` names, loading (and verifying) its table once per process.
+
+    ``table``: an already-loaded table serving ``spec`` (its ``meta["oracles"]`` must declare
+    the name). Distributed executors use it to build oracles in workers from one shared copy
+    of the table instead of each worker reading the data directory.
+    """
     name, options = parse_name(spec)
     unknown = set(options) - _OPTION_KEYS
     if unknown:
         raise UserError(f"unknown oracle option(s) {', '.join(sorted(unknown))} in {spec!r}; "
                         f"allowed: {', '.join(sorted(_OPTION_KEYS))}")
-    avail = available()
+    if table is not None:
+        decls = {d["name"]: d for d in table.meta.get("oracles", [])}
+        if name not in decls:
+            raise UserError(f"table {table.name!r} does not serve oracle {name!r}")
+        avail = {name: (Path(f"<table {table.name}>"), decls[name])}
+    else:
+        avail = available()
     if name not in avail:
         for kt in KNOWN_TABLES:
             if name in kt.oracles:
@@ -163,7 +174,8 @@ def load_oracle(spec: str) -> TabularOracle:
         raise UserError(f"unknown oracle {name!r}; known oracles: {', '.join(known)} "
                         "(see `nas-harness oracles list`)")
     directory, decl = avail[name]
-    table = _load_cached(directory)
+    if table is None:
+        table = _load_cached(directory)
     kind = table.meta.get("space", {}).get("kind")
     if kind not in SPACE_BUILDERS:
         raise UserError(f"table {directory} declares unknown space kind {kind!r}; upgrade nas-harness "

@@ -66,3 +66,22 @@ def nb201_oracle(nb201_data_dir):
     table = load_table(nb201_data_dir / "nb201")
     space = NB201Space([str(s) for s in table.archs])
     return TabularOracle("nb201/cifar10", table, space, search="cifar10_valid", report="cifar10_test")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One 2-CPU local Ray instance for the whole test session (CI machines have 2 cores).
+
+    Skipped when Ray is not installed, unless NAS_HARNESS_REQUIRE_RAY=1 (then it fails).
+    """
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("NAS_HARNESS_REQUIRE_RAY") == "1":
+            pytest.fail("ray is not installed (pip install 'nas-harness[test]')")
+        pytest.skip("ray is not installed")
+    import logging
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield ray
+    ray.shutdown()

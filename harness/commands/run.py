@@ -36,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--max-repeats", type=int, help="stop a run after this many repeats in a row")
     p.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
     p.add_argument("--executor", choices=("local", "ray"), help="where runs execute (default local)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to run on with --executor ray (default $RAY_ADDRESS, else a local instance)")
     p.add_argument("--out", help="results folder (default runs-default)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     overrides = {"oracles": args.oracles, "algorithms": args.algorithms, "seeds": args.seeds,
                  "seed_start": args.seed_start, "budget": args.budget, "until_optimum": args.until_optimum,
                  "charge_repeats": args.charge_repeats, "max_repeats": args.max_repeats,
-                 "workers": args.workers, "executor": args.executor, "out": args.out}
+                 "workers": args.workers, "executor": args.executor, "address": args.address, "out": args.out}
     if args.experiment:
         exp = load_toml(args.experiment, overrides)
     elif all(v is None for v in overrides.values()):

@@ -1,0 +1,204 @@
+"""Run an experiment's runs as Ray tasks: one machine's cores, or a whole cluster.
+
+``nas-harness run ... --executor ray [--address ADDR]`` (or ``executor = "ray"`` and
+``address = "..."`` in a TOML experiment) sends each (algorithm, oracle, seed) run to Ray
+as one task. Runs are independent and fully determined by their configuration and seed
+(:mod:`harness.runner`), so the files are identical, run for run, to the local executor's;
+only the order in which they finish differs.
+
+Why it is built this way:
+
+* **Each table goes into the object store once.** The driver loads every table the tasks
+  need (verifying its checksums, as :func:`oracles.registry.load_oracle` always does) and
+  ``ray.put``\\ s it; tasks receive the object reference, so a worker maps the numpy arrays
+  from shared memory (zero copy on the same node, one transfer per node otherwise) instead
+  of every task reading and hashing the data directory. Two oracles over the same table
+  (``nb201/cifar10`` and ``nb201/cifar100``) share one object. Workers cache the oracle they
+  build per process, like the local pool's workers.
+* **The driver writes the results.** Tasks return their records and summary; the driver
+  writes each run with the same atomic write as the local executor
+  (:func:`harness.experiment.write_task`) the moment it arrives. Worker nodes therefore
+  never need the results folder, a crash of the driver loses only unfinished runs, and
+  resuming works exactly as locally (a run is done when its file exists).
+* **Bounded submission.** At most ``2 x`` the cluster's CPUs (or ``4 x workers`` when
+  larger) tasks are in flight, so a study of many thousands of runs does not flood the
+  scheduler, and Ctrl-C has little to cancel.
+* **Per-task resources.** A task asks for ``num_cpus=1`` unless the algorithm class (or the
+  oracle) declares a ``resources`` mapping, e.g. ``resources = {"num_cpus": 1,
+  "num_gpus": 0.25}`` for a torch algorithm that wants a slice of a GPU; Ray then places
+  it on a node that has one.
+
+Without an address and without a running Ray instance in this process, a private local
+instance with ``workers`` CPUs is started (no dashboard) and shut down at the end. With
+``address`` (or ``RAY_ADDRESS`` in the environment) the executor connects to that cluster;
+every node needs nas-harness installed (the same version, so the runs are the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from oracles.errors import UserError
+
+try:
+    import ray
+except ImportError as _exc:  # executors.make_executor turns this into a one-line UserError
+    raise ImportError("ray is not installed") from _exc
+
+#: resources a task asks for when neither its algorithm nor its oracle declares any
+DEFAULT_RESOURCES = {"num_cpus": 1}
+
+
+def _shippable(table):
+    """The table with plain in-memory arrays (memory maps cannot go to the object store as is)."""
+    from oracles.table import Table
+    return Table(name=table.name, archs=np.asarray(table.archs), seeds=table.seeds,
+                 fidelities=table.fidelities, metrics=table.metrics, values=np.asarray(table.values),
+                 columns={k: np.asarray(v) for k, v in table.columns.items()}, meta=dict(table.meta))
+
+
+def _compute_remote(task, table):
+    # Runs in a Ray worker: Ray resolves ``table`` from the object store before the call.
+    from harness.experiment import compute_task
+    return compute_task(task, table)
+
+
+def _call_remote(fn, item):
+    return fn(item)
+
+
+def task_resources(task) -> dict[str, float]:
+    """Ray resources for one experiment task: the algorithm's and the oracle's declarations."""
+    from algorithms import algorithm_class
+    res = dict(DEFAULT_RESOURCES)
+    declared = getattr(algorithm_class(task.cell.config["algorithm"]), "resources", None) or {}
+    for key, value in dict(declared).items():
+        if key not in ("num_cpus", "num_gpus", "memory"):
+            raise UserError(f"algorithm {task.cell.config['algorithm']} declares unknown resource {key!r}")
+        res[key] = value
+    return res
+
+
+class RayExecutor:
+    """Ray-backed executor with the same surface as :class:`harness.executors.LocalExecutor`.
+
+    Parameters
+    ----------
+    workers: CPUs of the private local Ray instance started when no cluster is given (the
+        ``--workers`` flag); on a cluster, the cluster's own resources decide parallelism.
+    address: a Ray cluster to join (``ray://host:10001`` or ``host:6379``, the ``--address``
+        flag); default ``$RAY_ADDRESS``, else a private local instance.
+    """
+
+    def __init__(self, workers: int = 1, address: str | None = None):
+        self.workers = max(1, int(workers))
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self._owned = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _connect(self) -> None:
+        if ray.is_initialized():
+            return
+        try:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or "a local instance"
+            raise UserError(f"cannot start or reach Ray at {where}: {str(exc).splitlines()[0]}") from None
+        self._owned = True
+
+    def _close(self) -> None:
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+        self._owned = False
+
+    def _in_flight(self) -> int:
+        cpus = int(ray.cluster_resources().get("CPU", self.workers))
+        return max(2 * cpus, 4 * self.workers, 2)
+
+    # -- generic map -------------------------------------------------------------------
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
+        """``fn(task)`` for every task, as Ray tasks (one CPU each); results as they finish."""
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self._connect()
+        remote = ray.remote(num_cpus=1)(_call_remote)
+        fn_ref = ray.put(fn)
+        try:
+            yield from self._stream(((remote, (fn_ref, t), {}) for t in tasks), lambda r: r)
+        finally:
+            self._close()
+
+    # -- experiment runs -----------------------------------------------------------------
+    def run_tasks(self, tasks: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        """Run experiment tasks remotely, write each finished run here; yield result rows."""
+        from harness.experiment import write_task
+        from oracles.registry import load_oracle
+        tasks = list(tasks)
+        if not tasks:
+            return
+        # Load (and verify) every table in the driver before starting anything remote, so
+        # a missing or damaged table is one clear error, not a failure inside a worker.
+        tables: dict[str, Any] = {}
+        by_spec: dict[str, str] = {}
+        for t in tasks:
+            spec = t.cell.oracle
+            if spec not in by_spec:
+                table = load_oracle(spec).table
+                key = table.meta["checksum"]
+                by_spec[spec] = key
+                tables.setdefault(key, table)
+        resources = {t.cell.key: task_resources(t) for t in tasks}
+        self._connect()
+        try:
+            refs = {key: ray.put(_shippable(table)) for key, table in tables.items()}
+            self.tables_put = len(refs)
+            remote = ray.remote(_compute_remote)
+
+            def submissions():
+                for t in tasks:
+                    yield remote.options(**resources[t.cell.key]), (t, refs[by_spec[t.cell.oracle]]), {}
+
+            yield from self._stream(submissions(), lambda out: write_task(*out))
+        finally:
+            self._close()
+
+    def _stream(self, submissions, finish) -> Iterator[Any]:
+        limit = self._in_flight()
+        pending: list = []
+        subs = iter(submissions)
+        try:
+            for remote, args, kwargs in subs:
+                pending.append(remote.remote(*args, **kwargs))
+                if len(pending) >= limit:
+                    break
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        out = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        cause = getattr(exc, "cause", None)
+                        if isinstance(cause, UserError):
+                            raise UserError(str(cause)) from None
+                        raise
+                    yield finish(out)
+                    nxt = next(subs, None)
+                    if nxt is not None:
+                        remote, args, kwargs = nxt
+                        pending.append(remote.remote(*args, **kwargs))
+        except BaseException:
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # already finished or the cluster is gone: nothing to cancel
+                    pass
+            raise
