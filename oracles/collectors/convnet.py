@@ -470,6 +470,7 @@ def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], t
     meta = {
         "source": "self-collected by oracles.collectors.convnet",
         "description": description,
+        "preset": job.preset,
         "space": {"kind": "convnet", "preset": job.preset, **job.space_params,
                   "subset": job.indices is not None},
         "oracles": [{"name": job.name, "search": "valid_acc", "report": "test_acc",

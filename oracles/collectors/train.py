@@ -80,7 +80,7 @@ class Recipe:
 #: LaNAS appendix 6.1 trains ConvNet-60K for 100 epochs; the paper gives nothing else, the
 #: rest is the same Adam + cosine + batch-norm recipe.
 DEFAULT_RECIPES: dict[str, Recipe] = {
-    "digits": Recipe(epochs=6, batch_size=128, lr=0.02, weight_decay=0.0, schedule="cosine",
+    "digits": Recipe(epochs=5, batch_size=128, lr=0.02, weight_decay=0.0, schedule="cosine",
                      batch_norm=True),
     "cifar10": Recipe(epochs=100, batch_size=128, lr=0.001, weight_decay=0.0, schedule="cosine",
                       batch_norm=True),
