@@ -411,8 +411,9 @@ class NB101TableSpace(NB101Space, FiniteSpace):
     hashes: the module hash of every row (the table's ``archs``).
     bits: ``(N, 21)`` uint8 padded upper-triangle adjacency of every row.
     ops: ``(N, 5)`` int8 padded interior ops (:data:`PAD` = no vertex).
-    max_cache: how many raw cells to remember with their row, so that a repeated query by
-        cell skips re-hashing (default 2**20: a full search's worth).
+    max_cache: how many cells to remember with their row, so that querying a cell the space
+        handed out (or one seen before) skips re-hashing; about 1 KB each, so the default
+        2**16 bounds the cache near 70 MB; it is emptied when full.
 
     For the full table (every valid model) mutation and neighbours are the paper's. For a
     partial table (a fixture, a subset) a mutation or neighbour that is not a row cannot be
@@ -423,7 +424,7 @@ class NB101TableSpace(NB101Space, FiniteSpace):
 
     mutation_tries = 200
 
-    def __init__(self, hashes: np.ndarray, bits: np.ndarray, ops: np.ndarray, max_cache: int = 1 << 20):
+    def __init__(self, hashes: np.ndarray, bits: np.ndarray, ops: np.ndarray, max_cache: int = 1 << 16):
         self._hashes = np.asarray(hashes)
         self._bits = np.asarray(bits)
         self._ops = np.asarray(ops)
@@ -456,9 +457,13 @@ class NB101TableSpace(NB101Space, FiniteSpace):
         if not 0 <= index < self.size:
             raise IndexError(f"NB101 table row {index} out of range 0..{self.size - 1}")
         cell = prune(unpad(self._bits[index], self._ops[index]))
-        if len(self._cache) < self.max_cache:
-            self._cache[cell] = index
+        self._remember(cell, index)
         return cell
+
+    def _remember(self, cell: Cell, index: int) -> None:
+        if len(self._cache) >= self.max_cache:
+            self._cache.clear()
+        self._cache[cell] = index
 
     def index(self, arch) -> int:
         i = self._cache.get(arch) if isinstance(arch, Cell) else None
@@ -470,8 +475,7 @@ class NB101TableSpace(NB101Space, FiniteSpace):
         if i is None:
             raise InvalidArchitecture(f"NB101 cell {cell_to_string(cell)} (hash {h}) is valid but not "
                                       f"in this table of {self.size} models")
-        if len(self._cache) < self.max_cache:
-            self._cache[cell] = i
+        self._remember(cell, i)
         return i
 
     def indices(self, archs) -> np.ndarray:

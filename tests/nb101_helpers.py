@@ -135,3 +135,23 @@ def synthetic_full_table(seed: int = 0) -> Table:
                  columns={"bits": bits, "ops": ops, "n_vertices": n_vertices,
                           "params": rng.integers(200_000, 50_000_000, n)},
                  meta=meta)
+
+
+def write_table_as_tfrecord(table: Table, path: Path) -> Path:
+    """Write an NB101 table back in the official tfrecord layout (streamed, one record per
+    run): used to measure a full-size import on the synthetic table."""
+    from oracles.importers.nb101 import FINAL
+    metric_keys = [f"final_{m}" for m in FINAL] + [f"halfway_{m}" for m in FINAL]
+    values = np.asarray(table.values, dtype=np.float64)
+    with open(path, "wb") as fh:
+        for i, h in enumerate(table.archs):
+            cell = prune(unpad(table.columns["bits"][i], table.columns["ops"][i]))
+            adjacency = "".join(str(x) for row in cell.matrix for x in row)
+            ops = ",".join(cell.ops)
+            for f, epochs in enumerate(table.fidelities):
+                for s in range(len(table.seeds)):
+                    run = dict(zip(metric_keys, (float(x) for x in values[i, s, f])))
+                    metrics = base64.b64encode(encode_model_metrics(
+                        int(table.columns["params"][i]), int(epochs), run)).decode()
+                    fh.write(frame(json.dumps([str(h), int(epochs), adjacency, ops, metrics]).encode()))
+    return path

@@ -292,3 +292,17 @@ def test_enumerated_models_have_423624_distinct_official_hashes():
     bits, ops = enumerate_models()
     hashes = {module_hash(prune(unpad(b, o))) for b, o in zip(bits, ops)}
     assert len(hashes) == 423_624
+
+
+def test_cell_cache_is_bounded_and_answers_stay_right(sample_space):
+    small = NB101TableSpace(sample_space._hashes, sample_space._bits, sample_space._ops, max_cache=4)
+    for _ in range(2):
+        for i in range(small.size):
+            assert small.index(small.arch(i)) == i
+            assert len(small._cache) <= 4
+    # a cell outside a partial table is refused by the table space's decoders too
+    outside = make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"])
+    with pytest.raises(InvalidArchitecture, match="not in this table"):
+        small.from_tokens(NB101Space().tokens(outside))
+    with pytest.raises(InvalidArchitecture, match="not in this table"):
+        small.parse(NB101Space().to_string(outside))
