@@ -17,6 +17,8 @@ from oracles.errors import UserError
 COMMANDS = (
     "harness.commands.run",
     "harness.commands.report",
+    "harness.commands.plot",
+    "harness.commands.compare",
     "harness.commands.oracles",
     "harness.commands.collect",
 )

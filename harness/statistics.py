@@ -10,7 +10,8 @@ was censored.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,13 +46,21 @@ class SamplesToOptimum:
     q3: float | None
     min: float | None
     max: float | None
+    #: percentile-bootstrap intervals ``[lo, hi]`` of mean / median / q1 / q3 (filled when
+    #: asked for with ``n_boot > 0``; a ``None`` bound lies beyond the budget)
+    ci: dict[str, list[float | None]] = field(default_factory=dict)
+    confidence: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def samples_to_optimum(values: np.ndarray, censored: np.ndarray, budget: np.ndarray | float) -> SamplesToOptimum:
-    """Summary of samples-to-optimum; ``values`` may be NaN where ``censored``."""
+def samples_to_optimum(values: np.ndarray, censored: np.ndarray, budget: np.ndarray | float,
+                       n_boot: int = 0, confidence: float = 0.95, seed: int = 0) -> SamplesToOptimum:
+    """Summary of samples-to-optimum; ``values`` may be NaN where ``censored``.
+
+    ``n_boot`` > 0 adds percentile-bootstrap intervals (``n_boot`` resamples of the runs,
+    generator seeded with ``seed`` so the numbers are reproducible)."""
     censored = np.asarray(censored, dtype=bool)
     budget = np.broadcast_to(np.asarray(budget, dtype=np.float64), censored.shape)
     times = np.where(censored, budget, np.asarray(values, dtype=np.float64))
@@ -65,7 +74,10 @@ def samples_to_optimum(values: np.ndarray, censored: np.ndarray, budget: np.ndar
         median=km_quantile(times, observed, 0.5), q1=km_quantile(times, observed, 0.25),
         q3=km_quantile(times, observed, 0.75),
         min=float(times[observed].min()) if observed.any() else None,
-        max=float(times[observed].max()) if observed.any() else None)
+        max=float(times[observed].max()) if observed.any() else None,
+        ci=({k: [e.lo, e.hi] for k, e in samples_to_optimum_cis(
+            values, censored, budget, confidence, n_boot, seed).items()} if n_boot > 0 else {}),
+        confidence=confidence if n_boot > 0 else None)
 
 
 def mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
@@ -74,3 +86,270 @@ def mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
     if len(v) == 0:
         return None, None
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+# --- bootstrap ----------------------------------------------------------------------------
+#: bootstrap defaults: 2,000 percentile-bootstrap resamples and a fixed seed, so a report is
+#: the same every time it is made (Efron & Tibshirani's usual 1,000-2,000 for percentile CIs)
+N_BOOT = 2000
+CONFIDENCE = 0.95
+BOOT_SEED = 0
+
+
+def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
+    """``(n_boot, n)`` row indices of ``n_boot`` resamples with replacement."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """Percentile interval of bootstrap draws; ``inf`` draws (a quantile hidden by censoring)
+    make a bound ``None`` (= beyond the budget). ``inverted_cdf`` picks actual draws, so
+    infinite ones never get interpolated into NaN."""
+    draws = np.asarray(draws, dtype=np.float64)
+    draws = draws[~np.isnan(draws)]
+    if len(draws) == 0:
+        return None, None
+    a = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(draws, [a, 1.0 - a], method="inverted_cdf")
+    return (float(lo) if np.isfinite(lo) else None), (float(hi) if np.isfinite(hi) else None)
+
+
+def bootstrap_ci(values: np.ndarray, statistic: str = "mean", confidence: float = CONFIDENCE,
+                 n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of ``statistic`` (``mean``/``median``/``std``) of ``values``
+    (NaN entries ignored)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return None, None
+    if len(v) == 1:
+        return float(v[0]), float(v[0])
+    draws = _STATS[statistic](v[resample_indices(len(v), n_boot, seed)])
+    return percentile_interval(draws, confidence)
+
+
+_STATS = {
+    "mean": lambda m: m.mean(axis=-1),
+    "median": lambda m: np.median(m, axis=-1),
+    "std": lambda m: m.std(axis=-1, ddof=1),
+}
+
+
+# --- Kaplan-Meier on many samples at once -------------------------------------------------
+def km_quantile_batch(times: np.ndarray, observed: np.ndarray, q: float) -> np.ndarray:
+    """Kaplan-Meier ``q``-quantile of every row of ``times``/``observed`` (shape ``(B, n)``);
+    ``inf`` where censoring hides it.
+
+    Within a row, units are sorted by time with events before censorings at ties (a unit
+    censored at ``t`` is still at risk at ``t``). Taking tied events one at a time with
+    at-risk counts ``r, r-1, ..., r-d+1`` multiplies to the product-limit factor ``1 - d/r``
+    of the group, so the running product over sorted units reaches every KM value at the
+    end of its time group, and the first unit where ``1 - S >= q`` carries the quantile.
+    """
+    T = np.atleast_2d(np.asarray(times, dtype=np.float64))
+    E = np.atleast_2d(np.asarray(observed, dtype=bool))
+    n = T.shape[1]
+    order = np.lexsort((~E, T), axis=-1)
+    Ts = np.take_along_axis(T, order, axis=-1)
+    Es = np.take_along_axis(E, order, axis=-1)
+    at_risk = n - np.arange(n, dtype=np.float64)
+    S = np.cumprod(1.0 - Es / at_risk, axis=-1)
+    hit = (1.0 - S >= q - 1e-12) & Es
+    first = hit.argmax(axis=-1)
+    found = hit.any(axis=-1)
+    return np.where(found, Ts[np.arange(len(Ts)), first], np.inf)
+
+
+def censor_at(values: np.ndarray, censored: np.ndarray, budget) -> tuple[np.ndarray, np.ndarray]:
+    """(times, observed) with censored runs placed at their budget.
+
+    A run censored at budget ``B`` drew ``B`` architectures without the optimum, so its
+    samples-to-optimum is at least ``B + 1``; placing it at ``B`` and flagging it censored is
+    the usual right-censoring convention (and makes a restricted mean a lower bound)."""
+    censored = np.asarray(censored, dtype=bool)
+    budget = np.broadcast_to(np.asarray(budget, dtype=np.float64), censored.shape)
+    times = np.where(censored, budget, np.asarray(values, dtype=np.float64))
+    return times, ~censored
+
+
+def common_censoring(times: np.ndarray, observed: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Censor every run at ``tau`` as well (for comparing groups with different budgets)."""
+    times = np.asarray(times, dtype=np.float64)
+    later = times > tau
+    return np.minimum(times, tau), np.asarray(observed, dtype=bool) & ~later
+
+
+@dataclass
+class Estimate:
+    """A point estimate with its percentile-bootstrap interval (``None``: not estimable, or
+    a bound beyond the budget because censoring hides it)."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _none_if_inf(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def samples_to_optimum_cis(values: np.ndarray, censored: np.ndarray, budget,
+                           confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
+                           seed: int = BOOT_SEED) -> dict[str, Estimate]:
+    """Bootstrap CIs (runs resampled with replacement) of the restricted mean and of the
+    Kaplan-Meier quartiles and median of samples-to-optimum."""
+    times, observed = censor_at(values, censored, budget)
+    n = len(times)
+    if n == 0:
+        return {k: Estimate(None, None, None) for k in ("mean", "median", "q1", "q3")}
+    idx = resample_indices(n, n_boot, seed)
+    T, E = times[idx], observed[idx]
+    out = {"mean": Estimate(float(times.mean()), *percentile_interval(T.mean(axis=1), confidence))}
+    for key, q in (("q1", 0.25), ("median", 0.5), ("q3", 0.75)):
+        point = km_quantile_batch(times, observed, q)[0]
+        out[key] = Estimate(_none_if_inf(point),
+                            *percentile_interval(km_quantile_batch(T, E, q), confidence))
+    return out
+
+
+# --- comparing two groups ----------------------------------------------------------------
+@dataclass
+class Ratio:
+    """``statistic(a) / statistic(b)`` with a bootstrap CI (groups resampled independently)."""
+
+    statistic: str                #: "restricted mean" / "mean" / "KM median" / "median"
+    value: float | None
+    lo: float | None
+    hi: float | None
+    #: for a ratio of restricted means: "lower" (only the numerator's runs were censored, so
+    #: the true ratio is at least this), "upper" (only the denominator's), "unknown" (both),
+    #: "exact" (no censoring; also always for medians, which KM handles)
+    bound: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio_draws(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = num / den
+    # a hidden (infinite) quantile in both groups says nothing about their ratio
+    return np.where(np.isinf(num) & np.isinf(den), np.nan, r)
+
+
+def sample_ratios(a_times: np.ndarray, a_observed: np.ndarray, b_times: np.ndarray,
+                  b_observed: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
+                  seed: int = BOOT_SEED) -> dict[str, Ratio]:
+    """How many times more samples group ``a`` needs than group ``b`` (e.g. a = random
+    search, b = LaNAS: "LaNAS needs 22x fewer samples", LaNAS §4.2): ratio of the means
+    (restricted to the budget when a run is censored) and of the Kaplan-Meier medians."""
+    a_t, a_e = np.asarray(a_times, float), np.asarray(a_observed, bool)
+    b_t, b_e = np.asarray(b_times, float), np.asarray(b_observed, bool)
+    if len(a_t) == 0 or len(b_t) == 0:
+        return {}
+    ia = resample_indices(len(a_t), n_boot, seed)
+    ib = resample_indices(len(b_t), n_boot, seed + 1)
+    restricted = not (a_e.all() and b_e.all())
+    bound = {(True, True): "exact", (False, True): "lower", (True, False): "upper",
+             (False, False): "unknown"}[(bool(a_e.all()), bool(b_e.all()))]
+    out = {}
+    mean = _ratio_draws(a_t.mean(), b_t.mean())
+    draws = _ratio_draws(a_t[ia].mean(axis=1), b_t[ib].mean(axis=1))
+    out["mean"] = Ratio("restricted mean" if restricted else "mean", _none_if_inf(float(mean)),
+                        *percentile_interval(draws, confidence), bound=bound)
+    med = _ratio_draws(km_quantile_batch(a_t, a_e, 0.5), km_quantile_batch(b_t, b_e, 0.5))[0]
+    draws = _ratio_draws(km_quantile_batch(a_t[ia], a_e[ia], 0.5), km_quantile_batch(b_t[ib], b_e[ib], 0.5))
+    out["median"] = Ratio("KM median" if restricted else "median",
+                          None if np.isnan(med) else _none_if_inf(float(med)),
+                          *percentile_interval(draws, confidence), bound="exact")
+    return out
+
+
+@dataclass
+class RankTest:
+    """Mann-Whitney U test of ``a`` against ``b`` with the Vargha-Delaney effect size."""
+
+    u: float                       #: U statistic of ``a``
+    p_value: float
+    alternative: str               #: "two-sided", "greater" (a tends larger) or "less"
+    a12: float                     #: P(a > b) + P(a = b)/2 (0.5: no effect)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mann_whitney(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> RankTest | None:
+    """Rank test on two samples (ties allowed; scipy picks exact or asymptotic p-values).
+
+    On samples-to-optimum censored at a common budget this is Gehan's generalised Wilcoxon
+    test: a censored run is tied with every other run at the budget and ranked above every
+    observed time, which is what is known about it."""
+    from scipy.stats import mannwhitneyu
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) == 0 or len(b) == 0:
+        return None
+    if np.all(a == a[0]) and np.all(b == a[0]):
+        # identical constant samples: no evidence either way (scipy would divide by zero)
+        return RankTest(u=len(a) * len(b) / 2.0, p_value=1.0, alternative=alternative, a12=0.5)
+    res = mannwhitneyu(a, b, alternative=alternative)
+    return RankTest(u=float(res.statistic), p_value=float(res.pvalue), alternative=alternative,
+                    a12=float(res.statistic) / (len(a) * len(b)))
+
+
+def vargha_delaney_a12(a: np.ndarray, b: np.ndarray) -> float:
+    """P(a > b) + P(a = b)/2 over all pairs (Vargha & Delaney 2000: 0.56/0.64/0.71 are
+    small/medium/large effects)."""
+    a = np.asarray(a, dtype=np.float64)[:, None]
+    b = np.asarray(b, dtype=np.float64)[None, :]
+    return float(((a > b) + 0.5 * (a == b)).mean())
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error control across many tests)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return [float(x) for x in out]
+
+
+_CHUNK = 512
+
+
+# --- many runs' curves at once -----------------------------------------------------------
+def curve_bands(values: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
+                seed: int = BOOT_SEED) -> dict[str, np.ndarray]:
+    """Per-column statistics of a ``(runs, points)`` matrix of curves (NaN: run undefined
+    there): median, quartiles (the LaNAS Fig. 5 interquartile band), mean and a bootstrap CI
+    of the mean (runs resampled with replacement, all points of a run together)."""
+    V = np.asarray(values, dtype=np.float64)
+    R, G = V.shape
+    defined = ~np.isnan(V)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            q1, med, q3 = np.nanpercentile(V, [25, 50, 75], axis=0)
+            mean = np.nanmean(V, axis=0)
+        # resample counts per run; a resampled mean is then one matrix product
+        counts = np.zeros((n_boot, R))
+        idx = resample_indices(R, n_boot, seed)
+        np.add.at(counts, (np.arange(n_boot)[:, None], idx), 1.0)
+        filled, weight = np.where(defined, V, 0.0), defined.astype(np.float64)
+        a = (1.0 - confidence) / 2.0
+        lo, hi = np.full(G, np.nan), np.full(G, np.nan)
+        for s in range(0, G, _CHUNK):  # bounded memory: n_boot x _CHUNK draws at a time
+            boot = (counts @ filled[:, s:s + _CHUNK]) / (counts @ weight[:, s:s + _CHUNK])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lo[s:s + _CHUNK], hi[s:s + _CHUNK] = np.nanquantile(boot, [a, 1.0 - a], axis=0)
+    return {"median": med, "q1": q1, "q3": q3, "mean": mean, "mean_lo": lo, "mean_hi": hi,
+            "n_runs": defined.sum(axis=0)}

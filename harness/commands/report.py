@@ -1,31 +1,76 @@
-"""``nas-harness report DIR``: the summary of a results folder."""
+"""``nas-harness report DIR``: the summary of a results folder (text), every statistic
+(``--format json``), or a Markdown report with tables and figures (``--format md``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from oracles.errors import UserError
 
+from ..metrics import load
 from ..results import ResultsStore
-from ..summary import format_text, summarise
+from ..summary import format_markdown, format_text, statistics_report, summarise
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="summarise a results folder")
-    p.add_argument("dir", type=Path, help="results folder written by `nas-harness run`")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("dir", type=Path, help="results folder written by `nas-harness run` (json also takes a "
+                                          "baseline file)")
+    p.add_argument("--format", choices=("text", "json", "md"), default="text",
+                   help="text summary, all statistics as JSON, or a Markdown report with figures")
+    p.add_argument("--output", type=Path, help="write the report to this file instead of stdout "
+                                               "(md: figure links are relative to it)")
+    p.add_argument("--budgets", help="comma-separated budgets of the final-quality table "
+                                     "(default 100,500,1000 below the budget, and the budget)")
+    p.add_argument("--no-figures", action="store_true", help="md: do not draw or link figures")
     p.set_defaults(func=main)
 
 
+def _budgets(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--budgets must be comma-separated integers, got {text!r}") from None
+    if any(b < 1 for b in out):
+        raise UserError("--budgets must be positive numbers of samples")
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
-    store = ResultsStore(args.dir)
-    if not store.manifest_path.is_file():
-        raise UserError(f"{args.dir} is not a results folder (no experiment.json)")
-    rows = summarise(store)
-    if args.format == "json":
-        print(json.dumps({"dir": str(args.dir), "cells": rows}, indent=1))
+    if args.format == "text":
+        store = ResultsStore(args.dir)
+        if not store.manifest_path.is_file():
+            raise UserError(f"{args.dir} is not a results folder (no experiment.json)")
+        text = format_text(summarise(store))
     else:
-        print(format_text(rows))
+        if args.format == "md" and not args.dir.is_dir():
+            raise UserError(f"{args.dir} is not a results folder (no experiment.json)")
+        rs = load(args.dir)
+        report = statistics_report(rs, _budgets(args.budgets))
+        if args.format == "json":
+            text = json.dumps({"dir": str(args.dir), **report}, indent=1)
+        else:
+            figures = {}
+            if not args.no_figures:
+                from ..figures import plot_all
+                fig_dir = args.dir / "figures"
+                base = (args.output.parent if args.output else Path.cwd()).resolve()
+                for p in plot_all(rs, fig_dir, formats=("png", "pdf")):
+                    if p.suffix == ".png":
+                        figures[p.stem] = Path(os.path.relpath(p.resolve(), base)).as_posix()
+            text = format_markdown(report, figures)
+    if args.output:
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text if text.endswith("\n") else text + "\n")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        print(args.output)
+    else:
+        print(text)
     return 0

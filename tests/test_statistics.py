@@ -1,0 +1,148 @@
+"""Statistics against values computed by hand, censored cases included; curves from records."""
+
+import numpy as np
+import pytest
+
+from harness.curves import best_by_time, best_so_far, cell_curve, sample_grid, time_grid
+from harness.metrics import CellRuns
+from harness.statistics import (bootstrap_ci, censor_at, common_censoring, curve_bands, holm,
+                                kaplan_meier, km_quantile, km_quantile_batch, mann_whitney,
+                                percentile_interval, sample_ratios, samples_to_optimum,
+                                vargha_delaney_a12)
+
+# six runs, budget 10: optimum drawn after 3, 5, 8, 2 samples; two runs censored at 10.
+# Sorted: 2, 3, 5, 8, 10+, 10+. Kaplan-Meier: S(2) = 5/6, S(3) = 5/6 * 4/5 = 4/6,
+# S(5) = 4/6 * 3/4 = 1/2, S(8) = 1/2 * 2/3 = 1/3; S never drops to 1/4.
+VALUES = np.array([3, 5, np.nan, 8, np.nan, 2.0])
+CENSORED = np.isnan(VALUES)
+
+
+def test_kaplan_meier_by_hand():
+    t, e = censor_at(VALUES, CENSORED, 10)
+    times, surv = kaplan_meier(t, e)
+    assert times.tolist() == [2, 3, 5, 8]
+    assert surv == pytest.approx([5 / 6, 4 / 6, 1 / 2, 1 / 3])
+    assert km_quantile(t, e, 0.5) == 5          # first t with 1 - S(t) >= 1/2
+    assert km_quantile(t, e, 0.25) == 3         # 1 - S(2) = 1/6 < 1/4 <= 1 - S(3) = 1/3
+    assert km_quantile(t, e, 0.75) is None      # 1 - S never reaches 3/4: hidden by censoring
+
+
+def test_samples_to_optimum_summary_is_honest_about_censoring():
+    s = samples_to_optimum(VALUES, CENSORED, 10)
+    assert (s.n_runs, s.n_censored) == (6, 2)
+    assert s.mean == pytest.approx(38 / 6) and s.mean_is_restricted   # (2+3+5+8+10+10)/6
+    assert (s.q1, s.median, s.q3) == (3, 5, None)
+    assert (s.min, s.max) == (2, 8)
+    # without censoring the KM quartiles are the empirical ones (inverted CDF)
+    u = samples_to_optimum(np.array([4.0, 1, 3, 2]), np.zeros(4, bool), 10)
+    assert (u.q1, u.median, u.q3, u.mean, u.mean_is_restricted) == (1, 2, 3, 2.5, False)
+    # everything censored: only the restricted mean (= the budget) is known
+    a = samples_to_optimum(np.full(3, np.nan), np.ones(3, bool), 50, n_boot=200)
+    assert a.mean == 50 and a.median is None and a.ci["median"] == [None, None]
+    assert a.ci["mean"] == [50, 50]
+
+
+def test_km_quantile_batch_handles_ties_like_the_product_limit():
+    # t=1: r=6, d=1 -> 5/6; t=2: r=5, d=2 (a third unit censored at 2 stays at risk) -> 1/2;
+    # t=3: r=2, d=1 -> 1/4
+    t = np.array([2, 1, 2, 2, 3, 4.0])
+    e = np.array([1, 1, 0, 1, 1, 0], bool)
+    times, surv = kaplan_meier(t, e)
+    assert surv == pytest.approx([5 / 6, 1 / 2, 1 / 4])
+    assert km_quantile_batch(t, e, 0.5)[0] == 2
+    assert km_quantile_batch(t, e, 0.75)[0] == 3
+    assert km_quantile_batch(t, e, 0.8)[0] == np.inf
+    rng = np.random.default_rng(1)
+    T = rng.integers(1, 8, size=(40, 9)).astype(float)
+    E = rng.random((40, 9)) < 0.7
+    for q in (0.25, 0.5, 0.75):
+        batch = km_quantile_batch(T, E, q)
+        single = [km_quantile(T[i], E[i], q) for i in range(len(T))]
+        assert batch.tolist() == [np.inf if s is None else s for s in single]
+
+
+def test_bootstrap_intervals():
+    assert bootstrap_ci(np.full(5, 3.0)) == (3.0, 3.0)
+    x = np.arange(100, dtype=float)
+    lo, hi = bootstrap_ci(x)
+    se = x.std(ddof=1) / 10
+    # the percentile interval of a mean of 100 values is close to mean +- 1.96 se
+    assert lo == pytest.approx(49.5 - 1.96 * se, abs=0.15 * se)
+    assert hi == pytest.approx(49.5 + 1.96 * se, abs=0.15 * se)
+    assert bootstrap_ci(x) == (lo, hi)                          # reproducible
+    assert bootstrap_ci(x, seed=1) != (lo, hi)
+    assert percentile_interval(np.array([1.0, 2, np.inf, np.inf]), 0.5) == (1.0, None)
+    s = samples_to_optimum(VALUES, CENSORED, 10, n_boot=500)
+    assert s.ci["mean"][0] <= s.mean <= s.ci["mean"][1]
+    assert s.ci["median"][0] <= s.median and s.ci["q3"][1] is None
+
+
+def test_ratios_of_means_and_medians():
+    r = sample_ratios(np.full(4, 10.0), np.ones(4, bool), np.full(4, 2.0), np.ones(4, bool), n_boot=100)
+    assert (r["mean"].value, r["mean"].lo, r["mean"].hi, r["mean"].bound) == (5, 5, 5, "exact")
+    assert (r["median"].value, r["median"].statistic) == (5, "median")
+    # the slower group censored at 10: a ratio of restricted means is a lower bound
+    r = sample_ratios(np.array([10, 10, 4, 10.0]), np.array([0, 0, 1, 0], bool),
+                      np.array([1, 2, 2, 3.0]), np.ones(4, bool), n_boot=100)
+    assert r["mean"].value == pytest.approx((34 / 4) / 2) and r["mean"].bound == "lower"
+    assert r["mean"].statistic == "restricted mean"
+    assert r["median"].value is None   # KM median of the slower group is beyond the budget
+    t, e = common_censoring(np.array([3, 12, 20.0]), np.array([1, 1, 0], bool), 10)
+    assert t.tolist() == [3, 10, 10] and e.tolist() == [True, False, False]
+
+
+def test_mann_whitney_and_effect_sizes_by_hand():
+    t = mann_whitney([1, 2, 3], [4, 5, 6], "less")
+    assert t.u == 0 and t.a12 == 0 and t.p_value == pytest.approx(1 / 20)   # exact: 1 of C(6,3)
+    assert mann_whitney([4, 5, 6], [1, 2, 3], "greater").p_value == pytest.approx(1 / 20)
+    # ties count half: pairs (2,2) twice -> U = 1, A12 = 1/6
+    assert vargha_delaney_a12([1, 2, 2], [2, 3]) == pytest.approx(1 / 6)
+    assert mann_whitney([1, 2, 2], [2, 3]).a12 == pytest.approx(1 / 6)
+    same = mann_whitney([5, 5, 5], [5, 5])
+    assert same.p_value == 1.0 and same.a12 == 0.5
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_curve_bands_by_hand():
+    V = np.array([[1, 2], [3, 4], [5, 6], [7, 8.0]])
+    b = curve_bands(V, n_boot=300)
+    assert b["median"].tolist() == [4, 5] and b["mean"].tolist() == [4, 5]
+    assert b["q1"].tolist() == [2.5, 3.5] and b["q3"].tolist() == [5.5, 6.5]
+    assert np.all(b["mean_lo"] <= b["mean"]) and np.all(b["mean"] <= b["mean_hi"])
+    V[0, 0] = np.nan                                   # a run not defined at the first point
+    b = curve_bands(V, n_boot=300)
+    assert b["median"][0] == 5 and b["n_runs"].tolist() == [3, 4]
+
+
+def _cell(records, censored, budget=5, until_optimum=True, cost=False):
+    sto = np.array([np.nan if c else r["n_distinct"][-1] for r, c in zip(records, censored)], float)
+    return CellRuns(oracle="o", label="a", config={"algorithm": "a", "budget": budget, "until_optimum": until_optimum},
+                    seeds=np.arange(len(records)), samples_to_optimum=sto, censored=np.array(censored),
+                    final={k: np.array([r[k][-1] for r in records]) for k in ("best_search", "incumbent_report", "best_report")},
+                    total_cost=np.array([r["cum_cost"][-1] for r in records]), records=records)
+
+
+def _rec(nd, best, cost=None):
+    nd, best = np.array(nd), np.array(best, float)
+    return {"n_distinct": nd, "best_search": best, "incumbent_report": best - 0.1, "best_report": best,
+            "cum_cost": np.array(cost, float) if cost is not None else np.full(len(nd), np.nan)}
+
+
+def test_best_so_far_curves_from_records():
+    # run 0 draws the optimum at its 3rd distinct sample (after a repeat) and stops; run 1 is
+    # censored at the budget of 5
+    runs = [_rec([1, 2, 2, 3], [.5, .6, .6, .9], [10, 30, 30, 60]),
+            _rec([1, 2, 3, 4, 5], [.4, .4, .7, .7, .8], [5, 10, 15, 20, 25])]
+    cell = _cell(runs, [False, True])
+    M = best_so_far(cell, "best_search", sample_grid(5))
+    assert M.tolist() == [[.5, .6, .9, .9, .9], [.4, .4, .7, .7, .8]]
+    assert cell.quality_at(4)["best_search"].tolist() == [.9, .7]
+    c = cell_curve(cell, "best_search", regret_to=1.0, n_boot=50)
+    assert c.bands["median"] == pytest.approx([.55, .5, .2, .2, .15])
+    # time: the grid stops when the censored run stops (25 s); the finished run keeps 0.9
+    g = time_grid([cell])
+    assert g[0] == 5 and g[-1] == pytest.approx(25)
+    T = best_by_time(cell, "best_search", np.array([5.0, 10, 29, 60]))
+    assert np.isnan(T[0, 0]) and T[0, 1:].tolist() == [.5, .5, .9]
+    assert T[1, :2].tolist() == [.4, .4] and np.isnan(T[1, 2:]).all()
+    assert sample_grid(10)[-1] == 10 and len(sample_grid(10**6)) < 1300
