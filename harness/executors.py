@@ -3,7 +3,9 @@ function over tasks and yields results as they finish.
 
 * ``local`` with 1 worker runs in this process (simplest to debug and profile);
 * ``local`` with N workers uses a process pool (spawned processes: no inherited torch or
-  BLAS thread state), each process caching the oracles it loads.
+  BLAS thread state), each process caching the oracles it loads. Ctrl-C is handled by the
+  parent alone: queued runs are cancelled, running ones abandoned (their temporary files
+  removed), and workers whose parent was killed outright exit on their own.
 
 Runs are independent and fully determined by (configuration, seed), so every executor
 produces identical files run for run; only the order in which they finish differs.
@@ -12,10 +14,75 @@ produces identical files run for run; only the order in which they finish differ
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from oracles.errors import UserError
+
+#: how often a worker checks that the process that started it is still alive (seconds)
+ORPHAN_CHECK_S = 0.5
+#: how long an interrupted pool's workers get to abandon their runs before being killed
+STOP_GRACE_S = 5.0
+
+
+def _worker_init(parent: int) -> None:
+    """Make a pool worker safe to interrupt and to orphan.
+
+    * Ctrl-C goes to the whole foreground process group; only the parent should handle it
+      (one message, no worker tracebacks), so workers ignore SIGINT. They are started with
+      SIGINT blocked (see :func:`_sigint_blocked`), so even a Ctrl-C during their start-up
+      cannot reach them before this runs.
+    * SIGTERM, sent by the parent when it stops early, raises SystemExit inside the run, so
+      the atomic writer deletes its temporary file on the way out.
+    * If the parent dies without cleaning up (SIGKILL, OOM killer) the pool's pipes stay
+      open and a worker would wait forever; a watchdog thread ends it instead.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    def watchdog():
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="orphan-watchdog", daemon=True).start()
+
+
+@contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread while worker processes may be started (they inherit the
+    mask); a Ctrl-C meanwhile stays pending and is delivered to the parent afterwards."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued runs and end the running ones now (their files are never half-written)."""
+    procs = list(getattr(pool, "_processes", {}).values())  # CPython detail; empty if absent
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 class LocalExecutor:
@@ -29,24 +96,27 @@ class LocalExecutor:
                 yield fn(t)
             return
         ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
+                                   initializer=_worker_init, initargs=(os.getpid(),))
         try:
             # bounded submission keeps memory flat for studies with many thousands of runs
             it = iter(tasks)
             running = set()
-            for t in it:
-                running.add(pool.submit(fn, t))
-                if len(running) >= 4 * self.workers:
-                    break
+            with _sigint_blocked():  # submit() may start workers
+                for t in it:
+                    running.add(pool.submit(fn, t))
+                    if len(running) >= 4 * self.workers:
+                        break
             while running:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     yield fut.result()
                     nxt = next(it, None)
                     if nxt is not None:
-                        running.add(pool.submit(fn, nxt))
+                        with _sigint_blocked():
+                            running.add(pool.submit(fn, nxt))
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_pool(pool)
             raise
         pool.shutdown(wait=True)
 

@@ -215,22 +215,23 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
     exp.validate()
     cells = plan(exp)
     store = ResultsStore(exp.out)
-    store.register(cells)
-    tasks, done = pending_tasks(exp, cells, store)
     executor = make_executor(exp.executor, exp.workers, exp.address)
-    bar = _progress_bar(len(tasks) + done, done, progress)
-    # executors whose workers may be on other machines compute remotely and write here
-    run_tasks = getattr(executor, "run_tasks", None)
-    results = run_tasks(tasks) if run_tasks is not None else executor.map_unordered(run_task, tasks)
-    try:
-        for result in results:
+    with store.session():  # one writer per folder; leftovers of a killed run removed
+        store.register(cells)
+        tasks, done = pending_tasks(exp, cells, store)
+        bar = _progress_bar(len(tasks) + done, done, progress)
+        # executors whose workers may be on other machines compute remotely and write here
+        run_tasks = getattr(executor, "run_tasks", None)
+        results = run_tasks(tasks) if run_tasks is not None else executor.map_unordered(run_task, tasks)
+        try:
+            for result in results:
+                if bar is not None:
+                    bar.update(1)
+                if on_result is not None:
+                    on_result(result)
+        finally:
             if bar is not None:
-                bar.update(1)
-            if on_result is not None:
-                on_result(result)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     return cells, done, len(tasks)
 
 

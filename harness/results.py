@@ -26,12 +26,14 @@ folder refuses runs whose configuration differs from what it already holds.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -114,6 +116,47 @@ def _os_error(exc: OSError, what: str) -> UserError:
 class ResultsStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+
+    # -- exclusive use ---------------------------------------------------------------------
+    @contextmanager
+    def session(self):
+        """Hold the folder for one experiment; clear what a killed predecessor left behind.
+
+        ``OUT/.lock`` is ``flock``-ed for the duration (released by the kernel however the
+        process ends), so two commands never write one folder at once: the second gets a
+        one-line error instead of racing on ``experiment.json``. Holding the lock, any
+        temporary file in the folder belongs to a process that is gone (a SIGKILL landed
+        mid-write), so it is removed: a resumed folder holds only complete files.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _os_error(exc, f"results folder {self.root}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"another nas-harness command is writing to {self.root}; wait for it "
+                                "to finish or use another --out") from None
+            self.sweep_temporaries()
+            yield self
+        finally:
+            os.close(fd)
+
+    def temporaries(self) -> list[Path]:
+        """Temporary files of interrupted atomic writes (see :func:`_atomic_write_bytes`)."""
+        return sorted([*self.root.glob(".*.tmp"), *self.root.glob("runs/*/*/.*.tmp")])
+
+    def sweep_temporaries(self) -> int:
+        n = 0
+        for path in self.temporaries():
+            try:
+                path.unlink()
+                n += 1
+            except FileNotFoundError:
+                pass
+        return n
 
     # -- the experiment manifest -------------------------------------------------------
     @property

@@ -1,0 +1,89 @@
+"""Kill-and-resume, proven: interrupted experiments end up identical to uninterrupted ones.
+
+These are the CI-sized versions of ``python -m harness.crashproof`` (which does many kills at
+random moments): a few interruptions of each kind, small experiments.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import crashproof
+from harness.results import ResultsStore
+
+
+def test_random_kills_and_resumes_lose_nothing(nb201_env, tmp_path):
+    attempts, problems = crashproof.prove_run(
+        tmp_path, kills=3, modes=("int", "kill", "kill-parent"), seed=1, algorithms=("random",),
+        seeds=4, budget=15625, workers=2, until_optimum=True, log=lambda *a: None)
+    assert problems == []
+    assert len(attempts) >= 1 and all(a.rc in (0, 130, -9) for a in attempts)
+
+
+def _start(out, workers=2, seeds=6):
+    cmd = crashproof.run_command(out, "nb201/cifar10", ["random"], seeds, 15625, workers, True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for_first_run(proc, out, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(out.glob("runs/*/*/seed-*.parquet")):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_stops_the_pool_cleanly(nb201_env, tmp_path):
+    out = tmp_path / "o"
+    proc = _start(out, seeds=12)
+    assert _wait_for_first_run(proc, out), "no run finished"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    if proc.returncode == 0:
+        pytest.skip("the experiment finished before the signal arrived")
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert crashproof._wait_group_gone(proc.pid, 10), "pool workers outlived Ctrl-C"
+    assert ResultsStore(out).temporaries() == []
+
+
+def test_workers_of_a_killed_parent_exit(nb201_env, tmp_path):
+    out = tmp_path / "o"
+    proc = _start(out, seeds=12)
+    assert _wait_for_first_run(proc, out), "no run finished"
+    proc.kill()  # SIGKILL to the parent only: its workers are orphaned
+    proc.wait()
+    assert crashproof._wait_group_gone(proc.pid, 10), "orphaned workers kept running"
+
+
+def test_a_resume_removes_temporaries_of_a_killed_write(nb201_env, tmp_path):
+    from harness.experiment import Experiment, execute
+    exp = Experiment(oracles=["nb201/cifar10"], algorithms=["random"], seeds=2, budget=50, out=str(tmp_path))
+    execute(exp, progress=False)
+    folder = next(tmp_path.glob("runs/*/*"))
+    torn = [folder / ".seed-000001.parquet.abc123.tmp", tmp_path / ".experiment.json.xyz.tmp"]
+    for p in torn:
+        p.write_bytes(b"PAR1 half a file")
+    assert ResultsStore(tmp_path).temporaries() == sorted(torn)
+    assert execute(exp, progress=False)[1:] == (2, 0)
+    assert ResultsStore(tmp_path).temporaries() == []
+
+
+def test_two_commands_on_one_folder_are_refused(nb201_env, tmp_path):
+    from oracles.errors import UserError
+    store = ResultsStore(tmp_path)
+    with store.session():
+        with pytest.raises(UserError, match="another nas-harness command is writing"):
+            with ResultsStore(tmp_path).session():
+                pass
+    with store.session():  # released afterwards
+        pass
