@@ -218,7 +218,12 @@ def read_tfrecord(path: str | os.PathLike, verify_hashes: bool = True, check_crc
     n_vertices, params = array("B"), array("q")
     rec_row, rec_epoch, rec_vals = array("l"), array("l"), array("d")
     n_records = 0
+    from tqdm import tqdm
+    # progress in bytes, on a terminal only (tqdm's disable=None): a full file takes minutes
+    bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path.name}",
+               disable=None, leave=False)
     for k, payload in iter_tfrecords(path, check_crc=check_crc):
+        bar.update(len(payload) + 16)
         h, epochs, adjacency, op_names, metrics = _parse_record(k, payload, path)
         n_records += 1
         fingerprint = hash((adjacency, op_names))
@@ -241,6 +246,7 @@ def read_tfrecord(path: str | os.PathLike, verify_hashes: bool = True, check_crc
         rec_row.append(known[0])
         rec_epoch.append(epochs)
         rec_vals.extend([final[m] for m in FINAL] + [half[m] for m in FINAL])
+    bar.close()
     if not rows:
         raise CorruptData(f"{path} holds no NB101 records")
     return {"hashes": list(rows), "bits": np.frombuffer(bits, dtype=np.uint8).reshape(-1, N_TRIU),

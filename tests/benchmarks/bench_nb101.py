@@ -157,3 +157,17 @@ def test_random_search_run_5000_samples(benchmark, oracle):
     cfg = RunConfig(algorithm="random", oracle=NAME, budget=5000)
     _, summary = benchmark.pedantic(lambda: run_one(cfg, oracle, seed=0), rounds=3, iterations=1)
     assert summary["n_distinct"] == 5000
+
+
+def _algorithms():
+    from algorithms import REGISTRY
+    return sorted(REGISTRY)
+
+
+@pytest.mark.parametrize("name", _algorithms())
+def test_every_algorithm_runs_100_samples(benchmark, oracle, name):
+    """Every registered algorithm on the full-size space (one seed, 100 distinct samples)."""
+    from harness.runner import RunConfig, run_one
+    cfg = RunConfig(algorithm=name, oracle=NAME, budget=100)
+    _, summary = benchmark.pedantic(lambda: run_one(cfg, oracle, seed=0), rounds=1, iterations=1)
+    assert summary["n_distinct"] == 100
