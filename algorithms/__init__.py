@@ -7,6 +7,7 @@ first use so that torch-based algorithms cost nothing to the ones that do not ne
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 from oracles.errors import UserError
@@ -94,6 +95,11 @@ def make_algorithm(name: str, params: dict[str, Any] | None = None) -> SearchAlg
         raise UserError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
                         f"it has {', '.join(defaults) or 'none'}")
     kwargs = {k: _coerce(name, k, v, defaults[k]) for k, v in params.items()}
+    for k, v in kwargs.items():
+        # nan/inf parse as floats but no published hyper-parameter is non-finite; letting
+        # them through only moves the failure deep into a run (e.g. torch's optimisers)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"{name}: parameter {k} must be a finite number, got {v!r}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
