@@ -88,7 +88,8 @@ def _save(fig, out: Path, name: str, formats: Iterable[str]) -> list[Path]:
     paths = []
     for fmt in formats:
         p = out / f"{name}.{fmt}"
-        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        # no dates or versions in the files: the same results give the same bytes
+        meta = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt, {"Software": None})
         fig.savefig(p, format=fmt, metadata=meta)
         paths.append(p)
     return paths

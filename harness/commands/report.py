@@ -60,9 +60,9 @@ def main(args: argparse.Namespace) -> int:
                 from ..figures import plot_all
                 fig_dir = args.dir / "figures"
                 base = (args.output.parent if args.output else Path.cwd()).resolve()
-                for p in plot_all(rs, fig_dir, formats=("png", "pdf")):
-                    if p.suffix == ".png":
-                        figures[p.stem] = Path(os.path.relpath(p.resolve(), base)).as_posix()
+                # PNG is what Markdown shows; `nas-harness plot` adds the PDFs for a paper
+                for p in plot_all(rs, fig_dir, formats=("png",)):
+                    figures[p.stem] = Path(os.path.relpath(p.resolve(), base)).as_posix()
             text = format_markdown(report, figures)
     if args.output:
         try:
