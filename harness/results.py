@@ -173,6 +173,12 @@ class ResultsStore:
                             "this version can use: choose another --out") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("cells"), dict):
             raise UserError(f"{self.manifest_path} is not a nas-harness results manifest; choose another --out")
+        for key, cell in data["cells"].items():
+            if not (isinstance(cell, dict) and isinstance(cell.get("label"), str)
+                    and isinstance(cell.get("oracle"), str) and isinstance(cell.get("config"), dict)
+                    and cell.get("folder") == Cell(cell["label"], cell["oracle"], {}).folder):
+                raise UserError(f"{self.manifest_path} is damaged (entry {key!r}); restore it from a backup "
+                                "or choose another --out")
         return data
 
     def register(self, cells: list[Cell]) -> None:
@@ -211,9 +217,10 @@ class ResultsStore:
         """The metadata of a finished run file, or None if it is missing or unreadable."""
         try:
             md = pq.read_schema(path).metadata or {}
-            return json.loads(md[META_KEY])
+            meta = json.loads(md[META_KEY])
         except (OSError, KeyError, ValueError, pa.ArrowException):
             return None
+        return meta if isinstance(meta, dict) else None
 
     def is_done(self, cell: Cell, seed: int) -> bool:
         meta = self.run_meta(self.run_path(cell, seed))

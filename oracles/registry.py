@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import MissingData, UserError
+from .errors import CorruptData, MissingData, UserError
 from .oracle import TabularOracle
 from .space import FiniteSpace
 from .table import Table, load_table, read_manifest
@@ -100,8 +100,23 @@ def available() -> dict[str, tuple[Path, dict[str, Any]]]:
             manifest = read_manifest(d)
         except UserError:
             continue  # a damaged table is reported when someone asks for it by name
-        for decl in manifest.get("meta", {}).get("oracles", []):
-            out.setdefault(decl["name"], (d, decl))
+        decls = manifest.get("meta", {}).get("oracles", [])
+        for decl in decls if isinstance(decls, list) else []:
+            # a hand-edited declaration without the fields the loader needs is not offered
+            if isinstance(decl, dict) and isinstance(decl.get("name"), str) \
+                    and isinstance(decl.get("search"), str) and isinstance(decl.get("report"), str):
+                out.setdefault(decl["name"], (d, decl))
+    return out
+
+
+def _damaged_tables() -> list[tuple[Path, str]]:
+    """Table directories whose manifest cannot be used, with the reason."""
+    out = []
+    for d in _table_dirs():
+        try:
+            read_manifest(d)
+        except UserError as exc:
+            out.append((d, str(exc)))
     return out
 
 
@@ -165,6 +180,9 @@ def load_oracle(spec: str, table: Table | None = None) -> TabularOracle:
         avail = {name: (Path(f"<table {table.name}>"), decls[name])}
     else:
         avail = available()
+    if name not in avail and table is None:
+        for d, why in _damaged_tables():
+            raise CorruptData(f"oracle {name} is not available, and the table at {d} is damaged: {why}")
     if name not in avail:
         for kt in KNOWN_TABLES:
             if name in kt.oracles:

@@ -159,7 +159,33 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
         raise CorruptData(f"{path} is not valid JSON; the table is damaged, re-import it") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptData(f"{path} is not a {FORMAT} manifest; re-import the table")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise CorruptData(f"{path} is damaged ({problem}); re-import the table")
     return manifest
+
+
+def _manifest_problem(m: dict[str, Any]) -> str | None:
+    """What is structurally wrong with a manifest (hand-edited or damaged), or None."""
+    if not isinstance(m.get("name"), str):
+        return "no table name"
+    axes = m.get("axes")
+    if not isinstance(axes, dict) or not isinstance(axes.get("archs"), int) or \
+            not all(isinstance(axes.get(k), list) for k in ("seeds", "fidelities", "metrics")):
+        return "axes must give archs and the lists seeds, fidelities, metrics"
+    files = m.get("files")
+    if not isinstance(files, dict) or "archs.npy" not in files or "values.npy" not in files:
+        return "files must list archs.npy and values.npy"
+    for fname, info in files.items():
+        if not (isinstance(fname, str) and fname.endswith(".npy") and "/" not in fname and "\\" not in fname
+                and not fname.startswith(".")):
+            return f"bad file name {fname!r}"
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str) or \
+                not isinstance(info.get("shape"), list):
+            return f"entry of {fname} lacks sha256 or shape"
+    if not isinstance(m.get("meta", {}), dict):
+        return "meta must be an object"
+    return None
 
 
 def table_checksum(manifest: dict[str, Any]) -> str:
