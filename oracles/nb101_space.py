@@ -1,13 +1,20 @@
-"""The NAS-Bench-101 cell space (Ying et al., ICML 2019, "NAS-Bench-101", §2.1-2.2).
+"""The NAS-Bench-101 cell space (Ying et al., ICML 2019, "NAS-Bench-101").
+
+NAS-Bench-101 is the benchmark of LaNAS's headline result (../shared/papers/004_*, §4
+"Evaluating on NAS Datasets", its reference [18]). The NB101 paper itself is not among
+../shared/papers; what follows is its published definition of the space, and every rule
+that decides identity (pruning, the hash) is checked against the official records in
+``../shared/data/nb101/nb101_official_sample.json`` and the published model count.
 
 A cell is a DAG of at most 7 vertices given by an upper-triangular adjacency matrix and one
 operation per vertex: vertex 0 is ``input``, the last vertex is ``output`` and each interior
 vertex is one of :data:`OPS` (``conv3x3-bn-relu``, ``conv1x1-bn-relu``, ``maxpool3x3``).
 The whole cell may have at most 9 edges. The benchmark holds every such cell up to graph
-isomorphism: 423,624 unique models (NB101 paper §2.2).
+isomorphism: 423,624 unique models (NB101 paper; :func:`enumerate_models` finds exactly
+these and their official hashes are all distinct).
 
-Validity and pruning follow the official ``ModelSpec`` exactly (NB101 paper §2.2 and the
-official API's documented behaviour): vertices that are not on some input->output path are
+Validity and pruning follow the official ``ModelSpec`` exactly (the official API's
+documented behaviour): vertices that are not on some input->output path are
 removed (with their edges) *before* the limits are checked, so a raw 7-vertex matrix with
 more than 9 edges can still be a valid cell once its dangling vertices are pruned; a matrix
 in which the output cannot be reached from the input is invalid ("disconnected").
@@ -31,10 +38,12 @@ leaving the missing interior positions isolated.
   padding positions carry op 0 -- they are isolated, so :meth:`from_tokens` prunes them
   away again and ``from_tokens(tokens(c))`` is ``c``.
 
-Mutation is the NB101 paper's evolution mutation (§5.1, regularized evolution, as in the
-official example code): on the padded 7-vertex form, flip each of the 21 possible edges with
-probability 1/7 and re-draw each interior op with probability 1/5 (to one of the two other
-ops), repeating until the result is valid and a different model. ``neighbours`` lists the
+Mutation is the NB101 paper's regularized-evolution mutation (as in the official example
+code; LaNAS compares against regularized evolution on NB101, ../shared/papers/004_* §4):
+on the padded 7-vertex form, flip each of the 21 possible edges with probability 1/7 and
+re-draw each interior op with probability 1/5 (to one of the two other ops), so one edge
+and one op change in expectation, repeating until the result is valid and a different
+model. Positions a pruned cell does not use get random ops first, as unseen vertices. ``neighbours`` lists the
 valid models one edge flip or one op change away (an edge to a vertex the cell does not
 use brings that vertex in with the one edge that puts it on an input->output path, so even
 the smallest cells have neighbours).
@@ -58,8 +67,8 @@ from .space import FiniteSpace, SearchSpace, check_tokens
 #: the label used by the module hash).
 OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 INPUT, OUTPUT = "input", "output"
-NUM_VERTICES = 7          # NB101 paper §2.1: at most 7 vertices
-MAX_EDGES = 9             # NB101 paper §2.1: at most 9 edges
+NUM_VERTICES = 7          # NB101 paper: at most 7 vertices
+MAX_EDGES = 9             # NB101 paper: at most 9 edges
 N_INTERIOR = NUM_VERTICES - 2
 #: the 21 upper-triangle positions (row, col) of a 7x7 matrix, row-major
 TRIU: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(NUM_VERTICES)
@@ -279,7 +288,7 @@ class NB101Space(SearchSpace):
 
     ``sample`` draws a random 7-vertex matrix (each upper-triangle edge with probability
     1/2) and uniformly random ops until the cell is valid, as the NB101 paper's random
-    search does (§5.1); this is uniform over *raw* specs, not over the 423,624 models.
+    search baseline does; this is uniform over *raw* specs, not over the 423,624 models.
     """
 
     name = "nb101"

@@ -1,6 +1,7 @@
 """NAS-Bench-101 conversion recipe: the official ``.tfrecord`` files, read without TensorFlow.
 
-Sources (Ying et al., ICML 2019, "NAS-Bench-101", §2.3 and the official data release):
+Sources (Ying et al., ICML 2019, "NAS-Bench-101" -- LaNAS's benchmark, ../shared/papers/004_*
+§4 -- and its official data release):
 
 * ``nasbench_only108.tfrecord``: every one of the 423,624 models trained for 108 epochs,
   three runs each -> table ``nb101``, fidelity 108;
@@ -32,7 +33,7 @@ per-model dictionary):
 * columns ``bits`` (21 padded upper-triangle adjacency bits), ``ops`` (5 padded interior op
   codes, -1 = no vertex), ``n_vertices`` and ``params`` (trainable parameters).
 * oracles: ``nb101`` searches the mean validation accuracy over the three runs and reports
-  the mean test accuracy (the NB101 paper's protocol, §5); ``nb101/test-search`` searches
+  the mean test accuracy (the NB101 paper's protocol); ``nb101/test-search`` searches
   and reports the mean test accuracy, which is what LaNAS did (its optimum is the best
   mean test accuracy, 0.943175752957662). Add ``:runs=random`` to either to answer one run
   drawn at random per query, as the official API does.
@@ -62,7 +63,7 @@ HELP = "NAS-Bench-101: nasbench_only108.tfrecord or nasbench_full.tfrecord (no T
 
 FINAL = ("train_accuracy", "validation_accuracy", "test_accuracy", "training_time")
 METRICS = FINAL + tuple(f"halfway_{m}" for m in FINAL)
-N_RUNS = 3  # NB101 paper §2.3: every model trained three times per epoch budget
+N_RUNS = 3  # NB101 release: every model trained three times per epoch budget
 _EVAL_FIELDS = {2: "training_time", 3: "train_accuracy", 4: "validation_accuracy", 5: "test_accuracy"}
 _MASK_DELTA = 0xA282EAD8
 
