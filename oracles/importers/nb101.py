@@ -55,7 +55,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import CorruptData, InvalidArchitecture, UserError
-from ..nb101_space import N_INTERIOR, N_TRIU, make_cell, module_hash, pad, validate
+from ..nb101_space import N_INTERIOR, N_TRIU, OPS, Cell, make_cell, module_hash, pad, validate
 from ..table import Table, file_sha256
 
 NAME = "nb101"
@@ -66,6 +66,7 @@ METRICS = FINAL + tuple(f"halfway_{m}" for m in FINAL)
 N_RUNS = 3  # NB101 release: every model trained three times per epoch budget
 _EVAL_FIELDS = {2: "training_time", 3: "train_accuracy", 4: "validation_accuracy", 5: "test_accuracy"}
 _MASK_DELTA = 0xA282EAD8
+_OP_SET = frozenset(OPS)
 
 
 # --- TFRecord framing ------------------------------------------------------------------------
@@ -129,8 +130,13 @@ def parse_message(buf: bytes) -> dict[int, list[Any]]:
     fixed32 as float, length-delimited as bytes)."""
     fields: dict[int, list[Any]] = {}
     pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
+    end = len(buf)
+    while pos < end:
+        key = buf[pos]
+        if key < 0x80:  # every key of these messages fits one byte: skip the general decoder
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
         field, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos)
@@ -196,8 +202,12 @@ def _cell_of(k: int, adjacency: str, ops: str, path):
     try:
         if n * n != len(adjacency) or set(adjacency) - {"0", "1"}:
             raise InvalidArchitecture(f"adjacency {adjacency!r} is not a square 0/1 matrix")
-        cell = make_cell(np.frombuffer(adjacency.encode(), dtype=np.uint8).reshape(n, n) - ord("0"),
-                         ops.split(","))
+        matrix = tuple(tuple(1 if c == "1" else 0 for c in adjacency[i * n:(i + 1) * n]) for i in range(n))
+        names = tuple(ops.split(","))
+        if any(matrix[i][j] for i in range(n) for j in range(i + 1)) or len(names) != n \
+                or names[0] != "input" or names[-1] != "output" or not set(names[1:-1]) <= _OP_SET:
+            cell = make_cell(matrix, names)  # the slow, thorough check says what is wrong
+        cell = Cell(matrix, names)
         pruned = validate(cell)
     except InvalidArchitecture as exc:
         raise CorruptData(f"{path}: record {k} holds an invalid NB101 cell ({exc})") from None
