@@ -295,7 +295,8 @@ class ConvNetSpace(FiniteSpace):
         layers = []
         for part in text.strip().split("-"):
             k, sep, c = part.partition("x")
-            if not sep or not k.isdigit() or not c.isdigit():
+            # isascii: str.isdigit() accepts characters int() rejects, e.g. '²'
+            if not sep or not (k + c).isascii() or not k.isdigit() or not c.isdigit():
                 raise InvalidArchitecture(f"bad convnet string {text!r}: layer {part!r} must read "
                                           "KxC, e.g. 3x32 (kernel 3, 32 channels)")
             layers.append((int(k), int(c)))

@@ -42,7 +42,7 @@ def _wait_for_first_run(proc, out, timeout=60):
 
 def test_ctrl_c_stops_the_pool_cleanly(nb201_env, tmp_path):
     out = tmp_path / "o"
-    proc = _start(out, seeds=12)
+    proc = _start(out, seeds=8)
     assert _wait_for_first_run(proc, out), "no run finished"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
     _, err = proc.communicate(timeout=60)
@@ -58,7 +58,7 @@ def test_ctrl_c_stops_the_pool_cleanly(nb201_env, tmp_path):
 
 def test_workers_of_a_killed_parent_exit(nb201_env, tmp_path):
     out = tmp_path / "o"
-    proc = _start(out, seeds=12)
+    proc = _start(out, seeds=8)
     assert _wait_for_first_run(proc, out), "no run finished"
     proc.kill()  # SIGKILL to the parent only: its workers are orphaned
     proc.wait()
