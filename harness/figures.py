@@ -155,12 +155,14 @@ def _ylim_from(curves: list[Curve], top: float | None, scale: float, x_from: flo
     if not lows:
         return None
     lo, hi = min(lows) * scale, max(highs + ([top] if top is not None else [])) * scale
-    pad = 0.06 * (hi - lo if hi > lo else 1.0)
-    return lo - pad, hi + pad
+    span = hi - lo if hi > lo else 1.0
+    # more room on top: the optimum's line carries a label
+    return lo - 0.05 * span, hi + 0.12 * span
 
 
-def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool) -> None:
-    """Samples to the optimum: one row per algorithm."""
+def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool, lo: float) -> None:
+    """Samples to the optimum: one row per algorithm (``lo``: smallest value in the figure,
+    so that every panel of a row has the same axis)."""
     rng = np.random.default_rng(0)  # jitter only; fixed so figures are reproducible
     order = sorted(cells, key=lambda c: c.label, reverse=True)
     budget = max(c.budget for c in cells)
@@ -189,11 +191,10 @@ def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool) -> N
     ax.grid(axis="y", visible=False)
     if log_x:
         ax.set_xscale("log")
-        lo = min((np.nanmin(np.where(c.censored, c.budget, c.samples_to_optimum)) for c in cells), default=1)
         ax.set_xlim(max(0.8, lo / 1.6), budget * 1.6)
     else:
         ax.set_xlim(0, budget * 1.04)
-    ax.set_xlabel("samples to the global optimum (distinct architectures)")
+    ax.set_xlabel("samples to reach the global optimum")
 
 
 def _sto_tick(c: CellRuns) -> str:
@@ -221,6 +222,8 @@ def fig5(rs: ResultSet, out: Path, curves: _Curves, col: dict[str, str], log_x: 
     with_sto = any(c.until_optimum for cs in by_oracle.values() for c in cs)
     fig, axes = _figure(2 if with_sto else 1, len(oracles))
     handles = {}
+    lo = min((np.nanmin(np.where(c.censored, c.budget, c.samples_to_optimum))
+              for cs in by_oracle.values() for c in cs if c.until_optimum), default=1.0)
     for j, oracle in enumerate(oracles):
         ax = axes[0, j]
         cells = by_oracle[oracle]
@@ -247,13 +250,15 @@ def fig5(rs: ResultSet, out: Path, curves: _Curves, col: dict[str, str], log_x: 
         if with_sto:
             sto_cells = [c for c in cells if c.until_optimum]
             if sto_cells:
-                _sto_panel(axes[1, j], sto_cells, col, log_x)
+                _sto_panel(axes[1, j], sto_cells, col, log_x, lo)
             else:
                 axes[1, j].set_axis_off()
     labels = sorted(handles)
     h = [handles[k] for k in labels]
     if with_sto:
         sh, sl = _sto_legend_handles()
+        if not any(c.censored.any() for cs in by_oracle.values() for c in cs):
+            del sh[1], sl[1]  # no censored run to explain
         h, labels = h + sh, labels + sl
     _legend(fig, h, labels, ncol=4)
     fig.suptitle("best-so-far: median and interquartile range over seeds", fontsize=8)
