@@ -290,3 +290,17 @@ def test_embedded_rows_retrain_exactly(embedded):
         got = train_network(layers, int(embedded.seeds[seed_pos]), recipe, data)
         stored = np.asarray(embedded.values)[row, seed_pos, 0]
         assert [got[m] for m in metrics] == [float(stored[METRICS.index(m)]) for m in metrics], embedded.archs[row]
+
+
+def test_partial_table_keeps_complete_seeds(tmp_path):
+    out = tmp_path / "work"
+    job = tiny_job(max_depth=1, seeds=2)
+    col.collect(job, out, progress=False, log=lambda *_: None)
+    shard = next((out / "shards").glob("*.jsonl"))
+    lines = shard.read_bytes().splitlines(keepends=True)
+    shard.write_bytes(b"".join(lines[:-1]))  # the last run (network 1, seed 1) is missing
+    assert col.collect(job, out, progress=False, log=lambda *_: None, train=False) is None
+    target = col.collect(job, out, progress=False, log=lambda *_: None, train=False, partial=True,
+                         table_dir=tmp_path / "partial")
+    table = load_table(target)
+    assert table.seeds == ("0",) and table.meta["collection"]["partial"] is True

@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     c.add_argument("--lr", type=float)
     c.add_argument("--weight-decay", type=float)
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--finalize-partial", action="store_true",
+                   help="do not train; write a table of the seeds every network has finished so far")
     c.set_defaults(func=_collect_convnet)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -64,7 +66,8 @@ def _collect_convnet(args: argparse.Namespace) -> int:
                    split_seed=args.split_seed, subset=args.subset, subset_seed=args.subset_seed,
                    cifar_dir=args.cifar_dir)
     target = collect(job, args.out, workers=args.workers, device=args.device, executor=args.executor,
-                     progress=not args.no_progress, table_dir=args.table)
+                     progress=not args.no_progress, table_dir=args.table,
+                     train=not args.finalize_partial, partial=args.finalize_partial)
     if target is None:
         print(f"collection in {args.out} is not complete; run the same command again to resume")
         return 1

@@ -342,10 +342,14 @@ def all_tasks(job: Job) -> list[tuple[int, int]]:
 
 
 def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str = "local",
-            progress: bool = True, table_dir=None, log=print) -> Path | None:
+            progress: bool = True, table_dir=None, log=print, train: bool = True,
+            partial: bool = False) -> Path | None:
     """Run (or resume) ``job`` in ``out``; write the table when complete and return its path.
 
-    Returns ``None`` when the collection stopped before completing (it can be resumed).
+    ``train=False`` only assembles what is already done. ``partial=True`` writes a table even
+    when some runs are missing, keeping the seeds every network has finished (seed-by-seed
+    order makes those the first seeds); ``meta.collection.partial`` says so.
+    Returns ``None`` when no table could be written (the collection can be resumed).
     """
     out = Path(out)
     if workers < 1:
@@ -371,14 +375,23 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str 
         total = len(all_tasks(job))
         if stats["torn"]:
             log(f"dropped {stats['torn']} row(s) torn by an earlier interruption; they will be re-trained")
-        if todo:
+        if todo and train:
             log(f"collecting {job.name}: {total - len(todo)}/{total} (network, seed) runs done, "
                 f"{len(todo)} to go, {workers} {executor} worker(s) on {device}")
             _train(job, out, space, todo, total, workers, device, executor, progress)
             rows, stats = read_shards(out)
-        if len(rows) < total:
-            return None
         target = Path(table_dir) if table_dir is not None else out / "table"
+        if len(rows) < total:
+            if not partial:
+                return None
+            indices = range(space.size) if job.indices is None else job.indices
+            complete = tuple(s for s in job.seeds if all((int(i), s) in rows for i in indices))
+            if not complete:
+                log("no seed is complete yet; nothing to write")
+                return None
+            log(f"writing a partial table: seeds {list(complete)} of {list(job.seeds)}")
+            finalize(job, out, rows, target, seeds=complete)
+            return target
         finalize(job, out, rows, target)
         return target
     finally:
@@ -437,12 +450,13 @@ def code_version() -> dict[str, Any]:
     return info
 
 
-def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], target: Path) -> Table:
-    """Assemble ``rows`` into the job's table and save it at ``target``."""
+def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], target: Path,
+             seeds: Sequence[int] | None = None) -> Table:
+    """Assemble ``rows`` into the job's table (all its seeds, or ``seeds``) and save it at ``target``."""
     space = _space(job)
     indices = np.arange(space.size) if job.indices is None else np.asarray(job.indices, dtype=np.int64)
     pos = {int(i): r for r, i in enumerate(indices)}
-    seeds = list(job.seeds)
+    seeds = list(job.seeds if seeds is None else seeds)
     values = np.full((len(indices), len(seeds), 1, len(METRICS)), np.nan)
     extra = np.full((len(indices), len(EXTRA)), np.nan)
     for (i, s), row in rows.items():
@@ -489,7 +503,8 @@ def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], t
                     "cpu_count": os.cpu_count()},
         "collection": {"created": started.get("created"), "code_version_at_start": started.get("code_version"),
                        "finalized": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "total_train_seconds": float(np.sum(train_time))},
+                       "total_train_seconds": float(np.sum(train_time)),
+                       "partial": len(seeds) < len(job.seeds)},
     }
     table = Table(name=job.name, archs=archs, seeds=tuple(str(s) for s in seeds),
                   fidelities=(job.recipe.epochs,), metrics=METRICS, values=values,
