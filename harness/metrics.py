@@ -254,9 +254,17 @@ def baseline_dict(rs: ResultSet, checkpoints: Iterable[int] | None = None) -> di
 
 def save_baseline(rs: ResultSet, path: str | os.PathLike, checkpoints: Iterable[int] | None = None) -> Path:
     path = Path(path)
-    text = json.dumps(baseline_dict(rs, checkpoints), indent=1, sort_keys=True)
+    # one line per cell: compact (no indentation of the per-run lists) yet diffable by cell
+    data = baseline_dict(rs, checkpoints)
+    cells = data.pop("cells")
+    head = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    body = ",\n".join(json.dumps(c, sort_keys=True, separators=(",", ":")) for c in cells)
+    text = head[:-1] + ',"cells":[\n' + body + "\n]}\n"
     try:
-        _atomic_write_bytes(path, lambda fh: fh.write(text.encode() + b"\n"))
+        _atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(path, 0o666 & ~umask)  # a file to share and commit, not a private temporary
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

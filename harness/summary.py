@@ -61,7 +61,8 @@ def format_text(rows: list[dict[str, Any]]) -> str:
         sto = r.get("samples_to_optimum")
         if sto:
             mean = _fmt(sto["mean"]) + ("*" if sto["mean_is_restricted"] else "")
-            iqr = f"{_fmt(sto['q1'], digits=0)}-{_fmt(sto['q3'], digits=0)}"
+            q3 = _fmt(sto["q3"], digits=0) if sto["q3"] is not None else f">{r['budget']}"
+            iqr = f"{_fmt(sto['q1'], digits=0)}-{q3}"
             cells = [str(sto["n_censored"]), mean, _fmt(sto["median"], digits=0), iqr]
         else:
             cells = ["-", "-", "-", "-"]
