@@ -171,6 +171,10 @@ def _test_pair(b: CellRuns, c: CellRuns, metrics: list[str], at: int | None) -> 
     pr = PairResult(b.oracle, b.label, c.label)
     if b.label != c.label:
         pr.notes.append(f"matched by algorithm name: {b.label} vs {c.label}")
+    bp, cp = b.config.get("params") or {}, c.config.get("params") or {}
+    changed = sorted(k for k in set(bp) | set(cp) if bp.get(k) != cp.get(k))
+    if changed:
+        pr.notes.append("hyper-parameters differ: " + ", ".join(f"{k} {bp.get(k)!r} -> {cp.get(k)!r}" for k in changed))
     overlap = len(set(b.seeds.tolist()) & set(c.seeds.tolist()))
     if overlap:
         pr.notes.append(f"{overlap} seed(s) in common")
