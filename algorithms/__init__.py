@@ -19,6 +19,10 @@ REGISTRY: dict[str, str] = {
     "evolution": "algorithms.regularized_evolution:RegularizedEvolution",
     "mcts": "algorithms.mcts:MCTS",
     "lanas": "algorithms.lanas:LaNAS",
+    "reinforce": "algorithms.reinforce:Reinforce",
+    "cadam": "algorithms.cadam:Cadam",
+    "nao": "algorithms.nao:NAO",
+    "nases": "algorithms.nases:NASES",
 }
 
 
