@@ -260,11 +260,15 @@ def sample_ratios(a_times: np.ndarray, a_observed: np.ndarray, b_times: np.ndarr
     draws = _ratio_draws(a_t[ia].mean(axis=1), b_t[ib].mean(axis=1))
     out["mean"] = Ratio("restricted mean" if restricted else "mean", _none_if_inf(float(mean)),
                         *percentile_interval(draws, confidence), bound=bound)
-    med = _ratio_draws(km_quantile_batch(a_t, a_e, 0.5), km_quantile_batch(b_t, b_e, 0.5))[0]
+    ma, mb = km_quantile_batch(a_t, a_e, 0.5)[0], km_quantile_batch(b_t, b_e, 0.5)[0]
+    med, med_bound = _ratio_draws(ma, mb), "exact"
+    if np.isinf(ma) and np.isfinite(mb):
+        # a's median lies beyond its last follow-up time: the ratio is at least that over b's
+        med, med_bound = a_t.max() / mb, "lower"
     draws = _ratio_draws(km_quantile_batch(a_t[ia], a_e[ia], 0.5), km_quantile_batch(b_t[ib], b_e[ib], 0.5))
     out["median"] = Ratio("KM median" if restricted else "median",
                           None if np.isnan(med) else _none_if_inf(float(med)),
-                          *percentile_interval(draws, confidence), bound="exact")
+                          *percentile_interval(draws, confidence), bound=med_bound)
     return out
 
 

@@ -97,8 +97,10 @@ def _num(x) -> float | None:
 def table_budgets(rs: ResultSet, budgets: list[int] | None = None) -> list[int]:
     if budgets:
         return sorted(set(int(b) for b in budgets))
-    top = {c.budget for c in rs.cells}
-    return sorted({b for b in TABLE_BUDGETS if b < max(top, default=0)} | top)
+    top = max((c.budget for c in rs.cells), default=0)
+    # a cell's own budget says nothing when every run stopped at the optimum before it
+    ends = {c.budget for c in rs.cells if c.n_runs and not (c.until_optimum and not c.censored.any())}
+    return sorted({b for b in TABLE_BUDGETS if b < top} | ends) or ([top] if top else [])
 
 
 def quality_stats(values: np.ndarray, n_boot: int) -> dict[str, Any]:
@@ -230,11 +232,14 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             fmt = lambda x: _n(x, 2)  # noqa: E731
             rows.append([r["oracle"], f"{r['slower']} / {r['faster']}",
                          f"{fmt(rm['value'])}×{bound}" + _ci([rm["lo"], rm["hi"]], fmt, "∞"),
-                         f"{fmt(rd['value'])}×" + _ci([rd["lo"], rd["hi"]], fmt, "∞"),
+                         f"{fmt(rd['value'])}×{' (≥)' if rd['bound'] == 'lower' else ''}"
+                         + _ci([rd["lo"], rd["hi"]], fmt, "∞"),
                          "–" if t is None else f"{t['p_value']:.2g}", "–" if t is None else f"{t['a12']:.2f}"])
         lines += _md_table(["oracle", "ratio", "of means", "of medians", "p", "A12"], rows)
-        lines += ["", "(≥): restricted means, only the slower algorithm had censored runs, so the true "
-                      "ratio is at least this; (?): both had censored runs.", ""]
+        lines += ["", "(≥): a lower bound: for means, only the slower algorithm had censored runs "
+                      "(restricted mean); for medians, the slower one's median lies beyond the budget. "
+                      "(?): both had censored runs, so the ratio of restricted means has no known direction "
+                      "of bias.", ""]
     oracles = sorted({c["oracle"] for c in cells})
     if cells:
         lines += ["## Final quality at fixed budgets", "",
