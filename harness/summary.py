@@ -182,11 +182,16 @@ def _n(x, digits: int = 0) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
-def _ci(ci, fmt=_n, open_hi: str = "> budget") -> str:
-    if not ci:
+def _ci(ci, fmt=_n, beyond: str = "> budget") -> str:
+    """`` [lo, hi]``; a ``None`` bound lies beyond what the runs show (``beyond``)."""
+    if not ci or (ci[0] is None and ci[1] is None):
         return ""
-    lo, hi = ci
-    return f" [{fmt(lo)}, {fmt(hi) if hi is not None else open_hi}]"
+    lo, hi = (beyond if x is None else fmt(x) for x in ci)
+    return f" [{lo}, {hi}]"
+
+
+def _sto_n(x) -> str:
+    return "> budget" if x is None else _n(x)
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -212,8 +217,8 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             ci = s.get("ci", {})
             mean = _n(s["mean"]) + ("\\*" if s["mean_is_restricted"] else "")
             rows.append([c["oracle"], c["algorithm"], str(c["runs"]), f"{s['n_censored']}",
-                         mean + _ci(ci.get("mean")), _n(s["median"], 0) + _ci(ci.get("median")),
-                         f"{_n(s['q1'])} – {_n(s['q3']) if s['q3'] is not None else '> budget'}",
+                         mean + _ci(ci.get("mean")), _sto_n(s["median"]) + _ci(ci.get("median")),
+                         f"{_sto_n(s['q1'])} – {_sto_n(s['q3'])}",
                          f"{c['budget']:,}"])
         lines += _md_table(["oracle", "algorithm", "runs", "censored", "mean", "median", "IQR", "budget"], rows)
         if any(c["samples_to_optimum"]["mean_is_restricted"] for c in sto_cells):
@@ -230,10 +235,10 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             rm, rd, t = r["ratio_of_means"], r["ratio_of_medians"], r["mann_whitney"]
             bound = {"lower": " (≥)", "upper": " (≤)", "unknown": " (?)"}.get(rm["bound"], "")
             fmt = lambda x: _n(x, 2)  # noqa: E731
+            ratio = lambda v, b, lo, hi: "–" if v is None else f"{fmt(v)}×{b}" + _ci([lo, hi], fmt, "∞")  # noqa: E731
             rows.append([r["oracle"], f"{r['slower']} / {r['faster']}",
-                         f"{fmt(rm['value'])}×{bound}" + _ci([rm["lo"], rm["hi"]], fmt, "∞"),
-                         f"{fmt(rd['value'])}×{' (≥)' if rd['bound'] == 'lower' else ''}"
-                         + _ci([rd["lo"], rd["hi"]], fmt, "∞"),
+                         ratio(rm["value"], bound, rm["lo"], rm["hi"]),
+                         ratio(rd["value"], " (≥)" if rd["bound"] == "lower" else "", rd["lo"], rd["hi"]),
                          "–" if t is None else f"{t['p_value']:.2g}", "–" if t is None else f"{t['a12']:.2f}"])
         lines += _md_table(["oracle", "ratio", "of means", "of medians", "p", "A12"], rows)
         lines += ["", "(≥): a lower bound: for means, only the slower algorithm had censored runs "

@@ -17,8 +17,8 @@ from ..summary import format_markdown, format_text, statistics_report, summarise
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="summarise a results folder")
-    p.add_argument("dir", type=Path, help="results folder written by `nas-harness run` (json also takes a "
-                                          "baseline file)")
+    p.add_argument("dir", type=Path, help="results folder written by `nas-harness run` (json and md also "
+                                          "take a baseline file)")
     p.add_argument("--format", choices=("text", "json", "md"), default="text",
                    help="text summary, all statistics as JSON, or a Markdown report with figures")
     p.add_argument("--output", type=Path, help="write the report to this file instead of stdout "
@@ -48,15 +48,13 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"{args.dir} is not a results folder (no experiment.json)")
         text = format_text(summarise(store))
     else:
-        if args.format == "md" and not args.dir.is_dir():
-            raise UserError(f"{args.dir} is not a results folder (no experiment.json)")
         rs = load(args.dir)
         report = statistics_report(rs, _budgets(args.budgets))
         if args.format == "json":
             text = json.dumps({"dir": str(args.dir), **report}, indent=1)
         else:
             figures = {}
-            if not args.no_figures:
+            if not args.no_figures and rs.kind == "folder":  # a baseline file has no records to draw
                 from ..figures import plot_all
                 fig_dir = args.dir / "figures"
                 base = (args.output.parent if args.output else Path.cwd()).resolve()
