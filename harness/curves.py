@@ -12,8 +12,8 @@ geometric grid keeps both linear and log x-axes smooth. A run that stopped at th
 optimum keeps its final value afterwards (exact, see :mod:`harness.metrics`); a run that
 ended at its budget is undefined past it, so the sample grid stops at the cell's budget.
 On the time axis (``cum_cost``, simulated training seconds, only when the oracle has
-costs) a run that hit its budget before time ``t`` is undefined there, so the time grid
-stops at the earliest such end: the statistics never mix in runs that were not running.
+costs) the grid starts when every run has its first result and stops when the first
+budget-capped run ends: the statistics never mix in runs that were not running.
 """
 
 from __future__ import annotations
@@ -75,7 +75,10 @@ def time_grid(cell_list: list[CellRuns]) -> np.ndarray | None:
                 ends.append(cc[-1] if not reached[i] else np.inf)
     if not starts:
         return None
-    t0, t1 = min(starts), min(ends)
+    # from the time every run has its first result (before it, a run's best-so-far does not
+    # exist, and a median over the runs that happen to be quick would be biased) to the time
+    # the first budget-capped run ends
+    t0, t1 = max(starts), min(ends)
     if not np.isfinite(t1):  # every run reached the optimum: go to the slowest one
         t1 = max(c.total_cost.max() for c in cell_list if c.has_cost)
     if t1 <= t0:

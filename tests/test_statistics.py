@@ -140,9 +140,10 @@ def test_best_so_far_curves_from_records():
     assert cell.quality_at(4)["best_search"].tolist() == [.9, .7]
     c = cell_curve(cell, "best_search", regret_to=1.0, n_boot=50)
     assert c.bands["median"] == pytest.approx([.55, .5, .2, .2, .15])
-    # time: the grid stops when the censored run stops (25 s); the finished run keeps 0.9
+    # time: the grid starts when both runs have a result (10 s) and stops when the censored
+    # run stops (25 s); the finished run keeps 0.9
     g = time_grid([cell])
-    assert g[0] == 5 and g[-1] == pytest.approx(25)
+    assert g[0] == 10 and g[-1] == pytest.approx(25)
     T = best_by_time(cell, "best_search", np.array([5.0, 10, 29, 60]))
     assert np.isnan(T[0, 0]) and T[0, 1:].tolist() == [.5, .5, .9]
     assert T[1, :2].tolist() == [.4, .4] and np.isnan(T[1, 2:]).all()
