@@ -193,9 +193,14 @@ def test_random_search_reaches_the_fixture_optimum(nb101_env):
         assert summary["best_search"] == oracle.optimum.value
 
 
+#: algorithms that run in seconds with their published defaults on a 25-model table; the
+#: others (e.g. NASES pretrains an autoencoder on 300,000 vectors first) run as slow extras
+QUICK = {"random", "evolution", "mcts", "lanas"}
+
+
 def _algorithm_names():
     from algorithms import REGISTRY
-    return sorted(REGISTRY)
+    return [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in sorted(REGISTRY)]
 
 
 @pytest.mark.parametrize("name", _algorithm_names())
