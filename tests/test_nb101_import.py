@@ -213,3 +213,25 @@ def test_every_registered_algorithm_runs_on_the_fixture(nb101_env, name):
                                oracle, seed=0)
     assert summary["n_distinct"] == 15
     assert set(records["arch_id"]) <= set(oracle.table.archs)
+
+
+def test_cli_import_and_query(fixture_file, sample, tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    assert main(["oracles", "import", "nb101", str(fixture_file)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 25 architectures" in out and "nb101/test-search" in out
+    rec = sample[5]
+    assert main(["oracles", "query", "nb101", rec["hash"]]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["identity"] == rec["hash"]
+    assert answer["validation_accuracy"] == float(np.mean([r["final_validation_accuracy"]
+                                                           for r in rec["epochs"]["108"]]))
+    # a damaged file: one line naming the record, non-zero exit, no traceback
+    data = bytearray(fixture_file.read_bytes())
+    data[-3] ^= 0xFF
+    bad = tmp_path / "bad.tfrecord"
+    bad.write_bytes(bytes(data))
+    assert main(["oracles", "import", "nb101", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "record 74 has a bad data checksum" in err and "Traceback" not in err
