@@ -25,7 +25,7 @@ backend is switched and nothing needs a display.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
@@ -423,7 +423,3 @@ def plot_all(rs: ResultSet, out: str | Path, log_x: bool = True, formats: Iterab
             else:
                 paths += globals()[name](rs, out, curves, col, log_x, formats)
     return paths
-
-
-def describe(paths: list[Path]) -> dict[str, Any]:
-    return {p.stem: [str(q) for q in paths if q.stem == p.stem] for p in paths}
