@@ -302,8 +302,9 @@ class NB101Space(SearchSpace):
             if p is not None and p.n_edges <= MAX_EDGES:
                 return p
 
-    def _mutations(self, arch: Cell, rng) -> Iterable[Cell]:
-        """Endless stream of valid paper mutations of ``arch`` that are different models."""
+    def _mutations(self, arch: Cell, rng) -> Iterable[tuple[Cell, str]]:
+        """Endless stream of ``(cell, hash)``: valid paper mutations of ``arch`` that are
+        different models."""
         bits, ops = pad(arch)
         ops = ops.copy()
         missing = ops < 0
@@ -320,11 +321,12 @@ class NB101Space(SearchSpace):
             p = prune(unpad(b, o))
             if p is None or p.n_edges > MAX_EDGES:
                 continue
-            if module_hash(p) != own:
-                yield p
+            h = module_hash(p)
+            if h != own:
+                yield p, h
 
     def mutate(self, arch, rng):
-        return next(iter(self._mutations(arch, rng)))
+        return next(iter(self._mutations(validate(_as_cell(arch)), rng)))[0]
 
     def neighbours(self, arch):
         bits, ops = pad(arch)
@@ -492,7 +494,14 @@ class NB101TableSpace(NB101Space, FiniteSpace):
 
     def identity(self, arch) -> str:
         i = self._cache.get(arch) if isinstance(arch, Cell) else None
-        return str(self._hashes[i]) if i is not None else super().identity(arch)
+        if i is not None:
+            return str(self._hashes[i])
+        cell = _as_cell(arch)
+        h = spec_hash(cell)
+        i = self.row_of_hash(h)
+        if i is not None:  # the query that usually follows will not hash again
+            self._remember(cell, i)
+        return h
 
     def contains(self, arch) -> bool:
         try:
@@ -510,8 +519,8 @@ class NB101TableSpace(NB101Space, FiniteSpace):
         own = self.index(arch)
         stream = iter(self._mutations(self.arch(own), rng))
         for _ in range(self.mutation_tries):
-            cand = next(stream)
-            i = self.row_of_hash(module_hash(cand))
+            _, h = next(stream)
+            i = self.row_of_hash(h)
             if i is not None:
                 return self.arch(i)
         self.fallbacks += 1
