@@ -60,7 +60,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InvalidArchitecture
+from .errors import CorruptData, InvalidArchitecture
 from .space import FiniteSpace, SearchSpace, check_tokens
 
 #: The three interior operations, in the official ``available_ops`` order (their index is
@@ -441,9 +441,9 @@ class NB101TableSpace(NB101Space, FiniteSpace):
         self._ops = np.asarray(ops)
         n = len(self._hashes)
         if self._bits.shape != (n, N_TRIU) or self._ops.shape != (n, N_INTERIOR):
-            raise InvalidArchitecture(
+            raise CorruptData(
                 f"NB101 table columns have shapes {self._bits.shape} / {self._ops.shape}, "
-                f"expected ({n}, {N_TRIU}) / ({n}, {N_INTERIOR})")
+                f"expected ({n}, {N_TRIU}) / ({n}, {N_INTERIOR}); re-import the table")
         # Rows sorted by hash (as the importer writes them) are searched by bisection, with
         # no per-row Python objects; any other order falls back to a dict.
         self._sorted = bool(n < 2 or np.all(self._hashes[1:] > self._hashes[:-1]))
