@@ -39,12 +39,20 @@ def _nb201_space(table: Table) -> FiniteSpace:
 
 
 def _nb101_space(table: Table) -> FiniteSpace:
+    from .errors import CorruptData
     from .nb101_space import NB101TableSpace
+    if "bits" not in table.columns or "ops" not in table.columns:
+        raise CorruptData(f"NB101 table {table.name!r} lacks its 'bits'/'ops' columns; re-import it")
     return NB101TableSpace(table.archs, table.columns["bits"], table.columns["ops"])
 
 
 def _product_space(table: Table) -> FiniteSpace:
+    from .errors import CorruptData
     from .product_space import ProductSpace
+    spec = table.meta.get("space", {})
+    if "codes" not in table.columns or not isinstance(spec.get("categories"), dict) \
+            or set(spec.get("columns", [])) - set(spec["categories"]):
+        raise CorruptData(f"table {table.name!r} lacks its product-space codes or categories; re-import it")
     return ProductSpace.from_table(table)
 
 
