@@ -319,6 +319,11 @@ def _prepare(out: Path, job: Job) -> None:
             raise CorruptData(f"{cfg_path} is not valid JSON; remove {out} to start over") from None
         mine = {k: v for k, v in config.items()}
         theirs = {k: existing.get(k) for k in config}
+        # a recipe is its parameters; its descriptive strings may be reworded between versions
+        try:
+            theirs["recipe"] = Recipe.from_dict(theirs["recipe"]).to_dict()
+        except (TypeError, ValueError, AttributeError):
+            pass
         if mine != theirs:
             diff = sorted(k for k in config if mine[k] != theirs[k])
             raise UserError(f"{out} holds a different collection (differs in: {', '.join(diff)}); "

@@ -63,7 +63,8 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d.update(optimizer="adam", loss="cross-entropy", network="conv-relu x L, global avg pool, linear",
+        layer = "conv-batchnorm-relu" if self.batch_norm else "conv-relu"
+        d.update(optimizer="adam", loss="cross-entropy", network=f"{layer} x L, global avg pool, linear",
                  init="torch default (kaiming-uniform), torch.manual_seed(seed)",
                  shuffle="numpy default_rng(seed) permutation per epoch")
         return d
