@@ -61,7 +61,22 @@ def resolve_budget(config: RunConfig, oracle: Oracle) -> int:
 
 def run_one(config: RunConfig, oracle: Oracle, seed: int,
             progress: Callable[[int], None] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run one search; return (records as column arrays, run summary)."""
+    """Run one search; return (records as column arrays, run summary).
+
+    The run uses one BLAS/OpenMP thread. Runs are the unit of parallelism (executors run
+    several at once), and the algorithms' linear algebra is small (e.g. LaNAS factors a
+    31 x 31 Gram matrix per node): multi-threaded OpenBLAS spends far more time waking
+    threads than computing, 14x slower for LaNAS on a busy 2-core machine (issue 8,
+    "Speed"). One thread everywhere also keeps floating-point results the same under
+    every executor (Ray already pins its workers to one thread).
+    """
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1):
+        return _run_one(config, oracle, seed, progress)
+
+
+def _run_one(config: RunConfig, oracle: Oracle, seed: int,
+             progress: Callable[[int], None] | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     algo = make_algorithm(config.algorithm, config.params)
     budget = resolve_budget(config, oracle)
     space = oracle.space
