@@ -154,6 +154,10 @@ def test_cli_compare_and_baseline_files(two_runs, nb201_env, tmp_path, capsys):
                                   base.cells[0].quality_at(100)["best_search"])
     assert base.oracles["nb201/cifar10"].optimum_search == pytest.approx(0.916066667)
     capsys.readouterr()
+    # a baseline file reports like a folder (tables, no figures)
+    assert cli(["report", str(f), "--format", "md"]) == 0
+    text = capsys.readouterr().out
+    assert "## Samples to the global optimum" in text and "![" not in text
     # identical runs, then other seeds: no regression (exit 0)
     assert cli(["compare", str(f), str(d / "a")]) == 0
     assert cli(["compare", str(f), str(d / "b"), "--metric", "best_search", "--at", "100"]) == 0
