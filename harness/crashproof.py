@@ -212,9 +212,9 @@ def compare_states(ref: dict[str, Any], got: dict[str, Any]) -> list[str]:
 
 
 def run_command(out: Path, oracle: str, algorithms: list[str], seeds: int, budget: int,
-                workers: int, until_optimum: bool) -> list[str]:
+                workers: int, until_optimum: bool, executor: str = "local") -> list[str]:
     args = ["run", "--oracle", oracle, "--seeds", str(seeds), "--budget", str(budget),
-            "--workers", str(workers), "--out", str(out), "--quiet"]
+            "--workers", str(workers), "--executor", executor, "--out", str(out), "--quiet"]
     for a in algorithms:
         args += ["--algorithm", a]
     if until_optimum:
@@ -261,17 +261,17 @@ def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_r
 def prove_run(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, seed: int = 0,
               oracle: str = "nb201/cifar10", algorithms: tuple[str, ...] = ("random", "evolution"),
               seeds: int = 8, budget: int = 2000, workers: int = 2, until_optimum: bool = True,
-              log=print) -> tuple[list[Attempt], list[str]]:
+              log=print, executor: str = "local") -> tuple[list[Attempt], list[str]]:
     """Kill/resume ``nas-harness run`` ``kills`` times; return the attempts and all problems."""
     rng = random.Random(seed)
     ref, victim = work / "reference", work / "interrupted"
     for d in (ref, victim):
         shutil.rmtree(d, ignore_errors=True)
-    t_ref = _timed(run_command(ref, oracle, list(algorithms), seeds, budget, workers, until_optimum))
+    t_ref = _timed(run_command(ref, oracle, list(algorithms), seeds, budget, workers, until_optimum, executor))
     ref_state, problems = run_folder_state(ref)
     n_runs = len(ref_state["runs"])
-    cmd = run_command(victim, oracle, list(algorithms), seeds, budget, workers, until_optimum)
-    t_start = _timed(run_command(ref, oracle, list(algorithms), seeds, budget, workers, until_optimum))
+    cmd = run_command(victim, oracle, list(algorithms), seeds, budget, workers, until_optimum, executor)
+    t_start = _timed(run_command(ref, oracle, list(algorithms), seeds, budget, workers, until_optimum, executor))
     log(f"reference: {n_runs} runs in {t_ref:.1f}s (start-up and finding them done: {t_start:.1f}s)")
 
     def count_done():
@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", type=int, default=8)
     r.add_argument("--budget", type=int, default=2000)
     r.add_argument("--no-until-optimum", action="store_true")
+    r.add_argument("--executor", choices=("local", "ray"), default="local")
     c = sub.add_parser("collect", help="kill and resume `nas-harness collect convnet` (digits)")
     c.add_argument("--subset", type=int, default=6, help="networks to train")
     c.add_argument("--epochs", type=int, default=1)
@@ -402,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "run":
         attempts, problems = prove_run(work, args.kills, modes, args.seed, args.oracle,
                                        tuple(args.algorithms or ("random", "evolution")), args.seeds,
-                                       args.budget, args.workers, not args.no_until_optimum)
+                                       args.budget, args.workers, not args.no_until_optimum,
+                                       executor=args.executor)
     else:
         attempts, problems = prove_collect(work, args.kills, modes, args.seed, args.subset, args.epochs,
                                            args.workers, args.seeds)

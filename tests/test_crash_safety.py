@@ -87,3 +87,27 @@ def test_two_commands_on_one_folder_are_refused(nb201_env, tmp_path):
                 pass
     with store.session():  # released afterwards
         pass
+
+
+def test_ctrl_c_stops_the_collector_cleanly(tmp_path):
+    """`nas-harness collect convnet` under Ctrl-C: status 130, the resume message, no worker
+    traceback, no process left (kill -9 and resume: tests/test_collector.py)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "work"
+    cmd = crashproof.collect_command(out, out / "table", subset=4, epochs=1, workers=2, seeds=1)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        shards = list((out / "shards").glob("*.jsonl")) if (out / "shards").is_dir() else []
+        if any(p.stat().st_size for p in shards):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    if proc.returncode == 0:
+        pytest.skip("the collection finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err and "Traceback" not in err, err
+    assert crashproof._wait_group_gone(proc.pid, 10), "collector workers outlived Ctrl-C"

@@ -226,6 +226,14 @@ class _Lock:
 _WORKER: dict[str, Any] = {}
 
 
+def _pool_worker_init(parent: int, *args) -> None:
+    # Ctrl-C is the parent's to handle (no worker tracebacks), orphans exit, SIGTERM cleans
+    # up: the same treatment as the experiment pool (harness.executors, issue 8)
+    from harness.executors import _worker_init as _safe_worker
+    _safe_worker(parent)
+    _worker_init(*args)
+
+
 def _worker_init(dataset: str, split_seed: int, cifar_dir: str | None, recipe: dict, device: str) -> None:
     from .datasets import load_split
     from .train import configure_torch
@@ -255,27 +263,31 @@ def _run_local(tasks, job: Job, workers: int, device: str) -> Iterable[tuple[int
         for index, layers, seed in tasks:
             yield _worker_run(index, layers, seed)
         return
+    from harness.executors import _sigint_blocked, _stop_pool
     ctx = multiprocessing.get_context("spawn")  # no fork after torch/threads in the parent
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                  initargs=args)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_worker_init,
+                                  initargs=(os.getpid(), *args))
     try:
         it = iter(tasks)
         pending: set[cf.Future] = set()
         while True:
-            while len(pending) < 2 * workers:
-                task = next(it, None)
-                if task is None:
-                    break
-                pending.add(pool.submit(_worker_run, *task))
+            with _sigint_blocked():  # workers start with Ctrl-C blocked, then ignore it
+                while len(pending) < 2 * workers:
+                    task = next(it, None)
+                    if task is None:
+                        break
+                    pending.add(pool.submit(_worker_run, *task))
             if not pending:
                 break
             done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 yield fut.result()
-    finally:
-        for fut in list(pending) if "pending" in locals() else []:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        # interrupted (or a worker failed): abandon the networks in training now instead of
+        # waiting for them; their rows were never written, a resume trains them again
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_ray(tasks, job: Job, workers: int, device: str) -> Iterable[tuple[int, int, dict]]:
