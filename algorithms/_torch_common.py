@@ -28,7 +28,10 @@ def torch_setup(rng: np.random.Generator, device: str):
     random draw is made there and moved, so a run gives the same trajectory whatever
     ``device`` is (up to floating-point differences of the device's kernels).
     """
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise UserError("this algorithm needs PyTorch: pip install 'nas-harness[learned]'") from None
     torch.set_num_threads(1)
     seed = torch_seed(rng)
     gen = torch.Generator(device="cpu")
