@@ -27,7 +27,11 @@ Adam betas (0.9, 0.99), learning rates actor 1e-8 and critic 1e-4 (§4.4.3, as p
 An actor learning rate of 1e-8 leaves the actor at its initial weights for any budget of
 this size, so the search is then driven by the state (the top-K mean) through a fixed
 random network, plus the epsilon-greedy draws; pass ``actor_lr=1e-4`` (the DDAS actor
-rate of §3.4) for an actor that learns.
+rate of §3.4) for an actor that learns. Measured on NAS-Bench-201 CIFAR-10 (10 seeds,
+results/learned_nb201.md): with 1e-8, 383-401 of the first 500 steps re-propose an
+architecture already evaluated and the best validation accuracy stops improving after
+about 100 steps; with 1e-4, 11-27 of 500 are repeats and the 500-step result matches the
+paper's CADAM-500 row.
 
 Choices the paper leaves open, made here:
 
