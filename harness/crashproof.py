@@ -121,6 +121,19 @@ def interrupt_once(cmd: list[str], mode: str, delay: float, env: dict[str, str] 
     return proc.returncode, interrupted, (err or b"").decode(errors="replace")
 
 
+def _measured(key: str) -> bool:
+    return key in MEASURED_SUMMARY or key.endswith(("_seconds", "_s"))
+
+
+def comparable_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run summary without what is measured rather than determined: wall and CPU times,
+    and the timings algorithms report among their diagnostics (``*_seconds``, ``*_s``)."""
+    out = {k: v for k, v in summary.items() if not _measured(k)}
+    if isinstance(out.get("diagnostics"), dict):
+        out["diagnostics"] = {k: v for k, v in out["diagnostics"].items() if not _measured(k)}
+    return out
+
+
 def check_interruption(mode: str, rc: int | None, interrupted: bool, err: str) -> list[str]:
     problems = []
     if "[crashproof:" in err:
@@ -187,7 +200,7 @@ def run_folder_state(out: Path) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"{rel}: metadata lacks the code version")
         # when and by which commit it ran (others may commit meanwhile) is not the result
         meta = {k: v for k, v in meta.items() if k not in ("finished", "code")}
-        meta["summary"] = {k: v for k, v in meta["summary"].items() if k not in MEASURED_SUMMARY}
+        meta["summary"] = comparable_summary(meta["summary"])
         records = table.drop_columns([c for c in ("algo_cpu_s",) if c in table.column_names]).to_pydict()
         state["runs"][rel] = {"meta": meta, "records": records}
     return state, problems

@@ -71,15 +71,20 @@ def _call_remote(fn, item):
     return fn(item)
 
 
-def task_resources(task) -> dict[str, float]:
-    """Ray resources for one experiment task: the algorithm's and the oracle's declarations."""
+def task_resources(task, oracle=None) -> dict[str, float]:
+    """Ray resources for one experiment task: the larger of the algorithm's and the oracle's
+    declarations (a ``resources`` mapping on the algorithm class or the oracle object)."""
     from algorithms import algorithm_class
     res = dict(DEFAULT_RESOURCES)
-    declared = getattr(algorithm_class(task.cell.config["algorithm"]), "resources", None) or {}
-    for key, value in dict(declared).items():
-        if key not in ("num_cpus", "num_gpus", "memory"):
-            raise UserError(f"algorithm {task.cell.config['algorithm']} declares unknown resource {key!r}")
-        res[key] = value
+    algo = task.cell.config["algorithm"]
+    for who, declared in ((f"algorithm {algo}", getattr(algorithm_class(algo), "resources", None)),
+                          (f"oracle {task.cell.oracle}", getattr(oracle, "resources", None))):
+        for key, value in dict(declared or {}).items():
+            if key not in ("num_cpus", "num_gpus", "memory"):
+                raise UserError(f"{who} declares unknown resource {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise UserError(f"{who} declares resource {key}={value!r}; give a number >= 0")
+            res[key] = max(res.get(key, 0), value)
     return res
 
 
@@ -149,14 +154,16 @@ class RayExecutor:
         # a missing or damaged table is one clear error, not a failure inside a worker.
         tables: dict[str, Any] = {}
         by_spec: dict[str, str] = {}
+        oracles: dict[str, Any] = {}
         for t in tasks:
             spec = t.cell.oracle
             if spec not in by_spec:
-                table = load_oracle(spec).table
+                oracles[spec] = load_oracle(spec)
+                table = oracles[spec].table
                 key = table.meta["checksum"]
                 by_spec[spec] = key
                 tables.setdefault(key, table)
-        resources = {t.cell.key: task_resources(t) for t in tasks}
+        resources = {t.cell.key: task_resources(t, oracles[t.cell.oracle]) for t in tasks}
         self._connect()
         try:
             refs = {key: ray.put(_shippable(table)) for key, table in tables.items()}

@@ -5,16 +5,15 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from harness.crashproof import comparable_summary
 from harness.experiment import Experiment, Task, execute, plan
 from harness.results import ResultsStore
 from oracles.errors import UserError
 
-#: summary fields that are measured (time), not determined by configuration and seed
-MEASURED = {"wall_s", "algo_cpu_s"}
 
 
 def _exp(out, **kw):
-    base = dict(oracles=["nb201/cifar10", "nb201/cifar100"], algorithms=["random", "random:replace=true"],
+    base = dict(oracles=["nb201/cifar10", "nb201/cifar100"], algorithms=["random", "lanas"],
                 seeds=3, budget=400, until_optimum=True, out=str(out))
     base.update(kw)
     return Experiment(**base)
@@ -24,7 +23,7 @@ def _folder(out):
     runs = {}
     for path in sorted(out.glob("runs/*/*/seed-*.parquet")):
         meta = json.loads(pq.read_schema(path).metadata[b"nas_harness"])
-        summary = {k: v for k, v in meta["summary"].items() if k not in MEASURED}
+        summary = comparable_summary(meta["summary"])
         records = pq.read_table(path).drop_columns(["algo_cpu_s"]).to_pydict()
         runs[str(path.relative_to(out))] = (meta["config"], meta["seed"], summary, records)
     cells = json.loads((out / "experiment.json").read_text())["cells"]
@@ -90,6 +89,10 @@ def test_resources_come_from_the_algorithm(monkeypatch, nb201_env, tmp_path):
     assert task_resources(task) == {"num_cpus": 1}
     cell.config["algorithm"] = "gpu"
     assert task_resources(task) == {"num_cpus": 1, "num_gpus": 0.5}
+    class GPUOracle:
+        resources = {"num_gpus": 1, "num_cpus": 0.5}
+
+    assert task_resources(task, GPUOracle()) == {"num_cpus": 1, "num_gpus": 1}
     cell.config["algorithm"] = "odd"
     with pytest.raises(UserError, match="unknown resource 'gpus'"):
         task_resources(task)
