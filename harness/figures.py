@@ -42,6 +42,9 @@ ALGORITHM_COLOURS = {
 EXTRA_COLOURS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939",
                  "#8c6d31", "#7b4173", "#3182bd", "#31a354", "#756bb1")
 
+#: the sample axis: the runner's budget unit (a repeated architecture is not charged)
+X_SAMPLES = "architectures sampled"
+
 #: paper sizes: a two-column paper's full text width is about 7 inches
 PANEL_W, PANEL_H, MAX_W = 3.3, 2.3, 7.2
 RC = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "legend.fontsize": 7.5,
@@ -160,9 +163,11 @@ def _ylim_from(curves: list[Curve], top: float | None, scale: float, x_from: flo
     return lo - 0.05 * span, hi + 0.12 * span
 
 
-def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool, lo: float) -> None:
+def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool, lo: float,
+               names: bool = True) -> None:
     """Samples to the optimum: one row per algorithm (``lo``: smallest value in the figure,
-    so that every panel of a row has the same axis)."""
+    so that every panel of a row has the same axis; ``names``: label the rows, done in the
+    first panel of a row only, whose rows are the same)."""
     rng = np.random.default_rng(0)  # jitter only; fixed so figures are reproducible
     order = sorted(cells, key=lambda c: c.label, reverse=True)
     budget = max(c.budget for c in cells)
@@ -184,7 +189,9 @@ def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool, lo: 
             ax.plot([med, med], [y - 0.32, y + 0.32], color="black", linewidth=1.6, zorder=4)
         ax.scatter([times.mean()], [y], marker="D", s=22, color="white", edgecolors="black",
                    linewidths=0.9, zorder=5)
-    ax.set_yticks(range(len(order)), [_sto_tick(c) for c in order])
+        ax.annotate(_sto_note(c), (0.015, y + 0.34), xycoords=("axes fraction", "data"), ha="left",
+                    va="bottom", fontsize=6, color=colour)
+    ax.set_yticks(range(len(order)), [c.label for c in order] if names else [])
     for tick, c in zip(ax.get_yticklabels(), order):
         tick.set_color(col[c.label])
     ax.set_ylim(-0.6, len(order) - 0.3)
@@ -194,14 +201,13 @@ def _sto_panel(ax, cells: list[CellRuns], col: dict[str, str], log_x: bool, lo: 
         ax.set_xlim(max(0.8, lo / 1.6), budget * 1.6)
     else:
         ax.set_xlim(0, budget * 1.04)
-    ax.set_xlabel("samples to reach the global optimum")
+    ax.set_xlabel("samples to the global optimum")
 
 
-def _sto_tick(c: CellRuns) -> str:
+def _sto_note(c: CellRuns) -> str:
     times = np.where(c.censored, c.budget, c.samples_to_optimum)
     n_c = int(c.censored.sum())
-    mean = f"mean {times.mean():,.0f}" + ("*" if n_c else "")
-    return f"{c.label}\n{mean}" + (f"\n{n_c}/{c.n_runs} censored" if n_c else "")
+    return f"mean {times.mean():,.0f}" + (f"*, {n_c}/{c.n_runs} censored" if n_c else "")
 
 
 def _sto_legend_handles():
@@ -245,12 +251,12 @@ def fig5(rs: ResultSet, out: Path, curves: _Curves, col: dict[str, str], log_x: 
             ax.set_ylim(*lim)
         _set_x(ax, log_x, max(c.budget for c in cells))
         ax.set_title(oracle)
-        ax.set_xlabel("samples (distinct architectures)")
+        ax.set_xlabel(X_SAMPLES)
         ax.set_ylabel(f"best {_metric_name(rs, oracle, 'search')} so far [%]")
         if with_sto:
             sto_cells = [c for c in cells if c.until_optimum]
             if sto_cells:
-                _sto_panel(axes[1, j], sto_cells, col, log_x, lo)
+                _sto_panel(axes[1, j], sto_cells, col, log_x, lo, names=j == 0)
             else:
                 axes[1, j].set_axis_off()
     labels = sorted(handles)
@@ -261,7 +267,10 @@ def fig5(rs: ResultSet, out: Path, curves: _Curves, col: dict[str, str], log_x: 
             del sh[1], sl[1]  # no censored run to explain
         h, labels = h + sh, labels + sl
     _legend(fig, h, labels, ncol=4)
-    fig.suptitle("best-so-far: median and interquartile range over seeds", fontsize=8)
+    n = sorted({c.n_runs for cs in by_oracle.values() for c in cs})
+    seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    fig.suptitle(f"best-so-far: median and interquartile range over {seeds} seeds\n"
+                 "(samples: distinct architectures evaluated)", fontsize=8)
     return _save(fig, out, "fig5", formats)
 
 
@@ -286,14 +295,14 @@ def regret(rs: ResultSet, out: Path, curves: _Curves, col: dict[str, str], log_x
             ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
             ax.set_ylim(bottom=0)
             _set_x(ax, log_x, max(c.budget for c in by_oracle[oracle]))
-            name = _metric_name(rs, oracle, which)
-            ax.set_ylabel(f"{'search' if i == 0 else 'report'} regret [pp of {name}]")
-            ax.set_xlabel("samples (distinct architectures)")
-            ax.set_title(oracle if i == 0 else f"{oracle}: best-by-search architecture")
+            ax.set_ylabel(f"regret [pp of {_metric_name(rs, oracle, which)}]")
+            ax.set_xlabel(X_SAMPLES)
+            ax.set_title(oracle)
     labels = sorted(handles)
     _legend(fig, [handles[k] for k in labels], labels)
-    fig.suptitle("regret to the best value in the space: median and IQR over seeds\n"
-                 "(percentage points; the axis is linear below 0.01)", fontsize=8)
+    fig.suptitle("regret to the best value in the space, median and IQR over seeds (axis linear below "
+                 "0.01 pp)\ntop: search metric; bottom: report metric of the best-by-search architecture",
+                 fontsize=8)
     return _save(fig, out, "regret", formats)
 
 
@@ -316,7 +325,7 @@ def found_optimum(rs: ResultSet, out: Path, col: dict[str, str], log_x: bool,
         _set_x(ax, log_x, max(c.budget for c in by_oracle[oracle]))
         ax.set_ylim(-2, 102)
         ax.set_title(oracle)
-        ax.set_xlabel("samples (distinct architectures)")
+        ax.set_xlabel(X_SAMPLES)
         ax.set_ylabel("runs that found the global optimum [%]")
     labels = sorted(handles)
     _legend(fig, [handles[k] for k in labels], labels)
@@ -349,12 +358,12 @@ def curves_mean(rs: ResultSet, out: Path, curves: _Curves, col: dict[str, str], 
             _set_x(ax, log_x, max(c.budget for c in by_oracle[oracle]))
             name = _metric_name(rs, oracle, which)
             ax.set_ylabel(f"best {name} so far [%]" if i == 0 else f"{name} of incumbent [%]")
-            ax.set_xlabel("samples (distinct architectures)")
-            ax.set_title(oracle if i == 0 else f"{oracle}: best-by-search architecture")
+            ax.set_xlabel(X_SAMPLES)
+            ax.set_title(oracle)
     labels = sorted(handles)
     _legend(fig, [handles[k] for k in labels], labels)
-    fig.suptitle("mean over seeds with a 95% bootstrap confidence interval\n"
-                 "(dotted: best value in the space)", fontsize=8)
+    fig.suptitle("mean over seeds with a 95% bootstrap confidence interval; dotted: best in the space\n"
+                 "top: search metric; bottom: report metric of the best-by-search architecture", fontsize=8)
     return _save(fig, out, "curves_mean", formats)
 
 
