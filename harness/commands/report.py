@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def _budgets(text: str | None) -> list[int] | None:
     return out
 
 
+def _finite(obj):
+    """NaN/inf -> null: strict JSON for any consumer (a statistic that cannot be estimated)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def main(args: argparse.Namespace) -> int:
     if args.format == "text":
         store = ResultsStore(args.dir)
@@ -51,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         rs = load(args.dir)
         report = statistics_report(rs, _budgets(args.budgets))
         if args.format == "json":
-            text = json.dumps({"dir": str(args.dir), **report}, indent=1)
+            text = json.dumps(_finite({"dir": str(args.dir), **report}), indent=1, allow_nan=False)
         else:
             figures = {}
             if not args.no_figures and rs.kind == "folder":  # a baseline file has no records to draw
