@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from oracles.errors import UserError
@@ -78,5 +79,18 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
 
+def entry() -> None:
+    """The ``nas-harness`` program: :func:`main`, then exit with its status.
+
+    Once main() has returned there is nothing left to interrupt, so a late Ctrl-C is
+    ignored: otherwise it would land in interpreter shutdown, where Python has already
+    restored the default handler, and kill the process silently with a signal status
+    (found by ``python -m harness.crashproof``).
+    """
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
