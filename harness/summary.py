@@ -283,8 +283,9 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
     if figures:
         lines += ["## Figures", ""]
         captions = {
-            "fig5": "Best search metric so far (median and interquartile range over seeds, top) and "
-                    "samples to the global optimum (bottom), LaNAS Fig. 5 layout.",
+            "fig5": ("Best search metric so far (median and interquartile range over seeds, top) and "
+                     "samples to the global optimum (bottom), LaNAS Fig. 5 layout." if sto_cells else
+                     "Best search metric so far (median and interquartile range over seeds)."),
             "regret": "Regret to the best value in the space: search metric (top) and report metric of "
                       "the best-by-search architecture (bottom).",
             "found_optimum": "Fraction of runs that have drawn the global optimum after n samples.",
