@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -89,6 +90,14 @@ def entry() -> None:
     """
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == EXIT_INTERRUPTED:
+        # CPython (3.11) remembers a KeyboardInterrupt that escaped any exec() -- dataclasses
+        # and other libraries exec() code while being imported -- even when it was caught
+        # afterwards, and then ends the process with SIGINT at exit (status -2, found by
+        # crashproof). Everything is written and the workers are stopped: exit now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

@@ -10,9 +10,10 @@ Usage (the data directory must hold the oracle's table, e.g. after
 What one check does (:func:`prove_run`; :func:`prove_collect` is the same for
 ``nas-harness collect convnet``):
 
-1. runs the command once, uninterrupted, into a reference folder and times it (T);
+1. runs the command once, uninterrupted, into a reference folder and times it;
 2. starts the same command on a second folder as a subprocess in its own process group and,
-   after a random delay in [0, T), sends it one of
+   at a random moment (during start-up, or after 0-2 more runs were written plus a random
+   fraction of one run's time: see :func:`_kill_loop`), sends it one of
 
    * ``SIGINT`` to the group, exactly what Ctrl-C in a terminal does: the command must exit
      with status 130 and the one-line "run the same command again to resume" message, with
@@ -29,6 +30,10 @@ What one check does (:func:`prove_run`; :func:`prove_collect` is the same for
    metadata (except timings), the same cells in ``experiment.json``, and no temporary file.
 
 Every problem found is printed; the exit status is 0 only when there is none.
+
+Not covered: a Ctrl-C in the first tenth of a second or so, while the Python interpreter
+itself starts (before any project code runs), prints Python's own traceback; SIGINT is
+therefore only sent once a fresh interpreter could have imported the command line.
 """
 
 from __future__ import annotations
@@ -91,11 +96,18 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 
 
 def interrupt_once(cmd: list[str], mode: str, delay: float, env: dict[str, str] | None = None,
-                   cwd: str | None = None) -> tuple[int | None, bool, str]:
-    """Start ``cmd``, interrupt it after ``delay`` s; return (exit status, interrupted, stderr)."""
+                   cwd: str | None = None, wait_for=None) -> tuple[int | None, bool, str]:
+    """Start ``cmd`` and interrupt it; return (exit status, interrupted, stderr).
+
+    The signal goes ``delay`` seconds after start, or, with ``wait_for`` (a predicate polled
+    every 10 ms), ``delay`` seconds after the predicate first holds.
+    """
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd,
                             start_new_session=True)
     interrupted = False
+    if wait_for is not None:
+        while proc.poll() is None and not wait_for():
+            time.sleep(0.01)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -243,30 +255,55 @@ def _timed(cmd: list[str], env=None, cwd=None) -> float:
     return time.perf_counter() - t
 
 
-def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_ref, log, env=None, cwd=None,
+_T_PYTHON: list[float] = []
+
+
+def t_python() -> float:
+    """Seconds for a fresh interpreter to import the command line (measured once)."""
+    if not _T_PYTHON:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import harness.cli"], check=True)
+        _T_PYTHON.append(time.perf_counter() - t)
+    return _T_PYTHON[0]
+
+
+def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_unit, log, env=None, cwd=None,
                complete=None):
-    """Interrupt ``cmd`` up to ``kills`` times. Delays are drawn uniformly from
-    [t_start / 2, t_start + a share of the work), ``t_start`` being the time to start up and
-    find nothing to do: so some signals land during start-up and the rest spread over the
-    work, which lasts for about ``kills`` attempts instead of finishing in the first two."""
+    """Interrupt ``cmd`` up to ``kills`` times, at moments tied to progress rather than to
+    a clock (a busy machine makes clocks meaningless): a quarter of the signals land during
+    start-up (uniform in [0, ``t_start``)); the others after 0, 1 or 2 more units of work
+    (runs, networks) have been written, plus a uniform delay in [0, ``t_unit``), about one
+    unit's time: between writes, in the middle of a unit or of its write. So every attempt
+    makes a little progress and the work lasts for all the kills."""
     attempts: list[Attempt] = []
-    horizon = t_start + max(t_ref - t_start, 0.5) * min(1.0, 8.0 / max(kills, 1))
     for i in range(kills):
         if complete is not None and complete():
             log(f"  the work completed after {i} interruption(s); no more to interrupt")
             break
         mode = modes[i % len(modes)]
-        delay = rng.uniform(0.5 * t_start, horizon)
         before = count_done()
-        rc, interrupted, err = interrupt_once(cmd, mode, delay, env=env, cwd=cwd)
+        if rng.random() < 0.25:
+            # Python itself must be up before a program can handle Ctrl-C: before that the
+            # interpreter prints its own traceback, so SIGINT waits for the imports (t_python)
+            low = t_python() if mode == "int" else 0.0
+            delay, wait_for, when = rng.uniform(low, max(low, t_start)), None, "start-up"
+        else:
+            more = rng.randint(0, 2)
+            delay, when = rng.uniform(0.0, t_unit), f"{more} more done"
+            wait_for = (lambda target: lambda: count_done() >= target)(before + more)
+        left_before, _ = folder_problems()
+        rc, interrupted, err = interrupt_once(cmd, mode, delay, env=env, cwd=cwd, wait_for=wait_for)
         problems = check_interruption(mode, rc, interrupted, err)
-        n_tmp, more = folder_problems()
+        left, more = folder_problems()
         problems += more
-        if mode == "int" and interrupted and n_tmp:
-            problems.append(f"Ctrl-C left {n_tmp} temporary file(s)")
+        n_tmp = len(left)
+        # leftovers of an earlier SIGKILL may remain if Ctrl-C came before the resume
+        # cleaned them; a clean stop must add none of its own
+        if mode == "int" and interrupted and set(left) - set(left_before):
+            problems.append(f"Ctrl-C left {len(set(left) - set(left_before))} new temporary file(s)")
         a = Attempt(mode, delay, rc, interrupted, before, count_done(), n_tmp, problems)
         attempts.append(a)
-        log(f"  #{i + 1:3d} {mode:11s} after {delay:6.2f}s: status {rc}, done {before} -> {a.done_after}"
+        log(f"  #{i + 1:3d} {mode:11s} {when:12s} +{delay:5.2f}s: status {rc}, done {before} -> {a.done_after}"
             f"{', temporaries ' + str(n_tmp) if n_tmp else ''}{'  PROBLEM: ' + '; '.join(problems) if problems else ''}")
     return attempts
 
@@ -292,9 +329,10 @@ def prove_run(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, seed:
 
     def folder_problems():
         state, probs = run_folder_state(victim)
-        return len(state.get("temporaries", [])), probs
+        return frozenset(state.get("temporaries", [])), probs
 
-    attempts = _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_ref, log,
+    t_unit = max(t_ref - t_start, 0.1) * workers / max(n_runs, 1)
+    attempts = _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_unit, log,
                           complete=lambda: count_done() >= n_runs)
     final = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if final.returncode != 0:
@@ -332,15 +370,21 @@ def collect_state(table_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
             "columns": {k: np.asarray(v).tobytes() for k, v in t.columns.items()}}, []
 
 
-def shard_problems(out: Path) -> tuple[int, list[str]]:
-    """Rows torn by the last kill are expected; anything else unreadable is a problem."""
+def shard_problems(out: Path) -> tuple[frozenset[str], list[str]]:
+    """Shards with a row torn by a kill (expected after SIGKILL, re-trained on resume) and
+    any other damage (a problem)."""
     from oracles.collectors.convnet import read_shards
     from oracles.errors import UserError
     try:
-        _, stats = read_shards(out)
+        read_shards(out)
     except UserError as exc:
-        return 0, [str(exc)]
-    return stats["torn"], []
+        return frozenset(), [str(exc)]
+    torn = set()
+    for path in sorted((out / "shards").glob("shard-*.jsonl")) if (out / "shards").is_dir() else []:
+        raw = path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            torn.add(path.name)
+    return frozenset(torn), []
 
 
 def prove_collect(work: Path, kills: int = 6, modes: tuple[str, ...] = MODES, seed: int = 0,
@@ -364,7 +408,8 @@ def prove_collect(work: Path, kills: int = 6, modes: tuple[str, ...] = MODES, se
         except Exception:  # reported by folder_problems
             return -1
 
-    attempts = _kill_loop(cmd, kills, modes, rng, count_done, lambda: shard_problems(victim), t_start, t_ref, log,
+    t_unit = max(t_ref - t_start, 0.1) * workers / max(subset * seeds, 1)
+    attempts = _kill_loop(cmd, kills, modes, rng, count_done, lambda: shard_problems(victim), t_start, t_unit, log,
                           complete=lambda: (victim / "table" / "manifest.json").exists())
     final = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if final.returncode != 0:
