@@ -39,8 +39,14 @@ Choices the paper leaves open, made here (all in the docstrings of the parameter
   branches (unlike NAO's two-branch nodes), so no augmentation happens there;
 * "new" means not evaluated and not already proposed in this round; a decoded sequence the
   space rejects counts as not new; a seed that gives nothing new within ``max_eta_steps``
-  step-size increases is dropped. If a whole round proposes nothing new, one uniformly
-  random unevaluated architecture is used (``diagnostics()['random_fallbacks']``).
+  step-size increases is dropped. On NAS-Bench-201 the decoder soon maps most moved
+  embeddings back onto architectures already evaluated (measured, CIFAR-10, 100 random
+  + K = 100: 11-35 new per round in rounds 1-5, then 0-5 per round even with 200 step-size
+  increases), so Algorithm 1 degenerates into hundreds of retraining rounds of one or two
+  architectures each. By default (``fill_random``) a round is therefore completed to
+  ``top_k`` with uniformly random unevaluated architectures, which keeps the number of
+  rounds at budget / K as in the paper; ``diagnostics()`` counts them per round
+  (``random_fill``) and in total (``random_fallbacks``).
 
 ``diagnostics()`` reports, per round, the predictor's pairwise accuracy and the decoder's
 mean Hamming distance (§4.1, Fig. 2a) measured on held-out samples: the architectures
@@ -154,6 +160,9 @@ class NAO(SearchAlgorithm):
     lr: Adam learning rate (§4.1: 0.001).
     batch_size: mini-batch size (not given in the paper; 100).
     grad_clip: gradient-norm clipping (not given; 5.0; 0 = off).
+    fill_random: complete a round that yields fewer than ``top_k`` new architectures with
+        uniformly random unevaluated ones (our choice, see the module docstring); ``False``
+        starts the next round at once (one random architecture if none was new).
     device: torch device (``cpu`` by default).
     """
 
@@ -162,7 +171,8 @@ class NAO(SearchAlgorithm):
     def __init__(self, n_init: int = 600, top_k: int = 200, rounds: int = 3, eta: float = 10.0,
                  max_eta_steps: int = 20, emb_size: int = 32, hidden_size: int = 96,
                  pred_hidden: int = 0, trade_off: float = 0.9, epochs: int = 1000, lr: float = 0.001,
-                 batch_size: int = 100, grad_clip: float = 5.0, device: str = "cpu"):
+                 batch_size: int = 100, grad_clip: float = 5.0, fill_random: bool = True,
+                 device: str = "cpu"):
         if min(n_init, top_k, emb_size, hidden_size, epochs, batch_size, max_eta_steps) < 1:
             raise ValueError("n_init, top_k, sizes, epochs, batch_size, max_eta_steps must be positive")
         if not 0.0 <= trade_off <= 1.0 or eta <= 0 or lr <= 0 or pred_hidden < 0 or grad_clip < 0:
@@ -171,6 +181,7 @@ class NAO(SearchAlgorithm):
         self.max_eta_steps, self.emb_size, self.hidden_size = max_eta_steps, emb_size, hidden_size
         self.pred_hidden, self.trade_off, self.epochs, self.lr = pred_hidden, trade_off, epochs, lr
         self.batch_size, self.grad_clip, self.device = batch_size, grad_clip, device
+        self.fill_random = fill_random
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self, space, rng):
@@ -226,12 +237,19 @@ class NAO(SearchAlgorithm):
         self._trained = True
         self.round += 1
         proposals, stats = self.propose(self.top_k)
-        self._queue = proposals
-        if not proposals:
-            self._queue = [random_unseen(self._space, self._rng, self._ids | self._asked)]
+        self._queue = list(proposals)
+        n_fill = (self.top_k - len(proposals)) if self.fill_random else (0 if proposals else 1)
+        taken = self._ids | self._asked | {self._space.identity(a) for a in proposals}
+        for _ in range(n_fill):
+            try:
+                a = random_unseen(self._space, self._rng, taken)
+            except StopIteration:
+                break
+            taken.add(self._space.identity(a))
+            self._queue.append(a)
             self.n_fallbacks += 1
         self._history.append({"round": self.round, "trained_on": len(self._X), "proposed": len(proposals),
-                              **stats})
+                              "random_fill": len(self._queue) - len(proposals), **stats})
 
     def _tensor(self, rows):
         return self._torch.as_tensor(np.asarray(rows, dtype=np.int64).reshape(-1, len(self._decisions)),
