@@ -97,6 +97,11 @@ def entry() -> None:
         # crashproof). Everything is written and the workers are stopped: exit now.
         sys.stdout.flush()
         sys.stderr.flush()
+        try:  # what multiprocessing does at a normal exit: release the pool's semaphores
+            import multiprocessing.util
+            multiprocessing.util._exit_function()
+        except Exception:  # a private hook; without it the OS still reclaims everything
+            pass
         os._exit(code)
     sys.exit(code)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -38,13 +37,15 @@ def _worker_init(parent: int) -> None:
       (one message, no worker tracebacks), so workers ignore SIGINT. They are started with
       SIGINT blocked (see :func:`_sigint_blocked`), so even a Ctrl-C during their start-up
       cannot reach them before this runs.
-    * SIGTERM, sent by the parent when it stops early, raises SystemExit inside the run, so
-      the atomic writer deletes its temporary file on the way out.
+    * SIGTERM, sent by the parent when it stops early, ends the worker at once and quietly
+      (even inside the initializer); a temporary file it was writing is removed by the
+      results folder's session (:meth:`harness.results.ResultsStore.session`) once the
+      parent has stopped every worker.
     * If the parent dies without cleaning up (SIGKILL, OOM killer) the pool's pipes stay
       open and a worker would wait forever; a watchdog thread ends it instead.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signum))
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 

@@ -140,7 +140,12 @@ class ResultsStore:
                 raise UserError(f"another nas-harness command is writing to {self.root}; wait for it "
                                 "to finish or use another --out") from None
             self.sweep_temporaries()
-            yield self
+            try:
+                yield self
+            finally:
+                # still holding the lock, every writer has stopped: an interrupted run leaves
+                # no temporary file behind (workers stopped mid-write cannot remove theirs)
+                self.sweep_temporaries()
         finally:
             os.close(fd)
 
