@@ -62,8 +62,9 @@ def format_text(rows: list[dict[str, Any]]) -> str:
         if sto:
             mean = _fmt(sto["mean"]) + ("*" if sto["mean_is_restricted"] else "")
             q3 = _fmt(sto["q3"], digits=0) if sto["q3"] is not None else f">{r['budget']}"
-            iqr = f"{_fmt(sto['q1'], digits=0)}-{q3}"
-            cells = [str(sto["n_censored"]), mean, _fmt(sto["median"], digits=0), iqr]
+            iqr = f">{r['budget']}" if sto["q1"] is None else f"{_fmt(sto['q1'], digits=0)}-{q3}"
+            median = _fmt(sto["median"], digits=0) if sto["median"] is not None else f">{r['budget']}"
+            cells = [str(sto["n_censored"]), mean, median, iqr]
         else:
             cells = ["-", "-", "-", "-"]
         bs, ir = r["best_search"], r["incumbent_report"]
