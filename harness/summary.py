@@ -59,7 +59,7 @@ def format_text(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         sto = r.get("samples_to_optimum")
-        if sto:
+        if sto and r["runs"]:
             mean = _fmt(sto["mean"]) + ("*" if sto["mean_is_restricted"] else "")
             q3 = _fmt(sto["q3"], digits=0) if sto["q3"] is not None else f">{r['budget']}"
             iqr = f">{r['budget']}" if sto["q1"] is None else f"{_fmt(sto['q1'], digits=0)}-{q3}"
