@@ -34,7 +34,8 @@ Every problem found is printed; the exit status is 0 only when there is none.
 
 Not covered: a Ctrl-C in the first tenth of a second or so, while the Python interpreter
 itself starts (before any project code runs), prints Python's own traceback; SIGINT is
-therefore only sent once a fresh interpreter could have imported the command line.
+therefore only sent after twice the time a fresh interpreter takes to import the command
+line.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
 
 
 def interrupt_once(cmd: list[str], mode: str, delay: float, env: dict[str, str] | None = None,
-                   cwd: str | None = None, wait_for=None, grace: float = 15.0) -> tuple[int | None, bool, str]:
+                   cwd: str | None = None, wait_for=None, grace: float = 15.0,
+                   not_before: float = 0.0) -> tuple[int | None, bool, str]:
     """Start ``cmd`` and interrupt it; return (exit status, interrupted, stderr).
 
     The signal goes ``delay`` seconds after start, or, with ``wait_for`` (a predicate polled
@@ -106,11 +108,12 @@ def interrupt_once(cmd: list[str], mode: str, delay: float, env: dict[str, str] 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd,
                             start_new_session=True)
     interrupted = False
+    started = time.monotonic()
     if wait_for is not None:
         while proc.poll() is None and not wait_for():
             time.sleep(0.01)
     try:
-        proc.wait(timeout=delay)
+        proc.wait(timeout=max(delay, not_before - (time.monotonic() - started)))
     except subprocess.TimeoutExpired:
         interrupted = True
         if mode == "int":
@@ -284,18 +287,19 @@ def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_u
             break
         mode = modes[i % len(modes)]
         before = count_done()
+        # Python itself must be up before a program can handle Ctrl-C: before that the
+        # interpreter prints its own traceback, so SIGINT waits for twice the time a fresh
+        # interpreter needs to import the command line (the machine may be busy)
+        not_before = 2 * t_python() if mode == "int" else 0.0
         if rng.random() < 0.25:
-            # Python itself must be up before a program can handle Ctrl-C: before that the
-            # interpreter prints its own traceback, so SIGINT waits for the imports (t_python)
-            low = t_python() if mode == "int" else 0.0
-            delay, wait_for, when = rng.uniform(low, max(low, t_start)), None, "start-up"
+            delay, wait_for, when = rng.uniform(not_before, max(not_before, t_start)), None, "start-up"
         else:
             more = rng.randint(0, 2)
             delay, when = rng.uniform(0.0, t_unit), f"{more} more done"
             wait_for = (lambda target: lambda: count_done() >= target)(before + more)
         left_before, _ = folder_problems()
         rc, interrupted, err = interrupt_once(cmd, mode, delay, env=env, cwd=cwd, wait_for=wait_for,
-                                              grace=grace)
+                                              grace=grace, not_before=not_before)
         problems = check_interruption(mode, rc, interrupted, err)
         left, more = folder_problems()
         problems += more
