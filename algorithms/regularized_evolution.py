@@ -25,8 +25,12 @@ its per-run cache without charging the budget and tells the result again. Real e
 would have re-trained the child; here the cached result stands for that re-training, so a
 repeat still joins the population and ages it exactly like any child (the algorithm's
 dynamics are unchanged; only the budget, which counts distinct architectures as in the
-LaNAS protocol, ignores it). ``novel_children=True`` instead re-draws the mutation (up to
-``max_redraws`` times, then accepts a repeat) so every cycle proposes an unseen child.
+LaNAS protocol, ignores it). On a small space this can stall: once every neighbour of
+every member has been evaluated, every child is a repeat and the population never changes
+(seen on the 1,364-network ConvNet space). ``novel_children=True`` instead re-draws the
+mutation (up to ``max_redraws`` times) and, if the parent's neighbourhood is exhausted,
+keeps mutating the child (up to ``max_redraws`` further steps) so every cycle proposes an
+unseen child whenever one is that close.
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ class RegularizedEvolution(SearchAlgorithm):
         Tournament size S, 1 <= S (default 25, Real et al. 2019). Members are drawn with
         replacement, so S may exceed P.
     novel_children:
-        Re-draw a mutation whose child was already evaluated in this run (default False:
-        Real et al.'s algorithm as published; see the module docstring).
+        Re-draw (then extend) a mutation whose child was already evaluated in this run
+        (default False: Real et al.'s algorithm as published; see the module docstring).
     max_redraws:
-        How many mutations to try per cycle when ``novel_children`` is set (default 100).
+        Mutations tried from the parent, and then walk steps from the child, per cycle when
+        ``novel_children`` is set (default 100).
     """
 
     name = "evolution"
@@ -94,6 +99,12 @@ class RegularizedEvolution(SearchAlgorithm):
             while self._space.identity(child) in self._seen and tries < self.max_redraws:
                 child = self._space.mutate(parent, self._rng)
                 tries += 1
+            # every neighbour of the parent already evaluated: keep mutating the child (a
+            # short random walk) so the search can leave an exhausted neighbourhood
+            steps = 0
+            while self._space.identity(child) in self._seen and steps < self.max_redraws:
+                child = self._space.mutate(child, self._rng)
+                steps += 1
         if self._space.identity(child) in self._seen:
             self._n_repeat_children += 1
         return child

@@ -107,3 +107,15 @@ def test_registry_and_parameter_errors():
         make_algorithm("evolution", {"population": "0"})
     with pytest.raises(UserError):
         make_algorithm("evolution", {"tournament": "3"})
+
+
+def test_novel_children_walk_out_of_an_exhausted_neighbourhood():
+    space = TinySpace((3, 3, 3))
+    algo = _started(space, seed=0, population=1, sample_size=1, novel_children=True)
+    parent = algo.ask()
+    algo.tell(parent, Observation(0.9))
+    for n in space.neighbours(parent):   # the parent's whole neighbourhood is known
+        algo._seen.add(space.identity(n))
+    child = algo.ask()
+    assert space.identity(child) not in algo._seen
+    assert child not in space.neighbours(parent) and child != parent
