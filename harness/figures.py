@@ -72,7 +72,7 @@ def _metric_name(rs: ResultSet, oracle: str, which: str) -> str:
 
 def _figure(nrows: int, ncols: int, height: float | None = None):
     from matplotlib.figure import Figure
-    w = min(MAX_W, PANEL_W * ncols + 0.4)
+    w = min(MAX_W, max(4.4, PANEL_W * ncols + 0.4))  # one panel: room for row names and legend
     h = (height or PANEL_H) * nrows + 0.7
     fig = Figure(figsize=(w, h), layout="constrained")
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
@@ -81,8 +81,10 @@ def _figure(nrows: int, ncols: int, height: float | None = None):
 
 def _legend(fig, handles, labels, ncol: int | None = None) -> None:
     if handles:
-        # as many columns as fit the figure's width (about 1.75 inches per entry)
-        fit = max(1, int(fig.get_figwidth() / 1.75))
+        # as many columns as fit the figure's width (an entry: ~0.065 in per character of
+        # 7.5 pt text plus the handle; at least 1.75 in)
+        longest = max(len(str(lab)) for lab in labels)
+        fit = max(1, int(fig.get_figwidth() / max(1.75, 0.065 * longest + 0.7)))
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), ncol or 4, fit),
                    frameon=False, handlelength=2.2)
 
