@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     c.add_argument("--cifar-dir", metavar="DIR", help="the extracted cifar-10-batches-py folder")
     c.add_argument("--seeds", type=int, default=1, metavar="N", help="train each network with seeds 0..N-1")
     c.add_argument("--out", required=True, metavar="DIR", help="work folder (shards; resumable)")
-    c.add_argument("--table", metavar="DIR", help="where the finished table goes (default OUT/table)")
+    c.add_argument("--table", metavar="DIR", help="where the finished table goes (default: the data directory, "
+                   "$NAS_HARNESS_DATA/NAME, so it is an oracle at once)")
     c.add_argument("--name", help="oracle/table name (default convnet-digits for the digits preset on "
                                   "digits, else convnet-PRESET-DATASET)")
     c.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes / Ray task slots")
@@ -52,6 +53,7 @@ def _collect_convnet(args: argparse.Namespace) -> int:
 
     from oracles.collectors.convnet import collect, make_job
     from oracles.collectors.train import DEFAULT_RECIPES
+    from oracles.registry import data_dir
 
     recipe = DEFAULT_RECIPES[args.dataset]
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay")
@@ -66,10 +68,11 @@ def _collect_convnet(args: argparse.Namespace) -> int:
                    split_seed=args.split_seed, subset=args.subset, subset_seed=args.subset_seed,
                    cifar_dir=args.cifar_dir)
     target = collect(job, args.out, workers=args.workers, device=args.device, executor=args.executor,
-                     progress=not args.no_progress, table_dir=args.table,
+                     progress=not args.no_progress, table_dir=args.table or data_dir() / job.name,
                      train=not args.finalize_partial, partial=args.finalize_partial)
     if target is None:
         print(f"collection in {args.out} is not complete; run the same command again to resume")
         return 1
-    print(f"table {job.name} written to {target}")
+    print(f"table {job.name} written to {target}"
+          + (f"; query it as the oracle {job.name}" if args.table is None else ""))
     return 0
