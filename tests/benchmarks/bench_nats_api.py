@@ -41,7 +41,8 @@ def ours(nb201_data_dir):
 def test_same_answers(nats, ours):
     for i in IDX:
         official = nats.get_more_info(i, "cifar10-valid", hp="200", is_random=False)["valid-accuracy"]
-        assert ours.query_index(i).observation.value * 100 == pytest.approx(official, abs=1e-9)
+        # our table here is the shared CSV, which prints percentages with 6 decimals
+        assert ours.query_index(i).observation.value * 100 == pytest.approx(official, abs=5e-7)
 
 
 def test_official_get_more_info(benchmark, nats):
