@@ -85,3 +85,15 @@ def ray_local():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def nb201_cifar10(nb201_data_dir):
+    """``nb201/cifar10`` loaded through the registry, as users load it (env set for the module)."""
+    from oracles.registry import load_oracle
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NAS_HARNESS_DATA", str(nb201_data_dir))
+    try:
+        yield load_oracle("nb201/cifar10")
+    finally:
+        patch.undo()

@@ -7,12 +7,10 @@ bookkeeping and the oracle. NASES's autoencoder pretraining (stage 1, done once 
 process and cached) is warmed up outside the timed run and timed separately.
 """
 
-import os
 
 import pytest
 
 from harness.runner import RunConfig, run_one
-from oracles.registry import load_oracle
 
 BUDGET = 500
 ALGOS = {
@@ -25,16 +23,8 @@ ALGOS = {
 
 
 @pytest.fixture(scope="module")
-def oracle(nb201_data_dir):
-    old = os.environ.get("NAS_HARNESS_DATA")
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
-    try:
-        yield load_oracle("nb201/cifar10")
-    finally:
-        if old is None:
-            os.environ.pop("NAS_HARNESS_DATA")
-        else:
-            os.environ["NAS_HARNESS_DATA"] = old
+def oracle(nb201_cifar10):
+    return nb201_cifar10
 
 
 def _config(label):

@@ -7,7 +7,6 @@ sides answer the cifar10-valid validation accuracy at 200 epochs; the test check
 Needs ``pip install nats_bench`` (skipped otherwise). Run: see README, "Benchmarks".
 """
 
-import os
 
 import pytest
 
@@ -25,17 +24,8 @@ def nats(shared_data):
 
 
 @pytest.fixture(scope="module")
-def ours(nb201_data_dir):
-    from oracles.registry import load_oracle
-    old = os.environ.get("NAS_HARNESS_DATA")
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
-    try:
-        yield load_oracle("nb201/cifar10")
-    finally:
-        if old is None:
-            os.environ.pop("NAS_HARNESS_DATA")
-        else:
-            os.environ["NAS_HARNESS_DATA"] = old
+def ours(nb201_cifar10):
+    return nb201_cifar10
 
 
 def test_same_answers(nats, ours):

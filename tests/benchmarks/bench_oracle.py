@@ -7,21 +7,11 @@ For scale: the official NATS-Bench API answers ~1,300 `get_more_info` queries pe
 import numpy as np
 import pytest
 
-from oracles.registry import load_oracle
 
 
 @pytest.fixture(scope="module")
-def oracle(nb201_data_dir):
-    import os
-    old = os.environ.get("NAS_HARNESS_DATA")
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
-    try:
-        yield load_oracle("nb201/cifar10")
-    finally:
-        if old is None:
-            os.environ.pop("NAS_HARNESS_DATA")
-        else:
-            os.environ["NAS_HARNESS_DATA"] = old
+def oracle(nb201_cifar10):
+    return nb201_cifar10
 
 
 @pytest.fixture(scope="module")
