@@ -237,19 +237,15 @@ class ConvNetSpace(FiniteSpace):
             v[1 + 2 * pos], v[2 + 2 * pos] = c, k
         return v
 
-    def encode_all(self) -> np.ndarray:
-        cached = getattr(self, "_encode_all_cache", None)
-        if cached is None:
-            opts = self.options_all()
-            present = opts >= 0
-            ki, ci = np.divmod(np.where(present, opts, 0), len(self.channels))
-            cached = np.zeros((self._size, self.encoding_size))
-            cached[:, 0] = present.sum(axis=1)
-            cached[:, 1::2] = np.where(present, np.asarray(self.channels)[ci], 0)
-            cached[:, 2::2] = np.where(present, np.asarray(self.kernels)[ki], 0)
-            cached.setflags(write=False)
-            self._encode_all_cache = cached
-        return cached
+    def _encode_all(self) -> np.ndarray:
+        opts = self.options_all()
+        present = opts >= 0
+        ki, ci = np.divmod(np.where(present, opts, 0), len(self.channels))
+        out = np.zeros((self._size, self.encoding_size))
+        out[:, 0] = present.sum(axis=1)
+        out[:, 1::2] = np.where(present, np.asarray(self.channels)[ci], 0)
+        out[:, 2::2] = np.where(present, np.asarray(self.kernels)[ki], 0)
+        return out
 
     @property
     def decisions(self) -> tuple[int, ...]:
@@ -264,19 +260,15 @@ class ConvNetSpace(FiniteSpace):
         out += [0, 0] * (self.max_depth - len(layers))
         return tuple(out)
 
-    def tokens_all(self) -> np.ndarray:
-        cached = getattr(self, "_tokens_all_cache", None)
-        if cached is None:
-            opts = self.options_all()
-            present = opts >= 0
-            ki, ci = np.divmod(np.where(present, opts, 0), len(self.channels))
-            cached = np.zeros((self._size, len(self.decisions)), dtype=np.int64)
-            cached[:, 0] = present.sum(axis=1) - self.min_depth
-            cached[:, 1::2] = ki
-            cached[:, 2::2] = ci
-            cached.setflags(write=False)
-            self._tokens_all_cache = cached
-        return cached
+    def _tokens_all(self) -> np.ndarray:
+        opts = self.options_all()
+        present = opts >= 0
+        ki, ci = np.divmod(np.where(present, opts, 0), len(self.channels))
+        out = np.zeros((self._size, len(self.decisions)), dtype=np.int64)
+        out[:, 0] = present.sum(axis=1) - self.min_depth
+        out[:, 1::2] = ki
+        out[:, 2::2] = ci
+        return out
 
     def from_tokens(self, tokens) -> ConvArch:
         t = check_tokens(tokens, self.decisions)

@@ -557,22 +557,12 @@ class NB101TableSpace(NB101Space, FiniteSpace):
         return cell
 
     # vectorised representations
-    def encode_all(self) -> np.ndarray:
-        cached = getattr(self, "_encode_all_cache", None)
-        if cached is None:
-            cached = encode_padded(self._bits, self._ops)
-            cached.setflags(write=False)
-            self._encode_all_cache = cached
-        return cached
+    def _encode_all(self) -> np.ndarray:
+        return encode_padded(self._bits, self._ops)
 
-    def tokens_all(self) -> np.ndarray:
-        cached = getattr(self, "_tokens_all_cache", None)
-        if cached is None:
-            cached = np.concatenate([self._bits.astype(np.int64),
-                                     np.maximum(self._ops, 0).astype(np.int64)], axis=1)
-            cached.setflags(write=False)
-            self._tokens_all_cache = cached
-        return cached
+    def _tokens_all(self) -> np.ndarray:
+        return np.concatenate([self._bits.astype(np.int64),
+                               np.maximum(self._ops, 0).astype(np.int64)], axis=1)
 
     def describe(self):
         d = super().describe()

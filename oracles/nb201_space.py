@@ -145,17 +145,13 @@ class NB201Space(FiniteSpace):
         v[np.arange(N_EDGES) * N_OPS + np.asarray(arch)] = 1.0
         return v
 
-    def encode_all(self) -> np.ndarray:
-        cached = getattr(self, "_encode_all_cache", None)
-        if cached is None:
-            cached = np.zeros((SIZE, N_EDGES * N_OPS))
-            cols = np.arange(N_EDGES) * N_OPS + self._digits
-            cached[np.arange(SIZE)[:, None], cols] = 1.0
-            cached.setflags(write=False)
-            self._encode_all_cache = cached
-        return cached
+    def _encode_all(self) -> np.ndarray:
+        out = np.zeros((SIZE, N_EDGES * N_OPS))
+        cols = np.arange(N_EDGES) * N_OPS + self._digits
+        out[np.arange(SIZE)[:, None], cols] = 1.0
+        return out
 
-    def tokens_all(self) -> np.ndarray:
+    def _tokens_all(self) -> np.ndarray:
         return self._digits
 
     @property

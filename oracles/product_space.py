@@ -167,18 +167,11 @@ class ProductSpace(FiniteSpace):
         out[np.arange(len(codes))[:, None], offsets + codes] = 1.0
         return out
 
-    def encode_all(self) -> np.ndarray:
-        cached = getattr(self, "_encode_all_cache", None)
-        if cached is None:
-            cached = self._one_hot(self._codes)
-            cached.setflags(write=False)
-            self._encode_all_cache = cached
-        return cached
+    def _encode_all(self) -> np.ndarray:
+        return self._one_hot(self._codes)
 
-    def tokens_all(self) -> np.ndarray:
-        out = self._codes.view()
-        out.setflags(write=False)
-        return out
+    def _tokens_all(self) -> np.ndarray:
+        return self._codes.view()
 
     @property
     def decisions(self) -> tuple[int, ...]:

@@ -122,27 +122,28 @@ class FiniteSpace(SearchSpace):
         return self.arch(int(rng.integers(self.size)))
 
     def encode_all(self) -> np.ndarray:
-        """``(size, encoding_size)`` array, row ``i`` = ``encode(arch(i))``; cached.
-
-        Subclasses override this with a vectorised version; this default is the
-        reference they must agree with.
-        """
-        cached = getattr(self, "_encode_all_cache", None)
-        if cached is None:
-            cached = np.stack([self.encode(self.arch(i)) for i in range(self.size)])
-            cached.setflags(write=False)
-            self._encode_all_cache = cached
-        return cached
+        """``(size, encoding_size)`` array, row ``i`` = ``encode(arch(i))``; computed once."""
+        return self._cached("_encode_all_cache", self._encode_all)
 
     def tokens_all(self) -> np.ndarray:
-        """``(size, len(decisions))`` int array of every architecture's tokens; cached."""
-        cached = getattr(self, "_tokens_all_cache", None)
-        if cached is None:
-            cached = np.array([self.tokens(self.arch(i)) for i in range(self.size)],
-                              dtype=np.int64).reshape(self.size, len(self.decisions))
-            cached.setflags(write=False)
-            self._tokens_all_cache = cached
-        return cached
+        """``(size, len(decisions))`` int array of every architecture's tokens; computed once."""
+        return self._cached("_tokens_all_cache", self._tokens_all)
+
+    # Subclasses vectorise these two; the loops here are the reference they must agree with.
+    def _encode_all(self) -> np.ndarray:
+        return np.stack([self.encode(self.arch(i)) for i in range(self.size)])
+
+    def _tokens_all(self) -> np.ndarray:
+        return np.array([self.tokens(self.arch(i)) for i in range(self.size)],
+                        dtype=np.int64).reshape(self.size, len(self.decisions))
+
+    def _cached(self, attr: str, compute) -> np.ndarray:
+        arr = self.__dict__.get(attr)
+        if arr is None:
+            arr = np.asarray(compute())
+            arr.setflags(write=False)  # shared by every caller: nobody may edit it in place
+            setattr(self, attr, arr)
+        return arr
 
 
 def check_tokens(tokens: Sequence[int], decisions: Sequence[int]) -> tuple[int, ...]:

@@ -86,21 +86,11 @@ class SubsetSpace(FiniteSpace):
     def encode(self, arch) -> np.ndarray:
         return self.parent.encode(arch)
 
-    def encode_all(self) -> np.ndarray:
-        cached = getattr(self, "_encode_all_cache", None)
-        if cached is None:
-            cached = np.asarray(self.parent.encode_all())[self.parent_indices]
-            cached.setflags(write=False)
-            self._encode_all_cache = cached
-        return cached
+    def _encode_all(self) -> np.ndarray:
+        return np.asarray(self.parent.encode_all())[self.parent_indices]
 
-    def tokens_all(self) -> np.ndarray:
-        cached = getattr(self, "_tokens_all_cache", None)
-        if cached is None:
-            cached = np.asarray(self.parent.tokens_all())[self.parent_indices]
-            cached.setflags(write=False)
-            self._tokens_all_cache = cached
-        return cached
+    def _tokens_all(self) -> np.ndarray:
+        return np.asarray(self.parent.tokens_all())[self.parent_indices]
 
     @property
     def decisions(self):
