@@ -308,11 +308,7 @@ def detect_and_read(source: Path, epochs: int | None = None, trust_pickle: bool 
         if csvs:
             return read_csv_tables(csvs)
         if any(_FAST_FILE.match(p.name) for p in source.iterdir()):
-            table = read_fast_mode(source)
-            if table.n_archs != N_ARCHS:
-                raise UserError(f"{source} holds {table.n_archs} of the {N_ARCHS} architectures; "
-                                "the oracle needs the complete NATS-tss-v1_0-3ffb9-simple folder")
-            return table
+            return _complete(read_fast_mode(source), source, "the complete NATS-tss-v1_0-3ffb9-simple folder")
         raise UserError(f"{source} has neither nb201_200ep.csv / nb201_12ep.csv nor NATS-Bench "
                         "fast-mode files")
     if source.suffix == ".csv":
@@ -322,13 +318,16 @@ def detect_and_read(source: Path, epochs: int | None = None, trust_pickle: bool 
         if not trust_pickle:
             raise UserError(f"{source} is a pickle-based .pth file: loading it can run arbitrary code. "
                             "If you trust it, re-run with --trust-pickle")
-        table = read_pth(source)
-        if table.n_archs != N_ARCHS:
-            raise UserError(f"{source} holds {table.n_archs} of the {N_ARCHS} architectures; "
-                            "the oracle needs a complete file")
-        return table
+        return _complete(read_pth(source), source, "a complete file")
     raise UserError(f"don't know how to import {source}: give the CSV folder, a .csv file, a "
                     "NATS-tss fast-mode folder or a .pth file")
+
+
+def _complete(table: Table, source: Path, what: str) -> Table:
+    """An oracle needs every architecture; a partial official source is refused, not padded."""
+    if table.n_archs != N_ARCHS:
+        raise UserError(f"{source} holds {table.n_archs} of the {N_ARCHS} architectures; the oracle needs {what}")
+    return table
 
 
 def build(args: argparse.Namespace) -> Table:
