@@ -1,23 +1,12 @@
 """NAO (algorithms/nao.py) mechanics on tiny spaces."""
 
-import numpy as np
 import pytest
 
 from algorithms.nao import NAO, pairwise_accuracy
-from oracles.oracle import Observation
-from tiny_space import TinySpace, linear_values
+from tiny_space import TinySpace, drive, linear_values
 
 SMALL = dict(emb_size=8, hidden_size=16, batch_size=32)
 
-
-def drive(algo, space, values, n, seed=0):
-    algo.start(space, np.random.default_rng(seed))
-    out = []
-    for _ in range(n):
-        a = algo.ask()
-        out.append(a)
-        algo.tell(a, Observation(float(values[space.index(a)])))
-    return out
 
 
 def test_pairwise_accuracy():

@@ -7,22 +7,12 @@ import pytest
 
 from algorithms.nases import NASES, REWARD_FALLBACK, REWARD_FULL, nases_reward
 from oracles.oracle import Observation
-from tiny_space import TinySpace, linear_values
+from tiny_space import TinySpace, drive, linear_values
 
 # small autoencoder and pretraining so the tests stay fast; the mechanics are the same
 SMALL = dict(layers=(64, 32, 16), pretrain_train=3000, pretrain_test=500, pretrain_batches=(16, 32, 64),
              pretrain_lr=5e-3)
 
-
-def drive(algo, space, values, n, seed=0, train=None):
-    algo.start(space, np.random.default_rng(seed))
-    out = []
-    for _ in range(n):
-        a = algo.ask()
-        out.append(a)
-        v = float(values[space.index(a)])
-        algo.tell(a, Observation(v, train=None if train is None else float(train[space.index(a)])))
-    return out
 
 
 def test_reward_formula_and_fallback():

@@ -8,17 +8,8 @@ import pytest
 from algorithms import make_algorithm
 from algorithms.reinforce import Reinforce
 from oracles.oracle import Observation
-from tiny_space import TinySpace, linear_values
+from tiny_space import TinySpace, drive, linear_values
 
-
-def drive(algo, space, values, n, seed=0):
-    algo.start(space, np.random.default_rng(seed))
-    out = []
-    for _ in range(n):
-        a = algo.ask()
-        out.append(a)
-        algo.tell(a, Observation(float(values[space.index(a)])))
-    return out
 
 
 def test_log_probs_sum_to_one_over_all_sequences():

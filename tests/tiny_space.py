@@ -90,3 +90,17 @@ def linear_values(space: TinySpace, seed: int = 0) -> np.ndarray:
     w = rng.normal(size=space.encoding_size)
     raw = space.encode_all() @ w + 0.3 * rng.normal(size=space.size)
     return 0.05 + 0.9 * (raw - raw.min()) / (raw.max() - raw.min())
+
+
+def drive(algo, space, values, n, seed=0, train=None):
+    """Run ``algo`` for ``n`` ask/tell steps on ``space`` scored by ``values`` (by index);
+    ``train`` optionally gives training accuracies. Returns the architectures asked."""
+    from oracles.oracle import Observation
+    algo.start(space, np.random.default_rng(seed))
+    out = []
+    for _ in range(n):
+        a = algo.ask()
+        out.append(a)
+        i = space.index(a)
+        algo.tell(a, Observation(float(values[i]), train=None if train is None else float(train[i])))
+    return out
