@@ -7,6 +7,7 @@ Without that folder the tests that need it are skipped, unless NAS_HARNESS_REQUI
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,13 +88,21 @@ def ray_local():
     ray.shutdown()
 
 
+@contextmanager
+def data_env(directory: Path):
+    """NAS_HARNESS_DATA set to ``directory`` for a block (module-scoped fixtures cannot use
+    the function-scoped ``monkeypatch``)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NAS_HARNESS_DATA", str(directory))
+    try:
+        yield directory
+    finally:
+        patch.undo()
+
+
 @pytest.fixture(scope="module")
 def nb201_cifar10(nb201_data_dir):
     """``nb201/cifar10`` loaded through the registry, as users load it (env set for the module)."""
     from oracles.registry import load_oracle
-    patch = pytest.MonkeyPatch()
-    patch.setenv("NAS_HARNESS_DATA", str(nb201_data_dir))
-    try:
+    with data_env(nb201_data_dir):
         yield load_oracle("nb201/cifar10")
-    finally:
-        patch.undo()

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import data_env
 from harness.cli import main as cli
 from harness.compare import Thresholds, compare, format_comparison
 from harness.metrics import CellRuns, ResultSet, load, load_baseline, save_baseline
@@ -123,11 +124,8 @@ def test_bad_thresholds_and_metrics_are_user_errors():
 @pytest.fixture(scope="module")
 def two_runs(nb201_data_dir, tmp_path_factory):
     """Real NB201 results: random search and a stronger algorithm, and a baseline file."""
-    import os
     from harness.experiment import Experiment, execute
-    old = os.environ.get("NAS_HARNESS_DATA")
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
-    try:
+    with data_env(nb201_data_dir):
         d = tmp_path_factory.mktemp("cmp")
         for name, algo, seed_start in (("a", "evolution:population=20,sample_size=5", 0),
                                        ("b", "evolution:population=20,sample_size=5", 50),
@@ -135,11 +133,6 @@ def two_runs(nb201_data_dir, tmp_path_factory):
             execute(Experiment(oracles=["nb201/cifar10"], algorithms=[algo], seeds=12, seed_start=seed_start,
                                budget=150, until_optimum=True, out=str(d / name)), progress=False)
         yield d
-    finally:
-        if old is None:
-            os.environ.pop("NAS_HARNESS_DATA", None)
-        else:
-            os.environ["NAS_HARNESS_DATA"] = old
 
 
 def test_cli_compare_and_baseline_files(two_runs, nb201_env, tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import data_env
 from harness.cli import main as cli
 from harness.figures import FIGURES, colours, plot_all
 from harness.metrics import CellRuns, OracleInfo, ResultSet
@@ -13,21 +14,13 @@ from harness.metrics import CellRuns, OracleInfo, ResultSet
 
 @pytest.fixture(scope="module")
 def folder(nb201_data_dir, tmp_path_factory):
-    import os
     from harness.experiment import Experiment, execute
-    old = os.environ.get("NAS_HARNESS_DATA")
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
-    try:
+    with data_env(nb201_data_dir):
         d = tmp_path_factory.mktemp("fig") / "runs"
         execute(Experiment(oracles=["nb201/cifar10", "nb201/cifar100"],
                            algorithms=["random", "evolution:population=20,sample_size=5"],
                            seeds=4, budget=120, until_optimum=True, out=str(d)), progress=False)
         yield d
-    finally:
-        if old is None:
-            os.environ.pop("NAS_HARNESS_DATA", None)
-        else:
-            os.environ["NAS_HARNESS_DATA"] = old
 
 
 def test_plot_command_writes_png_and_pdf(folder, nb201_env, tmp_path, capsys):

@@ -8,7 +8,6 @@ machine's cores). It takes minutes; select it with ``-k fig5`` or leave it out w
 ``-k "not fig5"``.
 """
 
-import os
 
 import pytest
 
@@ -46,9 +45,8 @@ def test_one_run_budget_500(benchmark, oracle, name):
     benchmark.extra_info.update(n_queries=summary["n_queries"], algo_cpu_s=summary["algo_cpu_s"])
 
 
-def test_fig5_study_nb201(benchmark, nb201_data_dir, tmp_path_factory):
+def test_fig5_study_nb201(benchmark, nb201_env, tmp_path_factory):
     from harness.experiment import Experiment, execute
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
     outs = iter(tmp_path_factory.mktemp("fig5") / f"r{i}" for i in range(100))
 
     def study():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import data_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for nb101_helpers
 
@@ -52,15 +53,8 @@ def data_dir(request):
 
 @pytest.fixture(scope="module")
 def oracle(data_dir):
-    old = os.environ.get("NAS_HARNESS_DATA")
-    os.environ["NAS_HARNESS_DATA"] = str(data_dir)
-    try:
+    with data_env(data_dir):
         yield load_oracle(NAME)
-    finally:
-        if old is None:
-            os.environ.pop("NAS_HARNESS_DATA")
-        else:
-            os.environ["NAS_HARNESS_DATA"] = old
 
 
 def _load(directory: Path) -> TabularOracle:

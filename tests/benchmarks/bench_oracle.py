@@ -39,10 +39,8 @@ def test_batched_query_1000_indices(benchmark, oracle):
     benchmark(lambda: oracle.query_indices(idx))
 
 
-def test_load_oracle_from_data_dir(benchmark, nb201_data_dir):
+def test_load_oracle_from_data_dir(benchmark, nb201_env):
     from oracles import registry
-    import os
-    os.environ["NAS_HARNESS_DATA"] = str(nb201_data_dir)
 
     def load():
         registry._CACHE.clear()
