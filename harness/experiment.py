@@ -230,6 +230,12 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
                 if on_result is not None:
                     on_result(result)
         finally:
+            # An interrupt raised here, outside the executor's generator, would only reach the
+            # generator (and stop its workers) when it is garbage-collected: after the session
+            # has swept temporaries. Closing it now stops every worker before that sweep.
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
             if bar is not None:
                 bar.close()
     return cells, done, len(tasks)
