@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import signal
 import threading
 import time
@@ -86,6 +87,19 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             p.join()
 
 
+def _quiet_resource_tracker() -> None:
+    """Keep multiprocessing's resource-tracker process from warning after a Ctrl-C.
+
+    The tracker starts with the first pool and inherits this interpreter's -W options. After
+    an interrupt, ``_stop_pool`` ends the workers and the semaphores are removed, yet the
+    tracker sometimes still reports them as leaked and then fails to unlink them ("No such
+    file or directory"): two lines of noise under the one-line resume message.
+    """
+    option = "ignore:resource_tracker:UserWarning"
+    if option not in sys.warnoptions:
+        sys.warnoptions.append(option)
+
+
 class LocalExecutor:
     def __init__(self, workers: int = 1):
         self.workers = int(workers)
@@ -97,6 +111,7 @@ class LocalExecutor:
                 yield fn(t)
             return
         ctx = mp.get_context("spawn")
+        _quiet_resource_tracker()
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
                                    initializer=_worker_init, initargs=(os.getpid(),))
         try:
