@@ -100,6 +100,13 @@ def _quiet_resource_tracker() -> None:
         sys.warnoptions.append(option)
 
 
+def spawn_pool(max_workers: int, initializer: Callable[..., None], initargs: tuple) -> ProcessPoolExecutor:
+    """A process pool of freshly spawned workers (no inherited torch or BLAS thread state)."""
+    _quiet_resource_tracker()
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=mp.get_context("spawn"),
+                               initializer=initializer, initargs=initargs)
+
+
 class LocalExecutor:
     def __init__(self, workers: int = 1):
         self.workers = int(workers)
@@ -110,10 +117,7 @@ class LocalExecutor:
             for t in tasks:
                 yield fn(t)
             return
-        ctx = mp.get_context("spawn")
-        _quiet_resource_tracker()
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx,
-                                   initializer=_worker_init, initargs=(os.getpid(),))
+        pool = spawn_pool(min(self.workers, len(tasks)), _worker_init, (os.getpid(),))
         try:
             # bounded submission keeps memory flat for studies with many thousands of runs
             it = iter(tasks)

@@ -50,7 +50,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing
 import os
 import platform
 import subprocess
@@ -263,10 +262,9 @@ def _run_local(tasks, job: Job, workers: int, device: str) -> Iterable[tuple[int
         for index, layers, seed in tasks:
             yield _worker_run(index, layers, seed)
         return
-    from harness.executors import _sigint_blocked, _stop_pool
-    ctx = multiprocessing.get_context("spawn")  # no fork after torch/threads in the parent
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_worker_init,
-                                  initargs=(os.getpid(), *args))
+    from harness.executors import _sigint_blocked, _stop_pool, spawn_pool
+    # spawned, not forked: no fork after torch/threads in the parent
+    pool = spawn_pool(workers, _pool_worker_init, (os.getpid(), *args))
     try:
         it = iter(tasks)
         pending: set[cf.Future] = set()
