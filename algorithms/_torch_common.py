@@ -45,6 +45,19 @@ def torch_setup(rng: np.random.Generator, device: str):
     return torch, gen, dev, seed
 
 
+class Diverged(UserError):
+    """A learned strategy's model produced non-finite numbers, almost always because a
+    setting (a learning rate, a scale) is far too large. Raised where the numbers are used,
+    with the setting to change, instead of letting torch fail deep inside a sampler."""
+
+
+def require_finite(values, what: str, hint: str) -> None:
+    """Raise :class:`Diverged` ("``what`` became non-finite: ``hint``") unless all finite."""
+    import torch
+    if not bool(torch.isfinite(torch.as_tensor(values)).all()):
+        raise Diverged(f"{what} became non-finite: {hint}")
+
+
 def build_seeded(seed: int, build: Callable[[], T]) -> T:
     """Call ``build()`` (which creates torch modules) with torch's global RNG forked and
     seeded with ``seed``, so weight initialisation is reproducible and leaves the global

@@ -111,6 +111,10 @@ class Cadam(SearchAlgorithm):
             raise ValueError("tau must be in (0, 1)")
         if not 0.0 <= eps_end <= eps_start <= 1.0 or eps_steps < 0 or warmup < 0:
             raise ValueError("need 0 <= eps_end <= eps_start <= 1, eps_steps >= 0, warmup >= 0")
+        if not (0.0 < actor_lr < math.inf and 0.0 < critic_lr < math.inf):
+            raise ValueError("actor_lr and critic_lr must be positive")
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+            raise ValueError("beta1 and beta2 (Adam) must be in [0, 1)")
         if reward_base <= 1.0 or xi < 0:
             raise ValueError("reward_base must exceed 1 and xi must be >= 0")
         self.top_k, self.tau, self.batch_size, self.xi = top_k, tau, batch_size, xi

@@ -70,7 +70,7 @@ from typing import Any
 import numpy as np
 
 from .base import SearchAlgorithm
-from ._torch_common import adam, build_seeded, random_unseen, torch_setup, try_arch
+from ._torch_common import adam, build_seeded, random_unseen, require_finite, torch_setup, try_arch
 
 #: pretrained autoencoders, keyed by everything that determines them
 _PRETRAINED: dict[tuple, tuple[Any, Any, dict[str, Any]]] = {}
@@ -219,9 +219,12 @@ class NASES(SearchAlgorithm):
                     best_state = (copy.deepcopy(sim.state_dict()), copy.deepcopy(dec.state_dict()))
             sim.load_state_dict(best_state[0])
             dec.load_state_dict(best_state[1])
+        require_finite(best, "nases: the simulator/decoder pretraining loss",
+                       f"lower value_range (now {self.value_range:g}; the loss is in its squared units, "
+                       f"float32) or pretrain_lr (now {self.pretrain_lr:g})")
         info = {"embedding_size": n, "pretrain_test_mse_initial": initial, "pretrain_test_mse": best,
                 # the mean-prediction baseline of the paper's Table 1: Var(U(0, R)) = R^2 / 12
-                "pretrain_test_mse_mean_baseline": self.value_range ** 2 / 12}
+                "pretrain_test_mse_mean_baseline": float(self.value_range) * self.value_range / 12}
         _PRETRAINED[key] = (sim, dec, info)
         return _PRETRAINED[key]
 
@@ -256,8 +259,10 @@ class NASES(SearchAlgorithm):
         """The controller's Bernoulli probabilities for architecture vectors ``x``."""
         torch = self._torch
         with torch.no_grad():
-            return self.controller(torch.as_tensor(np.atleast_2d(x), device=self._dev)
-                                   / self.value_range).cpu().numpy()
+            p = self.controller(torch.as_tensor(np.atleast_2d(x), device=self._dev) / self.value_range).cpu()
+        require_finite(p, f"nases: the controller's probabilities (after {self.n_updates} updates)",
+                       f"lower lr (now {self.lr:g})")
+        return p.numpy()
 
     def decode_bits(self, bits) -> np.ndarray:
         """Tokens decoded from Bernoulli codes ``bits`` (``(k, n)``) through ``f_theta``."""

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from .base import SearchAlgorithm
-from ._torch_common import adam, build_seeded, random_unseen, segment_offsets, torch_setup, try_arch
+from ._torch_common import (adam, build_seeded, random_unseen, require_finite, segment_offsets, torch_setup,
+                            try_arch)
 
 
 def _build_controller(torch, decisions, hidden):
@@ -145,6 +146,8 @@ class Reinforce(SearchAlgorithm):
             for i, d in enumerate(self._decisions):
                 out, state = c.lstm(c.embed(inp), state)
                 probs = torch.softmax(c.logits_at(out[:, 0], i), dim=-1).cpu()
+                require_finite(probs, f"reinforce: the controller's probabilities (after {self.n_updates} updates)",
+                               f"lower lr (now {self.lr:g}) or entropy_weight (now {self.entropy_weight:g})")
                 tok = torch.multinomial(probs, 1, generator=self._gen)       # (n, 1)
                 out_tokens.append(tok[:, 0])
                 inp = (tok + int(self._offsets[i])).to(self._dev)

@@ -36,7 +36,7 @@ def _worker_init(parent: int) -> None:
 
     * Ctrl-C goes to the whole foreground process group; only the parent should handle it
       (one message, no worker tracebacks), so workers ignore SIGINT. They are started with
-      SIGINT blocked (see :func:`_sigint_blocked`), so even a Ctrl-C during their start-up
+      SIGINT blocked (see :func:`_sigint_deferred`), so even a Ctrl-C during their start-up
       cannot reach them before this runs.
     * SIGTERM, sent by the parent when it stops early, ends the worker at once and quietly
       (even inside the initializer); a temporary file it was writing is removed by the
@@ -59,17 +59,42 @@ def _worker_init(parent: int) -> None:
 
 
 @contextmanager
-def _sigint_blocked():
-    """Block SIGINT in this thread while worker processes may be started (they inherit the
-    mask); a Ctrl-C meanwhile stays pending and is delivered to the parent afterwards."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+def _sigint_deferred():
+    """Hold back Ctrl-C while worker processes may be started; raise it afterwards.
+
+    Starting a spawned worker is not atomic: the parent launches the child and then writes
+    the child's start-up data into a pipe. An interrupt between the two leaves the child
+    reading a closed pipe, and it prints a bootstrap traceback (``EOFError: Ran out of
+    input``) under the resume message. Two things are needed to close that window:
+
+    * a Python-level handler that only records the signal. Blocking SIGINT in this thread
+      alone is not enough: the kernel may hand a process-directed SIGINT to any thread that
+      does not block it (tqdm's monitor, Arrow's thread pools), and CPython then raises
+      KeyboardInterrupt in the main thread regardless of the main thread's mask;
+    * SIGINT blocked in this thread, because a spawned child inherits the mask of the thread
+      that starts it: a Ctrl-C sent to the whole process group stays pending in a child
+      until :func:`_worker_init` has made it ignore SIGINT.
+
+    A Ctrl-C that arrived meanwhile is handed to the previous handler once workers are up.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    masked = hasattr(signal, "pthread_sigmask")
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending SIGINT lands in `caught`
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, caught[-1])
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -122,7 +147,7 @@ class LocalExecutor:
             # bounded submission keeps memory flat for studies with many thousands of runs
             it = iter(tasks)
             running = set()
-            with _sigint_blocked():  # submit() may start workers
+            with _sigint_deferred():  # submit() may start workers
                 for t in it:
                     running.add(pool.submit(fn, t))
                     if len(running) >= 4 * self.workers:
@@ -133,7 +158,7 @@ class LocalExecutor:
                     yield fut.result()
                     nxt = next(it, None)
                     if nxt is not None:
-                        with _sigint_blocked():
+                        with _sigint_deferred():
                             running.add(pool.submit(fn, nxt))
         except BaseException:
             _stop_pool(pool)

@@ -262,14 +262,14 @@ def _run_local(tasks, job: Job, workers: int, device: str) -> Iterable[tuple[int
         for index, layers, seed in tasks:
             yield _worker_run(index, layers, seed)
         return
-    from harness.executors import _sigint_blocked, _stop_pool, spawn_pool
+    from harness.executors import _sigint_deferred, _stop_pool, spawn_pool
     # spawned, not forked: no fork after torch/threads in the parent
     pool = spawn_pool(workers, _pool_worker_init, (os.getpid(), *args))
     try:
         it = iter(tasks)
         pending: set[cf.Future] = set()
         while True:
-            with _sigint_blocked():  # workers start with Ctrl-C blocked, then ignore it
+            with _sigint_deferred():  # workers start with Ctrl-C blocked, then ignore it
                 while len(pending) < 2 * workers:
                     task = next(it, None)
                     if task is None:
