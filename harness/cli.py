@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import interrupts
+    interrupts.install()
     try:
         return _main(argv)
     except KeyboardInterrupt:  # also during start-up (imports, argument parsing)

@@ -460,6 +460,11 @@ def main(argv: list[str] | None = None) -> int:
         q.add_argument("--seed", type=int, default=0, help="seed of the random kill moments")
         q.add_argument("--work", help="folder for the reference and interrupted copies (default: a temp dir)")
     args = p.parse_args(argv)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # started as a background job of a non-interactive shell (`cmd &`): SIGINT is ignored,
+        # and the ignore is inherited through exec, so every Ctrl-C sent to the command would
+        # be silently dropped. Children of a process with a Python handler start at SIG_DFL.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     modes = tuple(m.strip() for m in args.signals.split(","))
     if not set(modes) <= set(MODES):
         p.error(f"--signals: choose from {', '.join(MODES)}")

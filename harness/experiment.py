@@ -212,6 +212,7 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
             progress: bool = True) -> tuple[list[Cell], int, int]:
     """Run every missing (cell, seed); return (cells, runs skipped as done, runs executed)."""
     from .executors import make_executor
+    from .interrupts import raise_if_swallowed
     exp.validate()
     cells = plan(exp)
     store = ResultsStore(exp.out)
@@ -224,11 +225,13 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
         run_tasks = getattr(executor, "run_tasks", None)
         results = run_tasks(tasks) if run_tasks is not None else executor.map_unordered(run_task, tasks)
         try:
+            raise_if_swallowed()          # a Ctrl-C lost while modules loaded stops us here
             for result in results:
                 if bar is not None:
                     bar.update(1)
                 if on_result is not None:
                     on_result(result)
+                raise_if_swallowed()
         finally:
             # An interrupt raised here, outside the executor's generator, would only reach the
             # generator (and stop its workers) when it is garbage-collected: after the session

@@ -155,3 +155,33 @@ def test_ctrl_c_stops_the_collector_cleanly(tmp_path):
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err and "Traceback" not in err, err
     assert crashproof._wait_group_gone(proc.pid, 10), "collector workers outlived Ctrl-C"
+
+
+def test_a_ctrl_c_swallowed_by_a_callback_still_stops_the_run(tmp_path, capsys):
+    # Python cannot raise out of a weakref callback: a Ctrl-C landing in one (the import
+    # machinery runs them while modules load) used to be printed as "Exception ignored" and
+    # lost, and the run went on. Here a callback swallows one before the run starts.
+    import weakref
+    from harness import interrupts
+    from harness.cli import main
+
+    class Thing:
+        pass
+
+    def callback(_):
+        raise KeyboardInterrupt
+
+    interrupts.install()
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+    assert ref() is None
+    out = tmp_path / "o"
+    rc = main(["run", "--oracle", "convnet-digits", "--algorithm", "random", "--seeds", "2", "--quiet",
+               "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 130 and err == ("nas-harness: interrupted; finished runs are saved, "
+                                 "run the same command again to resume\n"), err
+    assert not list(out.glob("runs/*/*/seed-*.parquet"))
+    assert main(["run", "--oracle", "convnet-digits", "--algorithm", "random", "--seeds", "2", "--quiet",
+                 "--out", str(out)]) == 0  # honoured once, then forgotten

@@ -422,12 +422,15 @@ def _train(job, out, space, todo, total, workers, device, executor, progress):
         from tqdm import tqdm
         bar = tqdm(total=total, initial=total - len(todo), unit="net", dynamic_ncols=True,
                    desc=job.name, smoothing=0.05)
+    from harness.interrupts import raise_if_swallowed
     try:
+        raise_if_swallowed()
         for index, seed, metrics in run(tasks, job, workers, device):
             row = {"index": index, "seed": seed, "arch": space.to_string(space.arch(index)), **metrics}
             shard.append(row)
             if bar is not None:
                 bar.update(1)
+            raise_if_swallowed()  # a Ctrl-C that a callback swallowed (see harness.interrupts)
     finally:
         shard.close()
         if bar is not None:
