@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.interrupts import restore_sigint
+
 #: run-summary fields that are measured rather than determined by configuration and seed
 MEASURED_SUMMARY = ("wall_s", "algo_cpu_s")
 #: collector metrics that are measured (wall-clock training time)
@@ -306,8 +308,9 @@ def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_u
         n_tmp = len(left)
         # leftovers of an earlier SIGKILL may remain if Ctrl-C came before the resume
         # cleaned them; a clean stop must add none of its own
-        if mode == "int" and interrupted and set(left) - set(left_before):
-            problems.append(f"Ctrl-C left {len(set(left) - set(left_before))} new temporary file(s)")
+        new_tmp = left - left_before
+        if mode == "int" and interrupted and new_tmp:
+            problems.append(f"Ctrl-C left {len(new_tmp)} new temporary file(s)")
         a = Attempt(mode, delay, rc, interrupted, before, count_done(), n_tmp, problems)
         attempts.append(a)
         log(f"  #{i + 1:3d} {mode:11s} {when:12s} +{delay:5.2f}s: status {rc}, done {before} -> {a.done_after}"
@@ -383,15 +386,10 @@ def shard_problems(out: Path) -> tuple[frozenset[str], list[str]]:
     from oracles.collectors.convnet import read_shards
     from oracles.errors import UserError
     try:
-        read_shards(out)
+        _, stats = read_shards(out)
     except UserError as exc:
         return frozenset(), [str(exc)]
-    torn = set()
-    for path in sorted((out / "shards").glob("shard-*.jsonl")) if (out / "shards").is_dir() else []:
-        raw = path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            torn.add(path.name)
-    return frozenset(torn), []
+    return frozenset(stats["torn_shards"]), []
 
 
 def prove_collect(work: Path, kills: int = 6, modes: tuple[str, ...] = MODES, seed: int = 0,
@@ -460,11 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         q.add_argument("--seed", type=int, default=0, help="seed of the random kill moments")
         q.add_argument("--work", help="folder for the reference and interrupted copies (default: a temp dir)")
     args = p.parse_args(argv)
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-        # started as a background job of a non-interactive shell (`cmd &`): SIGINT is ignored,
-        # and the ignore is inherited through exec, so every Ctrl-C sent to the command would
-        # be silently dropped. Children of a process with a Python handler start at SIG_DFL.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_sigint()  # else, started with `cmd &`, every Ctrl-C it sends would be dropped
     modes = tuple(m.strip() for m in args.signals.split(","))
     if not set(modes) <= set(MODES):
         p.error(f"--signals: choose from {', '.join(MODES)}")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import sys
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

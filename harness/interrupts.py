@@ -8,10 +8,12 @@ stops nor says how to resume (seen about once in 200 Ctrl-Cs sent during start-u
 
 The command line installs :func:`install`, which records such a KeyboardInterrupt quietly;
 long-running loops call :func:`raise_if_swallowed` at safe points to honour it there.
+:func:`restore_sigint` is for the opposite problem: a Ctrl-C that never arrives.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 _swallowed = False
@@ -32,6 +34,18 @@ def install() -> None:
     if sys.unraisablehook is not _hook:
         _previous_hook = sys.unraisablehook
         sys.unraisablehook = _hook
+
+
+def restore_sigint() -> None:
+    """Undo an inherited ``SIG_IGN`` for SIGINT, for programs that send Ctrl-C to children.
+
+    A background job of a non-interactive shell (``cmd &``, as some CI runners start jobs)
+    starts with SIGINT ignored, and the ignore is inherited through exec: every Ctrl-C sent to
+    a child would silently vanish. A process with a Python-level handler gives its children
+    the default disposition again.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def raise_if_swallowed() -> None:

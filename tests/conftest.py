@@ -7,18 +7,16 @@ Without that folder the tests that need it are skipped, unless NAS_HARNESS_REQUI
 from __future__ import annotations
 
 import os
-import signal
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-# The Ctrl-C tests send SIGINT to child processes, so it must be able to reach them. A test run
-# started as a background job of a non-interactive shell (`cmd &`, as some CI runners do) has
-# SIGINT *ignored*, an ignore every child inherits through exec: each Ctrl-C would vanish and
-# those tests would fail or skip. Children of a process with a Python handler start at SIG_DFL.
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+from harness.interrupts import restore_sigint
+
+# The Ctrl-C tests send SIGINT to child processes; a test run started with `cmd &` (as some CI
+# runners do) would otherwise pass its ignored SIGINT on to them, and those tests fail or skip.
+restore_sigint()
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("NAS_HARNESS_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -151,7 +151,7 @@ def read_shards(out: Path) -> tuple[dict[tuple[int, int], dict[str, Any]], dict[
     dropped; a damaged line elsewhere means the file was modified and is refused.
     """
     rows: dict[tuple[int, int], dict[str, Any]] = {}
-    stats = {"rows": 0, "torn": 0, "duplicates": 0, "shards": 0}
+    stats = {"rows": 0, "torn": 0, "torn_shards": [], "duplicates": 0, "shards": 0}
     shard_dir = out / SHARDS
     if not shard_dir.is_dir():
         return rows, stats
@@ -165,6 +165,7 @@ def read_shards(out: Path) -> tuple[dict[tuple[int, int], dict[str, Any]], dict[
             if last:
                 if raw:
                     stats["torn"] += 1
+                    stats["torn_shards"].append(path.name)
                 break
             try:
                 obj = json.loads(raw)
@@ -175,6 +176,7 @@ def read_shards(out: Path) -> tuple[dict[tuple[int, int], dict[str, Any]], dict[
             if not ok:
                 if n == len(lines) - 2 and not lines[-1]:
                     stats["torn"] += 1  # last complete-looking line damaged by a crash
+                    stats["torn_shards"].append(path.name)
                     continue
                 raise CorruptData(f"{path}, line {n + 1}, is damaged (not a torn tail); remove that "
                                   "line or the shard and run the collector again")
