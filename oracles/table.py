@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,11 +104,28 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _sha256(Path(path))
 
 
+def _make_sibling_dir(directory: Path) -> Path:
+    """A new, uniquely named hidden sibling of ``directory``, with the mode the umask gives.
+
+    Not ``tempfile.mkdtemp``: its 0700 mode would survive the rename into place and make an
+    imported table unreadable to the group or other users of a shared data directory.
+    ``os.mkdir(..., 0o777)`` lets the umask decide, as for any other tool's output.
+    """
+    for _ in range(100):
+        tmp = directory.with_name(f".{directory.name}.{secrets.token_hex(6)}")
+        try:
+            os.mkdir(tmp, 0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary directory next to {directory}")
+
+
 def save_table(table: Table, directory: str | os.PathLike) -> dict[str, Any]:
     """Write ``table`` to ``directory`` atomically; return the manifest written."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = _make_sibling_dir(directory)
     try:
         arrays = {"archs": np.asarray(table.archs, dtype=str), "values": table.values}
         for key, col in table.columns.items():

@@ -304,3 +304,21 @@ def test_partial_table_keeps_complete_seeds(tmp_path):
                          table_dir=tmp_path / "partial")
     table = load_table(target)
     assert table.seeds == ("0",) and table.meta["collection"]["partial"] is True
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o027], ids=["002", "027"])
+def test_collection_files_follow_the_umask(tmp_path, umask):
+    """Shards, the collection file and the table are shared output: the umask decides their
+    modes (issue 12, item 2; shards used to be created 0644 whatever the umask)."""
+    import stat
+    old = os.umask(umask)
+    try:
+        target = col.collect(tiny_job(max_depth=1, seeds=1), tmp_path / "work", progress=False,
+                             log=lambda *_: None)
+    finally:
+        os.umask(old)
+    paths = list((tmp_path / "work").rglob("*"))
+    assert any(p.suffix == ".jsonl" for p in paths) and Path(target) in paths
+    for p in paths:
+        want = (0o777 if p.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(p.stat().st_mode) == want, p

@@ -173,3 +173,28 @@ def test_missing_columns_and_bad_options_are_user_errors(csv_path, tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(UserError, match="unknown table format"):
         imp.build(_args(tmp_path / "x.json"))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["022", "027"])
+def test_imported_table_follows_the_umask(csv_path, tmp_path, monkeypatch, umask):
+    """A table in a shared data directory must be readable as the umask allows (issue 12,
+    item 2: the temporary directory's 0700 used to survive the rename into place)."""
+    import os
+    import stat
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    old = os.umask(umask)
+    try:
+        args = ["oracles", "import", "table", str(csv_path), "--arch-columns", "depth,width,kernel",
+                "--metric", "valid=val_acc", "--metric", "test=test_acc", "--percent", "--name", "toy"]
+        assert main(args) == 0
+        assert main(args) == 0  # re-importing over an existing table keeps the modes too
+    finally:
+        os.umask(old)
+    folder = tmp_path / "data" / "toy"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+    files = list(folder.iterdir())
+    assert {p.name for p in files} >= {"manifest.json", "values.npy", "archs.npy"}
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p.name
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["toy"]

@@ -196,7 +196,7 @@ class _Shard:
         (out / SHARDS).mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.path = out / SHARDS / f"shard-{stamp}-{os.getpid()}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o666)  # the umask decides
 
     def append(self, row: dict[str, Any]) -> None:
         line = encode_row(row)
