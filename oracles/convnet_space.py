@@ -1,7 +1,7 @@
 """Plain VGG-style ConvNets: LaNAS's motivating space (§2) and ConvNet-60K (appendix 6.1).
 
 Wang et al., "Sample-Efficient Neural Architecture Search by Learning Action Space"
-(LaNAS, ``../shared/papers/004_*``):
+(LaNAS; see docs/bibliography.md):
 
 * §2: a plain CNN of Conv-ReLU layers with depth ``L in {1..5}``, filter channels
   ``C in {32, 64}`` and kernel size ``K in {3x3, 5x5}`` per layer: 1,364 networks.

@@ -5,8 +5,11 @@ Any benchmark table whose architecture is described by a few categorical columns
 of its column values (strings), and **the space is the set of rows** -- a combination the
 table does not contain is not an architecture (it has no answer to give).
 
-Moves and representations (the usual ones for categorical spaces, as in NB201's per-edge
-mutation, ../shared/papers/004_*, §2, and regularized evolution):
+Moves and representations (the usual ones for categorical spaces: one decision changed per
+mutation, as in regularized evolution, Real et al., "Regularized Evolution for Image
+Classifier Architecture Search", AAAI 2019, and its per-edge form on NAS-Bench-201, Dong &
+Yang, "NAS-Bench-201: Extending the Scope of Reproducible Neural Architecture Search", ICLR
+2020):
 
 * ``sample``: a row uniformly at random;
 * ``mutate``: change one column to another value such that the result is a row (the column

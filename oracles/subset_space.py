@@ -1,7 +1,8 @@
 """A finite space restricted to a subset of another finite space's architectures.
 
 Collected tables can cover a uniform random subset of a space too big to train in full,
-as LaNAS's LSTM-10K does (``../shared/papers/004_*``, §4 and appendix 6.1: 10,000 cells
+as LaNAS's LSTM-10K does (Wang et al., "Sample-Efficient Neural Architecture Search by
+Learning Action Space", §4 and appendix 6.1: 10,000 cells
 out of a larger space). The subset keeps its parent's representations (encoding, tokens,
 strings) and enumerates the chosen architectures in increasing parent index order, so
 row ``i`` of such a table is ``arch(i)``.

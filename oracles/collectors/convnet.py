@@ -1,6 +1,7 @@
 """Collect a ConvNet table: train every network of a ConvNet space for every seed.
 
-LaNAS (``../shared/papers/004_*``, §4 and appendix 6.1) benchmarks on ConvNet-60K, a table
+LaNAS (Wang et al., "Sample-Efficient Neural Architecture Search by Learning Action
+Space", §4 and appendix 6.1) benchmarks on ConvNet-60K, a table
 its authors trained themselves ("we train every possible architecture 100 epochs, and
 collect their final test accuracy") and never published. This module lets a user collect
 such a table on their own data and hardware::

@@ -8,7 +8,8 @@ returns the same accuracies and losses bit for bit (one CPU thread, deterministi
 algorithms, all randomness drawn from generators seeded by ``seed``). Only the measured
 ``train_time`` varies between runs.
 
-The network is LaNAS §2's plain ConvNet (``../shared/papers/004_*``, §2 and appendix 6.1):
+The network is LaNAS's plain ConvNet (Wang et al., "Sample-Efficient Neural Architecture
+Search by Learning Action Space", §2 and appendix 6.1):
 per layer Conv(K, C, stride 1, same padding) + ReLU, then global average pooling and a
 linear classifier; no batch norm, no residual connections.
 """

@@ -1,7 +1,8 @@
 """NAS-Bench-101 conversion recipe: the official ``.tfrecord`` files, read without TensorFlow.
 
-Sources (Ying et al., ICML 2019, "NAS-Bench-101" -- LaNAS's benchmark, ../shared/papers/004_*
-§4 -- and its official data release):
+Sources (Ying et al., ICML 2019, "NAS-Bench-101" -- LaNAS's benchmark, Wang et al.,
+"Sample-Efficient Neural Architecture Search by Learning Action Space", §4 -- and its
+official data release):
 
 * ``nasbench_only108.tfrecord``: every one of the 423,624 models trained for 108 epochs,
   three runs each -> table ``nb101``, fidelity 108;
