@@ -14,6 +14,8 @@ architectures attaining the maximum; ties are possible) and counts the queries i
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -70,7 +72,8 @@ class Oracle(ABC):
 
     @property
     def checksum(self) -> str:
-        """Identifies the data behind the answers (recorded with every run)."""
+        """Identifies the data behind the answers (recorded with every run): equal for two
+        oracles exactly when they serve the same answers, whatever files they were built from."""
         return ""
 
     def describe(self) -> dict[str, Any]:
@@ -111,6 +114,9 @@ class TabularOracle(Oracle):
         self.runs = runs
         f = table.fidelity_index(self.fidelity)
         self._search = table.column(search, self.fidelity)
+        if np.all(np.isnan(self._search)):
+            raise UserError(f"oracle {name}: the table {table.name!r} has no {search} values at fidelity "
+                            f"{self.fidelity}; import a source that has them")
         self._report = table.column(report, self.fidelity)
         self._cost = table.column(cost, self.fidelity) if cost else None
         self._train = table.column(train, self.fidelity) if train else None
@@ -124,6 +130,7 @@ class TabularOracle(Oracle):
             if arr is not None:
                 arr.setflags(write=False)
         self._optimum: Optimum | None = None
+        self._checksum: str | None = None
 
     # -- single queries -------------------------------------------------------------
     def query(self, arch, rng=None) -> Evaluation:
@@ -191,7 +198,10 @@ class TabularOracle(Oracle):
 
     @property
     def checksum(self) -> str:
-        return str(self.table.meta.get("checksum", ""))
+        """SHA-256 of exactly what this oracle serves (see :func:`served_checksum`)."""
+        if self._checksum is None:
+            self._checksum = served_checksum(self)
+        return self._checksum
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -210,3 +220,60 @@ class TabularOracle(Oracle):
                                      for q in ("0", "0.25", "0.5", "0.75", "1")},
             })
         return d
+
+
+#: version of the canonical form :func:`served_checksum` hashes; change it if the form changes
+SERVED_FORMAT = "nas-harness-oracle-data/1"
+_SERVED_CACHE: dict[tuple, str] = {}
+
+
+def served_checksum(oracle: TabularOracle) -> str:
+    """The identity of a tabular oracle: a SHA-256 of the data it serves, nothing else.
+
+    Two oracles with the same checksum answer every query alike; how their tables were
+    assembled (one CSV or a folder of them, extra fidelities, metrics or columns the oracle
+    does not serve, the row order of the file) does not enter. The hashed canonical form:
+
+    * a JSON header: :data:`SERVED_FORMAT`, the fidelity (epochs), the served metric of
+      each role (``search``, ``report``, ``cost``, ``train``; ``null`` when absent), ``runs``
+      and, for ``runs="random"``, the seed labels in the table's order (a query draws a seed
+      position, so the order is part of what is served);
+    * the architectures' identities (:meth:`~oracles.space.SearchSpace.identity`), sorted by
+      code point, UTF-8, each followed by a NUL byte;
+    * per role, in the header's order, the values in that same row order as little-endian
+      float64 bytes: the seed means the oracle answers (``runs="mean"``) or the
+      ``(architecture, seed)`` block it draws from (``runs="random"``). NaN is written as one
+      canonical NaN and -0.0 as 0.0, so equal values always give equal bytes.
+
+    A fidelity slice is its own oracle: ``nb201/cifar10`` (200 epochs) and
+    ``nb201-12ep/cifar10`` have different checksums. Computed once per table file, fidelity,
+    metrics and run mode in a process (the table's file checksum keys the cache).
+    """
+    roles = {"search": oracle.search_metric, "report": oracle.report_metric,
+             "cost": oracle.cost_metric, "train": oracle.train_metric}
+    table = oracle.table
+    seeds = list(table.seeds) if oracle.runs == "random" else None
+    key = (table.meta.get("checksum"), oracle.fidelity, tuple(roles.items()), oracle.runs)
+    if key[0] and key in _SERVED_CACHE:
+        return _SERVED_CACHE[key]
+    header = {"format": SERVED_FORMAT, "fidelity": int(oracle.fidelity), "metrics": roles,
+              "runs": oracle.runs, "seeds": seeds}
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    ids = oracle.space.identities_all()
+    order = np.argsort(ids, kind="stable")
+    h.update(b"\0".join(str(i).encode() for i in ids[order]) + b"\0")
+    f = table.fidelity_index(oracle.fidelity)
+    for role, metric in roles.items():
+        if metric is None:
+            continue
+        if oracle.runs == "random":
+            block = np.asarray(table.values[:, :, f, table.metric_index(metric)], dtype=np.float64)
+        else:
+            block = np.asarray(table.column(metric, oracle.fidelity), dtype=np.float64)
+        block = block[order] + 0.0  # -0.0 + 0.0 == +0.0
+        block[np.isnan(block)] = np.nan
+        h.update(np.ascontiguousarray(block, dtype="<f8").tobytes())
+    digest = h.hexdigest()
+    if key[0]:
+        _SERVED_CACHE[key] = digest
+    return digest

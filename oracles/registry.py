@@ -81,7 +81,7 @@ class KnownTable:
 KNOWN_TABLES: tuple[KnownTable, ...] = (
     KnownTable("nb201", tuple(f"{p}/{d}" for p in ("nb201", "nb201-12ep")
                               for d in ("cifar10", "cifar100", "imagenet16")),
-               "nas-harness oracles import nb201 PATH (the folder with nb201_200ep.csv, "
+               "nas-harness oracles import nb201 PATH (the folder with nb201_200ep.csv and nb201_12ep.csv, "
                "or the NATS-tss-v1_0-3ffb9-simple folder, or a NAS-Bench-201-v1_*.pth file)"),
     KnownTable("nb101", ("nb101", "nb101/test-search"),
                "nas-harness oracles import nb101 nasbench_only108.tfrecord (the official NAS-Bench-101 "
@@ -194,6 +194,9 @@ def load_oracle(spec: str, table: Table | None = None) -> TabularOracle:
     if name not in avail:
         for kt in KNOWN_TABLES:
             if name in kt.oracles:
+                if (data_dir() / kt.table / "manifest.json").is_file():
+                    raise MissingData(f"oracle {name} is not served by the {kt.table} table in {data_dir()} "
+                                      f"(its source lacks that data); run: {kt.how}")
                 raise MissingData(f"oracle {name} needs the {kt.table} table, which is not in "
                                   f"{data_dir()}; run: {kt.how}")
         known = sorted(set(avail) | {n for kt in KNOWN_TABLES for n in kt.oracles})

@@ -129,6 +129,10 @@ class FiniteSpace(SearchSpace):
         """``(size, len(decisions))`` int array of every architecture's tokens; computed once."""
         return self._cached("_tokens_all_cache", self._tokens_all)
 
+    def identities_all(self) -> np.ndarray:
+        """Unicode array of every architecture's :meth:`identity`, in enumeration order."""
+        return self._cached("_identities_all_cache", self._identities_all)
+
     # Subclasses vectorise these two; the loops here are the reference they must agree with.
     def _encode_all(self) -> np.ndarray:
         return np.stack([self.encode(self.arch(i)) for i in range(self.size)])
@@ -136,6 +140,9 @@ class FiniteSpace(SearchSpace):
     def _tokens_all(self) -> np.ndarray:
         return np.array([self.tokens(self.arch(i)) for i in range(self.size)],
                         dtype=np.int64).reshape(self.size, len(self.decisions))
+
+    def _identities_all(self) -> np.ndarray:
+        return np.array([self.identity(self.arch(i)) for i in range(self.size)], dtype=str)
 
     def _cached(self, attr: str, compute) -> np.ndarray:
         arr = self.__dict__.get(attr)

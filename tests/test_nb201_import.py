@@ -140,3 +140,53 @@ def test_import_command_writes_the_data_dir(empty_data_env, capsys):
     out = capsys.readouterr().out
     assert "15,625 architectures" in out and "nb201/cifar10" in out
     assert (empty_data_env / "nb201" / "manifest.json").is_file()
+
+
+# --- an oracle's identity is the data it serves (issue 12, item 4) ---------------------------
+def _checksum(table, spec="nb201/cifar10"):
+    from oracles.registry import load_oracle
+    return load_oracle(spec, table=table).checksum
+
+
+def test_same_data_same_checksum_whatever_the_import_route(csv_table, tmp_path):
+    from oracles.table import load_table, save_table
+    # as users get them: imported into a data directory and loaded back
+    save_table(detect_and_read(require(NB201_DIR / "nb201_200ep.csv")), tmp_path / "alone")
+    save_table(csv_table, tmp_path / "folder")
+    alone, csv_table = load_table(tmp_path / "alone"), load_table(tmp_path / "folder")
+    assert alone.meta["checksum"] != csv_table.meta["checksum"]  # different files...
+    assert alone.fidelities == csv_table.fidelities and np.isnan(alone.column("cifar10_valid", 12)).all()
+    assert _checksum(alone) == _checksum(csv_table)                # ...the same oracle
+    # the 12-epoch slice is another oracle, and a lone 200-epoch CSV does not serve it
+    assert _checksum(csv_table, "nb201-12ep/cifar10") != _checksum(csv_table)
+    assert "nb201-12ep/cifar10" not in [d["name"] for d in alone.meta["oracles"]]
+    with pytest.raises(UserError, match="does not serve"):
+        _checksum(alone, "nb201-12ep/cifar10")
+
+
+def test_checksum_follows_served_values_only(csv_table):
+    from oracles.table import Table
+    base = _checksum(csv_table)
+
+    def variant(values=None, archs=None, order=None):
+        v = np.array(csv_table.values if values is None else values)
+        a = np.array(csv_table.archs if archs is None else archs)
+        cols = {k: np.asarray(c) for k, c in csv_table.columns.items()}
+        if order is not None:
+            v, a, cols = v[order], a[order], {k: c[order] for k, c in cols.items()}
+        return Table(csv_table.name, a, csv_table.seeds, csv_table.fidelities, csv_table.metrics, v,
+                     cols, dict(csv_table.meta))
+
+    from oracles.importers.nb201 import METRICS
+    changed = np.array(csv_table.values)
+    changed[4321, 0, 1, METRICS.index("cifar10_test")] += 1e-6  # a served (report) value
+    assert _checksum(variant(changed)) != base
+    unserved = np.array(csv_table.values)
+    unserved[4321, 0, 1, METRICS.index("cifar100_valid")] += 0.1  # another dataset's metric
+    unserved[:, 0, 0, :] = 0.5                                     # the other fidelity
+    assert _checksum(variant(unserved)) == base
+    # the same rows in another order serve the same answers
+    perm = np.random.default_rng(0).permutation(csv_table.n_archs)
+    assert _checksum(variant(order=perm)) == base
+    # the oracle options select what is served
+    assert _checksum(csv_table, "nb201/cifar10:report=cifar100_test") != base

@@ -13,8 +13,7 @@ All three sources become one :class:`~oracles.table.Table` named ``nb201``:
   (MFLOPs); NaN where the source lacks them (the CSVs have no per-seed values, training
   accuracies or times).
 
-Which official run each metric comes from (the usual NB201 protocol, as in
-``../shared/data/README.md``): ``cifar10_valid`` is ``x-valid`` of the ``cifar10-valid`` run
+Which official run each metric comes from (the usual NB201 protocol): ``cifar10_valid`` is ``x-valid`` of the ``cifar10-valid`` run
 (trained on the train half), ``cifar10_test`` is ``ori-test`` of the ``cifar10`` run (trained
 on train+valid); cifar100 and ImageNet16-120 use ``x-valid`` / ``x-test`` of their single run.
 
@@ -73,11 +72,13 @@ def _new_values(n_rows: int, n_seeds: int) -> np.ndarray:
 
 def _finish(archs: list[str], seeds: list[str], values: np.ndarray, source: Path, fmt: str,
             index: np.ndarray, extra_meta: dict | None = None) -> Table:
-    # Declared costs/train metrics are only meaningful if the source has them.
-    decls = oracle_declarations()
+    # an oracle is declared only at a fidelity the source has (a lone 200-epoch CSV serves no
+    # 12-epoch oracles), and its cost/train metrics only if the source has them
+    decls = [d for d in oracle_declarations()
+             if not np.all(np.isnan(values[:, :, FIDELITIES.index(d["fidelity"]), METRICS.index(d["search"])]))]
     for d in decls:
         for key in ("cost", "train"):
-            if np.all(np.isnan(values[:, :, :, METRICS.index(d[key])])):
+            if np.all(np.isnan(values[:, :, FIDELITIES.index(d["fidelity"]), METRICS.index(d[key])])):
                 d[key] = None
     meta = {
         "source": {"format": fmt, "name": source.name,
@@ -98,7 +99,8 @@ _CSV_NAMES = {200: "nb201_200ep.csv", 12: "nb201_12ep.csv"}
 
 
 def read_csv_tables(paths: Mapping[int, Path]) -> Table:
-    """Tables in the ``../shared/data/nb201`` CSV layout, one per fidelity (epochs -> path)."""
+    """NB201 CSV tables (columns ``index``, ``arch_str``, ``<ds>_valid``, ``<ds>_test``, optional
+    ``params_<ds>``; accuracies in percent), one per fidelity (epochs -> path)."""
     archs: list[str] | None = None
     values = _new_values(N_ARCHS, 1)
     for fid, path in sorted(paths.items()):
