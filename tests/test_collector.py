@@ -274,7 +274,30 @@ def test_embedded_table_shape_and_spread(embedded):
     assert oracle.space.size == 1364 and oracle.optimum.value == valid.max()
 
 
-def test_embedded_rows_retrain_exactly(embedded):
+#: How closely a re-training reproduces a stored row on another x86-64 CPU (same torch):
+#: accuracies within 3% of the split (10 of 360 validation images), losses within 5% relative.
+#: Measured on 20 rows re-trained on an AMD EPYC (AVX2) against the table made on a Xeon: at
+#: most 8 validation, 6 test and 16 training predictions apart, losses at most 1.8% apart
+#: (docs/convnet-digits.md). Another seed of the same network is much further away (median 18
+#: validation predictions, 14% in loss; only 3% of the rows have two seeds this close), so
+#: the check still catches a changed recipe, split or seeding. Bitwise equality holds only on
+#: identical hardware and is tested within one process.
+ACC_TOLERANCE, LOSS_RTOL = 0.03, 0.05
+
+
+def _within_tolerance(got, stored):
+    """The metrics of ``got`` that are further from ``stored`` than a CPU change explains."""
+    far = []
+    for m in (m for m in METRICS if m != "train_time"):
+        if m.endswith("_acc"):
+            if abs(got[m] - stored[m]) > ACC_TOLERANCE:
+                far.append(m)
+        elif abs(got[m] - stored[m]) > LOSS_RTOL * abs(stored[m]):
+            far.append(m)
+    return far
+
+
+def test_embedded_rows_retrain_within_tolerance(embedded):
     meta = embedded.meta
     versions = col.library_versions()
     if versions.get("torch") != meta["library_versions"].get("torch"):
@@ -284,12 +307,20 @@ def test_embedded_rows_retrain_exactly(embedded):
     recipe = Recipe.from_dict(meta["recipe"])
     space = ConvNetSpace.from_preset("digits")
     torch.use_deterministic_algorithms(True)
-    metrics = [m for m in METRICS if m != "train_time"]
+    values = np.asarray(embedded.values)
+    stored_of = lambda row, s: {m: float(values[row, s, 0, i]) for i, m in enumerate(METRICS)}  # noqa: E731
     for row, seed_pos in ((3, 0), (200, 1), (1000, 2)):
         layers = space.parse(str(embedded.archs[row]))
         got = train_network(layers, int(embedded.seeds[seed_pos]), recipe, data)
-        stored = np.asarray(embedded.values)[row, seed_pos, 0]
-        assert [got[m] for m in metrics] == [float(stored[METRICS.index(m)]) for m in metrics], embedded.archs[row]
+        assert _within_tolerance(got, stored_of(row, seed_pos)) == [], embedded.archs[row]
+        # the tolerance is tighter than the seed-to-seed spread: another seed's row is outside it
+        other = (seed_pos + 1) % len(embedded.seeds)
+        assert _within_tolerance(got, stored_of(row, other)) != [], embedded.archs[row]
+        if row == 1000:
+            # identical hardware, same process: bit for bit
+            again = train_network(layers, int(embedded.seeds[seed_pos]), recipe, data)
+            assert {m: again[m] for m in METRICS if m != "train_time"} == \
+                {m: got[m] for m in METRICS if m != "train_time"}
 
 
 def test_partial_table_keeps_complete_seeds(tmp_path):
