@@ -7,6 +7,7 @@ first use so that torch-based algorithms cost nothing to the ones that do not ne
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from typing import Any
 
@@ -35,8 +36,23 @@ def algorithm_class(name: str) -> type[SearchAlgorithm]:
     return getattr(importlib.import_module(module), cls)
 
 
-def _coerce(name: str, key: str, text: str, default: Any) -> Any:
-    """Turn a command-line value into the type of the parameter's default."""
+def _annotated_type(annotation: Any) -> type | None:
+    """``bool`` / ``int`` / ``float`` / ``str`` named by a parameter's annotation (``"float | None"``)."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    words = {w.strip() for w in str(text).replace("Optional[", "").replace("]", "").split("|")}
+    for t in (bool, int, float, str):
+        if t.__name__ in words:
+            return t
+    return None
+
+
+def _coerce(name: str, key: str, text: str, default: Any, annotation: Any = None) -> Any:
+    """Turn a command-line value into the type of the parameter's default (for a ``None``
+    default, the type its annotation names, e.g. ``float | None``)."""
+    if default is None and annotation is not None:
+        kind = _annotated_type(annotation)
+        if kind is not None and not (isinstance(text, str) and text.strip().lower() in ("none", "null")):
+            return _coerce(name, key, text, kind(), None)
     if isinstance(text, str):
         low = text.strip().lower()
         if isinstance(default, bool):
@@ -98,7 +114,8 @@ def make_algorithm(name: str, params: dict[str, Any] | None = None) -> SearchAlg
     if unknown:
         raise UserError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
                         f"it has {', '.join(defaults) or 'none'}")
-    kwargs = {k: _coerce(name, k, v, defaults[k]) for k, v in params.items()}
+    sig = inspect.signature(cls.__init__)
+    kwargs = {k: _coerce(name, k, v, defaults[k], sig.parameters[k].annotation) for k, v in params.items()}
     for k, v in kwargs.items():
         # nan/inf parse as floats but no published hyper-parameter is non-finite; letting
         # them through only moves the failure deep into a run (e.g. torch's optimisers)

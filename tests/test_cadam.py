@@ -116,3 +116,37 @@ def test_actor_with_sane_learning_rate_moves_printed_one_does_not():
             algo.tell(a, Observation(float(values[space.index(a)])))
         moved[lr] = max(float((p.detach() - q).abs().max()) for p, q in zip(algo.actor.parameters(), w0))
     assert moved[1e-8] < 1e-5 < 1e-3 < moved[1e-3]
+
+
+def test_default_actor_rate_is_the_one_that_reproduces_table_4_1_and_printed_is_a_preset():
+    from algorithms import make_algorithm
+    from oracles.errors import UserError
+    # default: the configuration whose 100-seed runs reproduce Table 4.1 (actor lr 1e-4)
+    assert Cadam().actor_lr == 1e-4 and Cadam().preset == "table41"
+    # the value printed in §4.4.3 stays reachable by name
+    printed = make_algorithm("cadam", {"preset": "printed"})
+    assert printed.actor_lr == 1e-8 and printed.critic_lr == Cadam().critic_lr
+    # an explicit rate overrides the preset, and metadata records the resolved rate
+    assert make_algorithm("cadam", {"preset": "printed", "actor_lr": "0.001"}).actor_lr == 1e-3
+    assert Cadam(preset="printed").get_params()["actor_lr"] == 1e-8
+    # get_params() rebuilds the same configuration (what a worker does with a run's metadata)
+    p = Cadam(preset="printed").get_params()
+    assert Cadam(**p).get_params() == p
+    assert set(Cadam.presets) == {"table41", "printed"}
+    with pytest.raises(UserError, match="preset must be one of table41, printed"):
+        make_algorithm("cadam", {"preset": "paper"})
+
+
+def test_printed_preset_keeps_the_actor_still_and_the_default_moves_it():
+    space = TinySpace((3, 2, 4))
+    values = linear_values(space)
+    moved = {}
+    for preset in ("printed", "table41"):
+        algo = Cadam(preset=preset, hidden=(16, 16))
+        algo.start(space, np.random.default_rng(0))
+        w0 = [p.detach().clone() for p in algo.actor.parameters()]
+        for _ in range(40):
+            a = algo.ask()
+            algo.tell(a, Observation(float(values[space.index(a)])))
+        moved[preset] = max(float((p.detach() - q).abs().max()) for p, q in zip(algo.actor.parameters(), w0))
+    assert moved["printed"] < 1e-5 < 1e-4 < moved["table41"]

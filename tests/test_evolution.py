@@ -119,3 +119,92 @@ def test_novel_children_walk_out_of_an_exhausted_neighbourhood():
     child = algo.ask()
     assert space.identity(child) not in algo._seen
     assert child not in space.neighbours(parent) and child != parent
+
+
+class _StuckMutation(TinySpace):
+    """Mutation always moves to the first neighbour, so redraws and the walk from an
+    evaluated child bounce between two architectures: only the uniform fallback helps."""
+
+    def mutate(self, arch, rng):
+        return self.neighbours(arch)[0]
+
+
+def _run_to_exhaustion(algo, space, values, cap):
+    asked = []
+    for _ in range(cap):
+        try:
+            a = algo.ask()
+        except StopIteration:
+            break
+        asked.append(space.identity(a))
+        algo.tell(a, Observation(float(values[space.index(a)])))
+    return asked
+
+
+@pytest.mark.parametrize("space_cls, population", [(TinySpace, 3), (TinySpace, 500), (_StuckMutation, 1),
+                                                   (_StuckMutation, 4)])
+def test_default_proposes_only_new_architectures_until_the_space_is_exhausted(space_cls, population):
+    space = space_cls((3, 3, 2, 2))    # 36 architectures
+    values = linear_values(space, seed=1)
+    algo = _started(space, seed=4, population=population, sample_size=2)
+    asked = _run_to_exhaustion(algo, space, values, cap=10 * space.size)
+    # every ask is an unevaluated architecture, so a budget of the space size is reached
+    # exactly, and then the algorithm says the space is exhausted
+    assert len(asked) == len(set(asked)) == space.size
+    d = algo.diagnostics()
+    assert d["repeat_children"] == 0
+    if space_cls is _StuckMutation:
+        assert d["uniform_children"] > 0
+
+
+def test_published_preset_accepts_repeated_children_as_real_et_al():
+    space = _StuckMutation((3, 3, 2, 2))
+    values = linear_values(space, seed=1)
+    algo = _started(space, seed=4, population=2, sample_size=2, preset="published")
+    assert algo.novel_children is False
+    asked = _run_to_exhaustion(algo, space, values, cap=50)
+    assert len(asked) == 50 and len(set(asked)) < 10   # repeats, as published
+    assert algo.diagnostics()["repeat_children"] > 0
+
+
+def test_presets_and_explicit_rule():
+    assert RegularizedEvolution().novel_children is True          # the default never stalls
+    assert RegularizedEvolution().preset == "novel"
+    assert RegularizedEvolution(preset="published").novel_children is False
+    assert RegularizedEvolution(preset="published", novel_children=True).novel_children is True
+    p = RegularizedEvolution(preset="published").get_params()
+    assert RegularizedEvolution(**p).get_params() == p
+    assert make_algorithm("evolution", {"novel_children": "false"}).novel_children is False
+    with pytest.raises(UserError, match="preset must be one of novel, published"):
+        make_algorithm("evolution", {"preset": "real"})
+
+
+def test_published_trajectory_is_unchanged_by_the_new_rule():
+    # the novel rule replaces only children that would repeat: while none does, both rules
+    # give the same trajectory (so results made before the default changed stay comparable)
+    space = TinySpace((4, 4, 4, 4))
+    values = linear_values(space, seed=3)
+    a = _run_to_exhaustion(_started(space, seed=2, population=20, sample_size=5, preset="published"),
+                           space, values, cap=60)
+    b = _run_to_exhaustion(_started(space, seed=2, population=20, sample_size=5), space, values, cap=60)
+    first_repeat = next((i for i, x in enumerate(a) if x in a[:i]), len(a))
+    assert first_repeat > 20 and a[:first_repeat] == b[:first_repeat]
+
+
+def test_default_reaches_a_budget_of_1500_on_nb201(nb201_oracle):
+    # issue 12, item 3: the published rule asked 10,000 evaluated architectures in a row
+    # after 1,088 distinct (seed 0) and the runner stopped it as stuck
+    from harness.runner import RunConfig, run_one
+    algo = RegularizedEvolution()
+    for seed in (0, 1):
+        _, summary = run_one(RunConfig("evolution", algo.get_params(), "nb201/cifar10", budget=1600),
+                             nb201_oracle, seed)
+        assert summary["n_distinct"] == 1600 and summary["n_repeats"] == 0
+
+
+@pytest.mark.slow   # an extra (pytest -m slow): the whole of NAS-Bench-201, ~10 s of CPU
+def test_default_reaches_the_size_of_nb201(nb201_oracle):
+    from harness.runner import RunConfig, run_one
+    _, summary = run_one(RunConfig("evolution", RegularizedEvolution().get_params(), "nb201/cifar10"),
+                         nb201_oracle, 0)
+    assert summary["n_distinct"] == nb201_oracle.space.size == 15_625 and summary["n_repeats"] == 0
