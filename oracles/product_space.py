@@ -12,13 +12,19 @@ Yang, "NAS-Bench-201: Extending the Scope of Reproducible Neural Architecture Se
 2020):
 
 * ``sample``: a row uniformly at random;
-* ``mutate``: change one column to another value such that the result is a row (the column
-  is drawn among those that admit a change, then the value among the rows that differ from
-  ``arch`` in that column only); a row with no such neighbour mutates into a uniformly
-  drawn other row, counted in ``isolated_mutations``;
-* ``neighbours``: every row differing from ``arch`` in exactly one column;
-* ``encode``: one-hot per column, concatenated; ``tokens``: the value index per column
-  (``decisions`` = the number of distinct values of each column).
+* ``mutate``: change one column such that the result is a row (the column is drawn among
+  those that admit a change, then the new row uniformly among that column's neighbours, see
+  below); a row with no neighbour at all mutates into a uniformly drawn other row, counted
+  in ``isolated_mutations``;
+* ``neighbours``: the rows differing from ``arch`` in exactly one column -- in a
+  *categorical* column every other value, in a *numeric* column only the nearest value
+  below and the nearest above among the rows that exist (a step to the neighbouring width,
+  depth or kernel size, not a jump across the range; see docs/tables.md for why);
+* ``encode``: per column, one-hot (categorical) or one float, the value scaled to [0, 1]
+  over the column's distinct values, ``(v - min) / (max - min)`` (numeric; 0 when the column
+  has one value), concatenated in column order; ``tokens``: the value index per column
+  (``decisions`` = the number of distinct values of each column; numeric values are in
+  increasing order, so token order is value order).
 
 Lookups are vectorised: each row has a mixed-radix integer code and rows are found by
 bisection in the sorted codes; neighbours in column ``c`` share the code with column ``c``
@@ -46,10 +52,14 @@ class ProductSpace(FiniteSpace):
     codes: ``(rows, columns)`` int array, ``codes[i, c]`` = index of row ``i``'s value in
         ``categories[c]``; rows must be distinct.
     name: the space's name (the table's).
+    numeric: names of the columns whose values are numbers, encoded by value and mutated to
+        a neighbouring value (default none: every column categorical, as tables imported
+        before numeric columns existed). Their categories must parse as numbers, in
+        increasing order.
     """
 
     def __init__(self, columns: Sequence[str], categories: Sequence[Sequence[str]], codes: np.ndarray,
-                 name: str = "product"):
+                 name: str = "product", numeric: Sequence[str] = ()):
         self.name = name
         self.columns = tuple(str(c) for c in columns)
         self.categories = tuple(tuple(str(v) for v in cats) for cats in categories)
@@ -67,6 +77,27 @@ class ProductSpace(FiniteSpace):
         for c in range(k - 2, -1, -1):
             self._place[c] = self._place[c + 1] * self._card[c + 1]
         self._value_index = [{v: i for i, v in enumerate(cats)} for cats in self.categories]
+        unknown = set(numeric) - set(self.columns)
+        if unknown:
+            raise InvalidArchitecture(f"product space: numeric column(s) {', '.join(sorted(unknown))} "
+                                      "are not architecture columns")
+        self.numeric = tuple(c in set(numeric) for c in self.columns)
+        #: per column, the scaled value of each category (numeric columns only)
+        self._scaled: list[np.ndarray | None] = []
+        for c, cats in enumerate(self.categories):
+            if not self.numeric[c]:
+                self._scaled.append(None)
+                continue
+            try:
+                v = np.array([float(x) for x in cats], dtype=np.float64)
+            except ValueError:
+                raise InvalidArchitecture(f"product space: numeric column {self.columns[c]!r} has a "
+                                          "value that is not a number") from None
+            if not np.all(np.isfinite(v)) or np.any(np.diff(v) <= 0):
+                raise InvalidArchitecture(f"product space: numeric column {self.columns[c]!r} must hold "
+                                          "distinct finite numbers in increasing order")
+            span = v[-1] - v[0]
+            self._scaled.append((v - v[0]) / span if span > 0 else np.zeros_like(v))
         flat = self._codes @ self._place
         self._order = np.argsort(flat, kind="stable")
         self._sorted = flat[self._order]
@@ -86,7 +117,7 @@ class ProductSpace(FiniteSpace):
     def from_table(cls, table: Table) -> "ProductSpace":
         spec = table.meta.get("space", {})
         return cls(spec["columns"], [spec["categories"][c] for c in spec["columns"]],
-                   np.asarray(table.columns["codes"]), name=table.name)
+                   np.asarray(table.columns["codes"]), name=table.name, numeric=spec.get("numeric", ()))
 
     # --- enumeration -------------------------------------------------------------
     @property
@@ -134,7 +165,15 @@ class ProductSpace(FiniteSpace):
         keys = self._nb_keys[c]
         lo, hi = np.searchsorted(keys, key, "left"), np.searchsorted(keys, key, "right")
         rows = self._nb_order[c][lo:hi]
-        return rows[rows != i]
+        rows = rows[rows != i]
+        if self.numeric[c] and len(rows):
+            # a numeric column steps to the nearest existing value below and above
+            mine, theirs = self._codes[i, c], self._codes[rows, c]
+            below, above = theirs[theirs < mine], theirs[theirs > mine]
+            keep = [v for v in (below.max() if len(below) else None, above.min() if len(above) else None)
+                    if v is not None]
+            rows = rows[np.isin(theirs, keep)]
+        return rows
 
     def mutate(self, arch, rng):
         i = self.index(arch)
@@ -159,19 +198,25 @@ class ProductSpace(FiniteSpace):
 
     @property
     def encoding_size(self) -> int:
-        return int(self._card.sum())
+        return int(sum(1 if num else card for num, card in zip(self.numeric, self._card)))
 
     def encode(self, arch) -> np.ndarray:
-        return self._one_hot(self._codes_of(arch)[None, :])[0]
+        return self._encode_codes(self._codes_of(arch)[None, :])[0]
 
-    def _one_hot(self, codes: np.ndarray) -> np.ndarray:
-        offsets = np.r_[0, np.cumsum(self._card)[:-1]]
+    def _encode_codes(self, codes: np.ndarray) -> np.ndarray:
+        width = [1 if num else int(card) for num, card in zip(self.numeric, self._card)]
+        offsets = np.r_[0, np.cumsum(width)[:-1]].astype(np.int64)
         out = np.zeros((len(codes), self.encoding_size))
-        out[np.arange(len(codes))[:, None], offsets + codes] = 1.0
+        rows = np.arange(len(codes))
+        for c, scaled in enumerate(self._scaled):
+            if scaled is None:
+                out[rows, offsets[c] + codes[:, c]] = 1.0
+            else:
+                out[:, offsets[c]] = scaled[codes[:, c]]
         return out
 
     def _encode_all(self) -> np.ndarray:
-        return self._one_hot(self._codes)
+        return self._encode_codes(self._codes)
 
     def _tokens_all(self) -> np.ndarray:
         return self._codes.view()
@@ -212,4 +257,5 @@ class ProductSpace(FiniteSpace):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["columns"] = {c: len(v) for c, v in zip(self.columns, self.categories)}
+        d["numeric"] = [c for c, num in zip(self.columns, self.numeric) if num]
         return d

@@ -33,7 +33,8 @@ def _frame(seed: int = 0) -> pd.DataFrame:
 
 def _args(path, **kw):
     base = dict(source=path, arch_columns="depth,width,kernel", metric=["valid=val_acc", "test=test_acc"],
-                cost="seconds", train=None, search=None, report=None, percent=True, fidelity=0, name="toy")
+                cost="seconds", train=None, search=None, report=None, percent=True, fidelity=0, name="toy",
+                fraction=False, categorical=None)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -75,18 +76,20 @@ def test_parquet_import_and_search_report_choice(tmp_path, monkeypatch):
     df = _frame()
     p = tmp_path / "toy.parquet"
     df.to_parquet(p)
-    t = imp.build(_args(p, percent=False, search="test", report="valid", name=None))
+    t = imp.build(_args(p, percent=False, search="test", report="valid", name=None))  # percent detected
     assert t.name == "toy" and t.metrics == ("valid", "test", "cost")
     decl = t.meta["oracles"][0]
     assert (decl["search"], decl["report"], decl["cost"]) == ("test", "valid", "cost")
     save_table(t, tmp_path / "data" / t.name)
     monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
     oracle = load_oracle("toy")
-    np.testing.assert_allclose(np.sort(oracle.search_values), np.sort(df.test_acc.to_numpy()))
+    np.testing.assert_allclose(np.sort(oracle.search_values), np.sort(df.test_acc.to_numpy()) / 100)
+    assert t.meta["source"]["units"] == "percent" and t.meta["source"]["units_detected"]
 
 
 def test_product_space_moves_stay_within_rows(csv_path):
-    t = imp.build(_args(csv_path))
+    t = imp.build(_args(csv_path, categorical="depth,width"))  # every column categorical
+    assert t.meta["space"]["numeric"] == [] and t.meta["space"]["categorical"] == ["depth", "width", "kernel"]
     space = ProductSpace.from_table(t)
     assert space.decisions == (3, 3, 2) and space.encoding_size == 8
     rows = {space.arch(i) for i in range(space.size)}
@@ -198,3 +201,99 @@ def test_imported_table_follows_the_umask(csv_path, tmp_path, monkeypatch, umask
     for p in files:
         assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p.name
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["toy"]
+
+
+# --- numeric architecture columns and metric units (issue 12, item 5) ------------------------
+def test_numeric_columns_detected_scaled_and_recorded(csv_path):
+    t = imp.build(_args(csv_path))
+    assert t.meta["space"]["numeric"] == ["depth", "width"] and t.meta["space"]["categorical"] == ["kernel"]
+    assert t.meta["space"]["categories"]["width"] == ["16", "32", "64"]  # increasing value
+    space = ProductSpace.from_table(t)
+    assert space.encoding_size == 1 + 1 + 2 and space.decisions == (3, 3, 2)
+    enc = space.encode_all()
+    # depth 1, 2, 3 -> 0, 0.5, 1; width 16, 32, 64 -> 0, 1/3, 1 (by value, not by rank)
+    for i in range(space.size):
+        d, w, k = space.arch(i)
+        assert enc[i, 0] == (int(d) - 1) / 2 and enc[i, 1] == pytest.approx((int(w) - 16) / 48)
+        assert list(enc[i, 2:]) == ([1.0, 0.0] if k == "3x3" else [0.0, 1.0])
+        assert np.array_equal(space.encode(space.arch(i)), enc[i])
+    # a column with a non-number stays categorical
+    df = _frame().astype({"width": object})
+    df.loc[df.width == 64, "width"] = "wide"
+    t2 = imp.build(_args(_write_csv(csv_path.parent, df)))
+    assert t2.meta["space"]["numeric"] == ["depth"]
+
+
+def _write_csv(folder, df, name="t.csv"):
+    p = folder / name
+    df.to_csv(p, index=False)
+    return p
+
+
+def test_forced_categorical_and_its_errors(csv_path, tmp_path):
+    t = imp.build(_args(csv_path, categorical="width"))
+    assert t.meta["space"]["numeric"] == ["depth"] and t.meta["space"]["categorical"] == ["width", "kernel"]
+    assert ProductSpace.from_table(t).encoding_size == 1 + 3 + 2
+    with pytest.raises(UserError, match="--categorical 'stride' is not one of the --arch-columns"):
+        imp.build(_args(csv_path, categorical="stride"))
+    df = _frame().astype({"width": object})
+    df.loc[0, "width"] = "16.0"  # the others of this value are written "16"
+    with pytest.raises(CorruptData, match=r"column 'width' writes one number two ways \('16' and '16.0'\)"):
+        imp.build(_args(_write_csv(tmp_path, df)))
+    assert imp.build(_args(_write_csv(tmp_path, df), categorical="width")).meta["space"]["numeric"] == ["depth"]
+
+
+def test_numeric_column_mutates_to_neighbouring_values():
+    # width takes 8, 16, 32, 64 but row (2, 16) is absent: from (2, 8) the next width up is 32
+    rows = [("1", w) for w in ("8", "16", "32", "64")] + [("2", w) for w in ("8", "32", "64")] + [("3", "64")]
+    cats = [["1", "2", "3"], ["8", "16", "32", "64"]]
+    codes = np.array([[cats[0].index(d), cats[1].index(w)] for d, w in rows])
+    space = ProductSpace(["depth", "width"], cats, codes, numeric=["depth", "width"])
+    assert sorted(space.neighbours(("1", "16"))) == [("1", "32"), ("1", "8")]
+    assert sorted(space.neighbours(("2", "8"))) == [("1", "8"), ("2", "32")]
+    assert sorted(space.neighbours(("1", "64"))) == [("1", "32"), ("2", "64")]  # not 8 or 16
+    assert sorted(space.neighbours(("3", "64"))) == [("2", "64")]              # not depth 1
+    rng = np.random.default_rng(0)
+    for a in rows:
+        nbrs = set(space.neighbours(a))
+        assert {space.mutate(a, rng) for _ in range(40)} == nbrs
+    # the same table with categorical columns jumps to any value
+    cat = ProductSpace(["depth", "width"], cats, codes)
+    assert sorted(cat.neighbours(("1", "64"))) == [("1", "16"), ("1", "32"), ("1", "8"), ("2", "64"), ("3", "64")]
+
+
+def test_numeric_column_must_be_increasing_numbers():
+    with pytest.raises(InvalidArchitecture, match="increasing order"):
+        ProductSpace(["w"], [["32", "16"]], np.array([[0], [1]]), numeric=["w"])
+    with pytest.raises(InvalidArchitecture, match="not a number"):
+        ProductSpace(["w"], [["a", "b"]], np.array([[0], [1]]), numeric=["w"])
+    one = ProductSpace(["w", "k"], [["16"], ["a", "b"]], np.array([[0, 0], [0, 1]]), numeric=["w"])
+    assert one.encode(("16", "b")).tolist() == [0.0, 0.0, 1.0]  # one value scales to 0
+
+
+@pytest.mark.parametrize("scale, units", [(1.0, "percent"), (0.01, "fraction")], ids=["percent", "fraction"])
+def test_metric_units_detected(tmp_path, scale, units):
+    df = _frame()
+    df[["val_acc", "test_acc"]] *= scale
+    t = imp.build(_args(_write_csv(tmp_path, df), percent=False))
+    assert t.meta["source"]["units"] == units and t.meta["source"]["units_detected"]
+    np.testing.assert_allclose(t.column("valid"), _frame().val_acc.to_numpy() / 100)
+    np.testing.assert_array_equal(t.column("cost"), df.seconds.to_numpy())  # never scaled
+
+
+def test_ambiguous_units_refused_in_one_line_unless_told(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    df = _frame()
+    df.loc[3, "val_acc"] = 250.0  # no accuracy, in either unit
+    p = _write_csv(tmp_path, df)
+    args = ["oracles", "import", "table", str(p), "--arch-columns", "depth,width,kernel",
+            "--metric", "valid=val_acc", "--metric", "test=test_acc"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "range from" in err and "--fraction" in err
+    assert main(args + ["--fraction"]) == 0
+    out = capsys.readouterr().out
+    assert "metric units: fraction (as given)" in out and "numeric depth, width; categorical kernel" in out
+    assert load_oracle("t").optimum.value == 250.0
+    assert main(args + ["--fraction", "--percent"]) == 2  # one or the other

@@ -104,4 +104,12 @@ def cmd_import(args: argparse.Namespace) -> int:
           f"{', '.join(map(str, table.fidelities))}) into {target} in {time.perf_counter() - t0:.1f}s")
     if names:
         print(f"oracles: {', '.join(names)}")
+    space, source = table.meta.get("space", {}), table.meta.get("source", {})
+    if "numeric" in space:
+        print(f"columns: numeric {', '.join(space['numeric']) or '-'}; "
+              f"categorical {', '.join(space.get('categorical', [])) or '-'}")
+    if "units" in source:
+        how = "detected" if source.get("units_detected") else "as given"
+        print(f"metric units: {source['units']} ({how}); stored as "
+              f"{'fractions' if source['units'] != 'fraction' else 'they are'}")
     return 0

@@ -1,17 +1,28 @@
-"""Generic conversion recipe: any CSV / Parquet table whose architecture is a few categorical columns.
+"""Generic conversion recipe: any CSV / Parquet table whose architecture is a few columns.
 
 ``nas-harness oracles import table FILE.csv|FILE.parquet --arch-columns a,b,c
---metric valid=COL --metric test=COL [--cost COL] [--train COL] [--name NAME]``
+--metric valid=COL --metric test=COL [--cost COL] [--train COL] [--categorical a,b]
+[--percent | --fraction] [--name NAME]`` (docs/tables.md)
 
 * every row is one architecture: the tuple of its ``--arch-columns`` values (read as
   strings); the search space is the set of rows (:class:`oracles.product_space.ProductSpace`,
   space kind ``product``), a combination absent from the file is not an architecture;
+* an architecture column whose every value parses as a finite number (channels, depth,
+  kernel size...) is *numeric*: encoded by value, scaled to [0, 1] over its distinct values,
+  and mutated to a neighbouring value; every other column is *categorical* (one-hot, any
+  value). ``--categorical a,b`` forces numeric-looking columns to be categorical. The
+  manifest records the choice (``meta.space.numeric`` / ``meta.space.categorical``);
 * ``--metric NAME=COL`` (repeatable) copies numeric column ``COL`` as metric ``NAME``;
   ``--cost COL`` and ``--train COL`` add the metrics ``cost`` (training seconds) and
   ``train`` (training accuracy), which the oracle hands to algorithms with each answer;
 * the oracle ``NAME`` searches ``--search`` (default ``valid`` if declared, else the first
   metric) and reports ``--report`` (default ``test`` if declared, else the search metric);
-* ``--percent`` divides accuracy metrics (all but ``cost``) by 100: tables store fractions.
+* units: tables store accuracies as fractions. The metrics other than ``cost`` are read as
+  fractions when every value is in [0, 1] and as percentages (divided by 100) when every
+  value is in [0, 100] and some exceed 1; anything else is refused with one line.
+  ``--percent`` forces percent; ``--fraction`` keeps the values as they are (any range, e.g.
+  a metric that is not an accuracy). The manifest records the unit and whether it was
+  detected (``meta.source.units``).
 
 The file must be complete: a missing architecture cell or metric cell, a non-numeric metric
 value, two rows with the same architecture, or a named column that does not exist are
@@ -47,8 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", metavar="COL", help="column with the training accuracy")
     parser.add_argument("--search", help="metric to search (default: valid, else the first --metric)")
     parser.add_argument("--report", help="metric to report (default: test, else the search metric)")
-    parser.add_argument("--percent", action="store_true",
-                        help="accuracies are in percent: divide every metric except cost by 100")
+    units = parser.add_mutually_exclusive_group()
+    units.add_argument("--percent", action="store_true",
+                       help="accuracies are in percent: divide every metric except cost by 100 "
+                            "(default: detected from the values)")
+    units.add_argument("--fraction", action="store_true",
+                       help="keep metric values as they are (fractions, or a metric that is not an accuracy)")
+    parser.add_argument("--categorical", metavar="COL[,COL]",
+                        help="architecture columns to encode as categories even if every value is a number")
     parser.add_argument("--fidelity", type=int, default=0, help="training budget of the file (default 0)")
     parser.add_argument("--name", help="table and oracle name (default: the file name without extension)")
 
@@ -90,10 +107,45 @@ def _natural_key(v: str):
         return (1, 0.0, v)
 
 
+def detect_units(values: np.ndarray, names: list[str], path: Path) -> str:
+    """``"fraction"`` or ``"percent"`` for the accuracy metrics (``values[:, k]``, one per name).
+
+    All values in [0, 1]: fractions (a percent table whose best entry is below 1% is not a
+    benchmark anyone searches). All in [0, 100] with some above 1: percent. Anything else
+    (negative values, values above 100) is not an accuracy in either unit: refused.
+    """
+    if values.size == 0 or (values.min() >= 0.0 and values.max() <= 1.0):
+        return "fraction"
+    if values.min() >= 0.0 and values.max() <= 100.0:
+        return "percent"
+    lo, hi = float(values.min()), float(values.max())
+    raise UserError(f"{path}: metric values ({', '.join(names)}) range from {lo:g} to {hi:g}, neither "
+                    "fractions in [0, 1] nor percentages in [0, 100]; pass --fraction to keep them as "
+                    "they are or --percent to divide them by 100")
+
+
+def _numeric_column(values: list[str]) -> np.ndarray | None:
+    """The values as floats if every one parses as a finite number, else None."""
+    try:
+        v = np.array([float(x) for x in values], dtype=np.float64)
+    except ValueError:
+        return None
+    return v if np.all(np.isfinite(v)) else None
+
+
 def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], cost: str | None = None,
                 train: str | None = None, search: str | None = None, report: str | None = None,
-                percent: bool = False, fidelity: int = 0, name: str | None = None) -> Table:
+                percent: bool = False, fidelity: int = 0, name: str | None = None,
+                units: str | None = None, categorical: list[str] | tuple[str, ...] = ()) -> Table:
+    """The table of ``path`` (see the module docstring).
+
+    ``units``: ``"percent"``, ``"fraction"`` or ``None``/``"auto"`` (detect); ``percent=True``
+    is ``units="percent"``. ``categorical``: architecture columns never treated as numeric.
+    """
     import pandas as pd
+    units = "percent" if percent else (units or "auto")
+    if units not in ("auto", "percent", "fraction"):
+        raise UserError(f"units must be auto, percent or fraction, got {units!r}")
     if not path.is_file():
         raise UserError(f"{path} does not exist")
     df = _read(path)
@@ -101,6 +153,9 @@ def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], co
         raise CorruptData(f"{path} has no data rows")
     for c in arch_columns:
         _need(df, c, "--arch-columns")
+    for c in categorical:
+        if c not in arch_columns:
+            raise UserError(f"--categorical {c!r} is not one of the --arch-columns ({', '.join(arch_columns)})")
     metrics = dict(metrics)
     if cost:
         metrics["cost"] = cost
@@ -133,11 +188,26 @@ def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], co
         if not np.isfinite(v).all():
             r = int(np.flatnonzero(~np.isfinite(v))[0])
             raise CorruptData(f"{path}: row {r + 1}, column {col!r}: {raw.iloc[r]!r} is not a finite number")
-        values[:, 0, 0, k] = v / 100.0 if percent and m != "cost" else v
-    # categories per column, codes per row
+        values[:, 0, 0, k] = v
+    acc = [k for k, m in enumerate(metrics) if m != "cost"]
+    detected = units == "auto"
+    if detected:
+        units = detect_units(values[:, 0, 0, acc], [metrics[m] for m in metrics if m != "cost"], path)
+    if units == "percent":
+        values[:, 0, 0, acc] /= 100.0
+    # categories per column (numeric columns in increasing order of value), codes per row
     categories, codes = [], np.empty((len(df), len(arch_columns)), dtype=np.int32)
+    numeric = []
     for c, col in enumerate(arch_columns):
         cats = sorted(set(arch[col].tolist()), key=_natural_key)
+        nums = None if col in categorical else _numeric_column(cats)
+        if nums is not None:
+            same = np.flatnonzero(np.diff(nums) == 0)
+            if len(same):
+                a, b = cats[same[0]], cats[same[0] + 1]
+                raise CorruptData(f"{path}: column {col!r} writes one number two ways ({a!r} and {b!r}); "
+                                  f"write it one way, or pass --categorical {col} to keep them apart")
+            numeric.append(col)
         lookup = {v: i for i, v in enumerate(cats)}
         codes[:, c] = [lookup[v] for v in arch[col].tolist()]
         categories.append(cats)
@@ -169,9 +239,10 @@ def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], co
         decl["train"] = "train"
     meta = {
         "source": {"file": path.name, "sha256": file_sha256(path), "format": "generic table",
-                   "columns": metrics, "percent": percent},
+                   "columns": metrics, "units": units, "units_detected": detected},
         "space": {"kind": "product", "columns": list(arch_columns),
-                  "categories": {col: categories[c] for c, col in enumerate(arch_columns)}},
+                  "categories": {col: categories[c] for c, col in enumerate(arch_columns)},
+                  "numeric": numeric, "categorical": [c for c in arch_columns if c not in numeric]},
         "oracles": [decl],
     }
     return Table(name=name, archs=archs, seeds=("0",), fidelities=(int(fidelity),), metrics=tuple(names),
@@ -196,4 +267,7 @@ def build(args: argparse.Namespace) -> Table:
                        _parse_metrics(args.metric or []), cost=args.cost, train=getattr(args, "train", None),
                        search=getattr(args, "search", None), report=getattr(args, "report", None),
                        percent=bool(getattr(args, "percent", False)), fidelity=getattr(args, "fidelity", 0),
-                       name=getattr(args, "name", None))
+                       name=getattr(args, "name", None),
+                       units="fraction" if getattr(args, "fraction", False) else None,
+                       categorical=_split_names(args.categorical, "--categorical")
+                       if getattr(args, "categorical", None) else ())
