@@ -237,7 +237,10 @@ def served_checksum(oracle: TabularOracle) -> str:
     * a JSON header: :data:`SERVED_FORMAT`, the fidelity (epochs), the served metric of
       each role (``search``, ``report``, ``cost``, ``train``; ``null`` when absent), ``runs``
       and, for ``runs="random"``, the seed labels in the table's order (a query draws a seed
-      position, so the order is part of what is served);
+      position, so the order is part of what is served); and the space's
+      ``representation`` where it has one that an import can choose (a generic table's
+      numeric columns: the same rows encoded another way are shown to algorithms another
+      way, so runs on them are not comparable);
     * the architectures' identities (:meth:`~oracles.space.SearchSpace.identity`), sorted by
       code point, UTF-8, each followed by a NUL byte;
     * per role, in the header's order, the values in that same row order as little-endian
@@ -258,6 +261,9 @@ def served_checksum(oracle: TabularOracle) -> str:
         return _SERVED_CACHE[key]
     header = {"format": SERVED_FORMAT, "fidelity": int(oracle.fidelity), "metrics": roles,
               "runs": oracle.runs, "seeds": seeds}
+    representation = getattr(oracle.space, "representation", None)
+    if representation is not None:
+        header["representation"] = representation
     h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
     ids = oracle.space.identities_all()
     order = np.argsort(ids, kind="stable")

@@ -192,6 +192,11 @@ class ProductSpace(FiniteSpace):
         return [self.arch(int(j)) for c in range(len(self.columns)) for j in self._neighbour_rows(i, c)]
 
     # --- representations ---------------------------------------------------------
+    @property
+    def representation(self) -> dict[str, Any]:
+        """The import's choice of encoding (part of the oracle's checksum): numeric columns."""
+        return {"numeric": [c for c, num in zip(self.columns, self.numeric) if num]}
+
     def identity(self, arch) -> str:
         self.index(arch)  # only rows are architectures
         return self.to_string(arch)
