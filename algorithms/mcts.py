@@ -249,6 +249,10 @@ class MCTS(SearchAlgorithm):
     """
 
     name = "mcts"
+    paper = ("the MCTS baseline of Wang et al., Sample-Efficient Neural Architecture Search by Learning "
+             "Action Space, §2 and §4.2; UCT (Kocsis & Szepesvari, Bandit Based Monte-Carlo Planning, "
+             "2006) with UCB1 (Auer, Cesa-Bianchi & Fischer, Finite-time Analysis of the Multiarmed "
+             "Bandit Problem, 2002)")
 
     def __init__(self, c: float = 1.0, action_space: str = "tokens", max_rollouts: int = 100):
         if not float(c) >= 0:

@@ -1,6 +1,6 @@
 """NAO: Neural Architecture Optimization (encoder -> predictor -> decoder, ascent in embedding).
 
-Source: Luo et al., "Neural Architecture Optimization" (../shared/papers/001_*):
+Source: Luo, Tian, Qin, Chen & Liu, "Neural Architecture Optimization" (NeurIPS 2018):
 
 * §3.2 encoder: a single-layer LSTM over the architecture's token sequence; its hidden
   states, normalised to unit length (§4.1), are the embedding ``e_x = {h_1..h_T}``;
@@ -144,7 +144,7 @@ def pairwise_accuracy(pred: np.ndarray, true: np.ndarray) -> float | None:
 
 
 class NAO(SearchAlgorithm):
-    """Neural Architecture Optimization (001 §3, Algorithm 1; defaults from §4.1).
+    """Neural Architecture Optimization (Luo et al. 2018, §3, Algorithm 1; defaults from §4.1).
 
     Parameters
     ----------
@@ -167,6 +167,10 @@ class NAO(SearchAlgorithm):
     """
 
     name = "nao"
+    summary = "encoder, performance predictor and decoder; gradient ascent in the embedding (NAO)"
+    paper = ("Luo, Tian, Qin, Chen & Liu, Neural Architecture Optimization (NeurIPS 2018), §3 "
+             "(Eq. 1-2, Algorithm 1), §4.1 (CIFAR-10 settings, Fig. 2a)")
+    extra = "learned"
 
     def __init__(self, n_init: int = 600, top_k: int = 200, rounds: int = 3, eta: float = 10.0,
                  max_eta_steps: int = 20, emb_size: int = 32, hidden_size: int = 96,

@@ -1,6 +1,6 @@
 """NASES: Neural Architecture Search in Embedding Space.
 
-Source: Liu, "Neural Architecture Search in Embedding Space" (../shared/papers/000_*):
+Source: Liu, "Neural Architecture Search in Embedding Space" (Cathay Financial Holdings Lab):
 
 * "Methods / Three Principal Functions": an *architecture simulator* ``s_v`` (uniform
   vectors -> embedding) and an *architecture decoder* ``f_theta`` (embedding -> architecture
@@ -113,7 +113,7 @@ def _build_autoencoder(torch, m, n, layers):
 
 
 class NASES(SearchAlgorithm):
-    """NASES (000 "Methods", "Experiments", Algorithm 1).
+    """NASES (Liu, "Methods", "Experiments", Algorithm 1).
 
     Parameters
     ----------
@@ -139,6 +139,10 @@ class NASES(SearchAlgorithm):
     """
 
     name = "nases"
+    summary = "policy gradient in a pretrained autoencoder's embedding space (NASES)"
+    paper = ('Liu, Neural Architecture Search in Embedding Space, "Methods" (Algorithm 1, Eq. 1), '
+             '"Experiments" (first and second stage settings, Table 1)')
+    extra = "learned"
 
     def __init__(self, value_range: float = 30.0, compression: float = 0.33, embedding_size: int = 0,
                  layers: tuple = (1000, 500, 100), pretrain_train: int = 30_000,

@@ -26,6 +26,8 @@ class RandomSearch(SearchAlgorithm):
     """
 
     name = "random"
+    paper = ("the baseline of Wang et al., Sample-Efficient Neural Architecture Search by Learning "
+             "Action Space, §4.2 (Fig. 5: distinct samples, i.e. without replacement)")
 
     def __init__(self, replace: bool = False):
         self.replace = replace

@@ -83,3 +83,93 @@ def test_tampered_table_is_refused(nb201_data_dir, tmp_path, monkeypatch, capsys
     values.write_bytes(bytes(raw))
     code, _, err = run(["oracles", "info", "nb201/cifar10"], capsys)
     assert code == 2 and "does not match its checksum" in err and err.count("\n") == 1
+
+
+# --- nas-harness algorithms list|info (issue 12, item 7) ---------------------------------------
+def test_algorithms_list_shows_every_registered_algorithm(capsys):
+    from algorithms import REGISTRY, algorithm_class
+    code, text, err = run(["algorithms", "list"], capsys)
+    assert code == 0 and not err
+    lines = text.splitlines()
+    for name in REGISTRY:
+        cls = algorithm_class(name)
+        assert any(line.startswith(name + " ") and cls.one_line() in line for line in lines), name
+        assert cls.paper, f"{name} does not name its paper"
+    code, text, _ = run(["algorithms", "list", "--format", "json"], capsys)
+    rows = json.loads(text)
+    assert [r["name"] for r in rows] == list(REGISTRY)
+    assert {r["name"] for r in rows if r["needs"]} == {"reinforce", "cadam", "nao", "nases"}
+
+
+def test_algorithms_info_shows_presets_defaults_and_paper(capsys):
+    code, text, err = run(["algorithms", "info", "lanas"], capsys)
+    assert code == 0 and not err
+    assert "Sample-Efficient Neural Architecture Search by Learning Action Space" in " ".join(text.split())
+    assert "authors (default): c=0.1, n_select=20, n_init=10, height=5" in text
+    assert "paper: c=0.5, n_select=100, n_init=2000, height=5" in text
+    assert "  train_routing = 'measured'" in text and "  min_split = 2" in text
+    assert "  c = from the preset (authors: 0.1, paper: 0.5)" in text
+    assert "`" not in text                      # docstring markup printed as plain text
+    code, text, _ = run(["algorithms", "info", "cadam"], capsys)
+    assert "table41 (default): actor_lr=0.0001" in text and "printed: actor_lr=1e-08" in text
+    assert "  hidden = 128/256/128" in text      # as written on the command line
+    code, text, _ = run(["algorithms", "info", "evolution", "--format", "json"], capsys)
+    d = json.loads(text)
+    assert d["default_preset"] == "novel" and d["presets"]["published"] == {"novel_children": False}
+    params = {p["name"]: p for p in d["parameters"]}
+    assert params["population"]["default"] == 500 and "P" in params["population"]["meaning"]
+
+
+def test_every_parameter_of_every_algorithm_is_documented():
+    from algorithms import REGISTRY, algorithm_class
+    for name in REGISTRY:
+        cls = algorithm_class(name)
+        docs = cls.param_docs()
+        assert set(cls.param_names()) == set(docs), name
+        assert all(docs.values()), name
+        for preset, values in cls.presets.items():
+            assert set(values) <= set(cls.param_names()), (name, preset)
+
+
+@pytest.mark.parametrize("args", [["algorithms", "info", "magic"], ["algorithms", "info"],
+                                  ["algorithms", "list", "--format", "yaml"]])
+def test_algorithms_mistakes_get_one_line(capsys, args):
+    code, out, err = run(args, capsys)
+    assert code == 2 and not out
+    assert err.count("\n") == 1 and "Traceback" not in err
+    if "magic" in args:
+        assert "unknown algorithm 'magic'; choose from cadam, evolution" in err
+
+
+def test_algorithms_info_works_without_torch():
+    import subprocess
+    import sys
+    # torch made unimportable: list and info must not import it, and say what is needed
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from harness.cli import main\n"
+            "a = main(['algorithms', 'info', 'cadam']); b = main(['algorithms', 'list'])\n"
+            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+            "sys.exit(a or b)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "needs: the 'learned' extra (pip install 'nas-harness[learned]'; not installed here)" in p.stdout
+
+
+def test_help_texts_are_plain(capsys):
+    import argparse
+    from harness.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    seen = 0
+    for p in parsers(build_parser()):
+        assert "`" not in p.format_help(), p.prog
+        seen += 1
+    assert seen > 15
+    code, text, _ = run(["--help"], capsys)
+    assert code == 0 and "algorithms" in text and "`" not in text

@@ -13,7 +13,7 @@ from oracles.errors import UserError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("collect", help="train every network of a space and write a table",
-                              description=__doc__.splitlines()[0])
+                              description="Train a whole search space and write a table the oracles load.")
     families = p.add_subparsers(dest="family", metavar="FAMILY", parser_class=type(p))
     c = families.add_parser("convnet", help="plain ConvNets (LaNAS §2 / ConvNet-60K)",
                             description="Train every ConvNet of a preset space (or a random subset) for "

@@ -40,7 +40,7 @@ def register(sub) -> None:
     b = sub.add_parser("baseline", help="write a compact baseline file from a results folder",
                        description="Per run: seed, samples to the optimum, censoring and quality at 1-2-5 "
                                    "checkpoints; per cell its full configuration. Small enough to commit.")
-    b.add_argument("dir", type=Path, help="results folder written by `nas-harness run`")
+    b.add_argument("dir", type=Path, help="results folder written by nas-harness run")
     b.add_argument("file", type=Path, help="baseline file to write (.json)")
     b.add_argument("--checkpoints", help="comma-separated sample counts to keep (default 10,20,50,...,budget)")
     b.set_defaults(func=main_baseline)

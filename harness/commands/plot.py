@@ -17,7 +17,7 @@ def register(sub) -> None:
                                    "regret curves, fraction of runs at the optimum, mean curves with "
                                    "bootstrap CIs, and curves vs simulated training time where the oracle "
                                    "has costs.")
-    p.add_argument("dir", type=Path, help="results folder written by `nas-harness run`")
+    p.add_argument("dir", type=Path, help="results folder written by nas-harness run")
     p.add_argument("--out", type=Path, help="where to write the figures (default DIR/figures)")
     p.add_argument("--linear-x", action="store_true", help="linear sample axis (default: logarithmic)")
     p.add_argument("--formats", default="png,pdf", help="comma-separated file formats (default png,pdf)")

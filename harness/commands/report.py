@@ -18,7 +18,7 @@ from ..summary import format_markdown, format_text, statistics_report, summarise
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="summarise a results folder")
-    p.add_argument("dir", type=Path, help="results folder written by `nas-harness run` (json and md also "
+    p.add_argument("dir", type=Path, help="results folder written by nas-harness run (json and md also "
                                           "take a baseline file)")
     p.add_argument("--format", choices=("text", "json", "md"), default="text",
                    help="text summary, all statistics as JSON, or a Markdown report with figures")
