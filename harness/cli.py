@@ -22,8 +22,12 @@ COMMANDS = (
     "harness.commands.plot",
     "harness.commands.compare",
     "harness.commands.oracles",
+    "harness.commands.algorithms",
     "harness.commands.collect",
 )
+
+#: what ``nas-harness --help`` says first (plain text: argparse prints it as written)
+DESCRIPTION = "A benchmark harness for neural architecture search: oracles, algorithms, runs, reports."
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -31,11 +35,11 @@ EXIT_INTERRUPTED = 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage dump
-        self.exit(EXIT_USER_ERROR, f"nas-harness: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USER_ERROR, f"nas-harness: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nas-harness", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nas-harness", description=DESCRIPTION)
     from harness import __version__
     parser.add_argument("--version", action="version", version=f"nas-harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
