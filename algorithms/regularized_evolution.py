@@ -42,7 +42,18 @@ exists, so a run reaches any budget up to the space size (then ``ask`` raises
 population are unchanged; only a child that would have repeated is replaced, so the
 trajectory is the published one up to the first such child.
 ``diagnostics()`` counts the redraws, walks and uniform draws (``redrawn_children``,
-``walked_children``, ``uniform_children``).
+``walked_children``, ``uniform_children``). On NAS-Bench-201 a run to the whole space
+(15,625) asks no repeat; about 200 of its children come from the uniform fallback, all
+near the end, and up to 3,000 queries none does.
+
+What it changes in results (NAS-Bench-201, 100 seeds, until the optimum, distinct
+counting; ``nas-harness run --oracle nb201/{cifar10,cifar100,imagenet16} --algorithm
+evolution --algorithm evolution:preset=published --seeds 100 --until-optimum``): median
+samples to the optimum 673 / 633 / 782 (novel) against 655 / 641 / 764 (published),
+ratio of means 1.04 [0.99, 1.09], 1.00 [0.98, 1.03], 1.06 [0.99, 1.14] (95 % bootstrap),
+Mann-Whitney p = 0.09, 0.89, 0.17: no detectable difference where the published rule
+does not stall. The published preset reproduces the committed Fig. 5 RE numbers
+(results/lanas_fig5_nb201, made before the default changed) exactly.
 
 ``preset="published"`` is Real et al.'s rule: a repeated child is accepted, the runner
 answers it from its cache and tells it back, and it joins and ages the population exactly
