@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
+from operator import mul
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -165,6 +166,7 @@ class SequenceCodes:
         self.codes = np.sort(codes)
         self.size = len(self.codes)
         self._offsets: dict[tuple[int, int], np.ndarray] = {}
+        self._ones = [sum(self.place[:m]) for m in range(self.length + 1)]
 
     @classmethod
     def of(cls, actions) -> "SequenceCodes":
@@ -190,9 +192,13 @@ class SequenceCodes:
 
     def position(self, seq: Sequence[int]) -> int | None:
         """Position of ``seq`` in the sorted codes, or ``None`` if it is not there."""
-        c = self.prefix_code(seq)
-        if c is None:
-            return None
+        m = len(seq)
+        if not 0 < m <= self.length or not 0 <= min(seq) <= max(seq) < self.radix - 1:
+            return None if m else self._find(0)
+        # sum of (a_i + 1) * place_i, the +1s summed once per length
+        return self._find(sum(map(mul, seq, self.place)) + self._ones[m])
+
+    def _find(self, c: int) -> int | None:
         pos = int(self.codes.searchsorted(c))
         return pos if pos < self.size and self.codes[pos] == c else None
 
@@ -373,11 +379,10 @@ class MCTS(SearchAlgorithm):
         rng = self._rng
         fixed = self._fixed
         for _ in range(self.max_rollouts):
-            seq = list(prefix)
             if fixed is not None:
-                for k in fixed[len(seq):]:
-                    seq.append(int(rng.integers(k)) if k > 1 else 0)
+                seq = prefix + [int(rng.integers(k)) if k > 1 else 0 for k in fixed[len(prefix):]]
             else:
+                seq = list(prefix)
                 while True:
                     k = self._actions.n_choices(seq)
                     if k == 0:
