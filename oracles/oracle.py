@@ -256,14 +256,14 @@ def served_checksum(oracle: TabularOracle) -> str:
              "cost": oracle.cost_metric, "train": oracle.train_metric}
     table = oracle.table
     seeds = list(table.seeds) if oracle.runs == "random" else None
-    key = (table.meta.get("checksum"), oracle.fidelity, tuple(roles.items()), oracle.runs)
-    if key[0] and key in _SERVED_CACHE:
-        return _SERVED_CACHE[key]
     header = {"format": SERVED_FORMAT, "fidelity": int(oracle.fidelity), "metrics": roles,
               "runs": oracle.runs, "seeds": seeds}
     representation = getattr(oracle.space, "representation", None)
     if representation is not None:
         header["representation"] = representation
+    key = (table.meta.get("checksum"), json.dumps(header, sort_keys=True))
+    if key[0] and key in _SERVED_CACHE:
+        return _SERVED_CACHE[key]
     h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
     ids = oracle.space.identities_all()
     order = np.argsort(ids, kind="stable")

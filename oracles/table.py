@@ -206,9 +206,13 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
 
 
 def table_checksum(manifest: dict[str, Any]) -> str:
-    """One checksum for the whole table: hash of the per-file hashes and the axes."""
+    """One checksum for the whole table as stored: hash of the per-file hashes, the axes and
+    the metadata (which holds e.g. a generic table's categories and numeric columns: two
+    tables with equal arrays but different metadata are different tables). Identifies the
+    files (integrity, shipping one copy to workers); an *oracle's* identity is the data it
+    serves, :func:`oracles.oracle.served_checksum`."""
     payload = json.dumps({"files": {k: v["sha256"] for k, v in manifest["files"].items()},
-                          "axes": manifest["axes"]}, sort_keys=True)
+                          "axes": manifest["axes"], "meta": manifest.get("meta", {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

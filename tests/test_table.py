@@ -61,3 +61,14 @@ def test_manifest_lists_a_checksum_per_file(tmp_path):
     m = json.loads((tmp_path / "t" / "manifest.json").read_text())
     assert set(m["files"]) == {"archs.npy", "values.npy", "col.params.npy"}
     assert all(len(v["sha256"]) == 64 for v in m["files"].values())
+
+
+def test_table_checksum_covers_the_metadata(tmp_path):
+    # two tables with the same arrays and different metadata (e.g. a generic table imported
+    # with and without --categorical) must not share a checksum: executors ship one copy per
+    # checksum, and oracles cache per table checksum
+    a, b = small_table(), small_table()
+    b.meta = {"space": {"kind": "x", "numeric": ["w"]}}
+    save_table(a, tmp_path / "a")
+    save_table(b, tmp_path / "b")
+    assert load_table(tmp_path / "a").meta["checksum"] != load_table(tmp_path / "b").meta["checksum"]
