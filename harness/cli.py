@@ -21,6 +21,7 @@ COMMANDS = (
     "harness.commands.report",
     "harness.commands.plot",
     "harness.commands.compare",
+    "harness.commands.export",
     "harness.commands.oracles",
     "harness.commands.algorithms",
     "harness.commands.collect",

@@ -200,8 +200,8 @@ def run_folder_state(out: Path) -> tuple[dict[str, Any], list[str]]:
     by_folder = {c.folder: c for c in cells.values()}
     for path in sorted(out.glob("runs/*/*/*")):
         rel = str(path.relative_to(out))
-        if path.name.startswith("."):
-            continue  # temporaries, reported above
+        if path.name.startswith((".", "_")):
+            continue  # temporaries (reported above) and records of failed runs (retried)
         cell = by_folder.get(str(path.parent.relative_to(out)))
         if cell is None:
             problems.append(f"{rel}: in no cell of experiment.json")
@@ -217,8 +217,9 @@ def run_folder_state(out: Path) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"{rel}: metadata names another cell or seed")
         if not isinstance(meta.get("code"), dict) or "version" not in meta["code"]:
             problems.append(f"{rel}: metadata lacks the code version")
-        # when and by which commit it ran (others may commit meanwhile) is not the result
-        meta = {k: v for k, v in meta.items() if k not in ("finished", "code")}
+        # when, by which commit and on which machine it ran (others may commit meanwhile) is
+        # not the result
+        meta = {k: v for k, v in meta.items() if k not in ("finished", "code", "machine")}
         meta["summary"] = comparable_summary(meta["summary"])
         records = table.drop_columns([c for c in ("algo_cpu_s",) if c in table.column_names]).to_pydict()
         state["runs"][rel] = {"meta": meta, "records": records}

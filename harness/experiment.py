@@ -28,7 +28,7 @@ from algorithms import make_algorithm, parse_spec
 from oracles.errors import UserError
 from oracles.registry import load_oracle
 
-from .results import Cell, ResultsStore
+from .results import Cell, ResultsStore, machine_info
 from .runner import PROTOCOL, RunConfig, resolve_budget, run_one
 
 
@@ -154,6 +154,10 @@ class Task:
     cell: Cell
     seed: int
     out: str
+    #: the algorithm's ``"module:Class"`` as the driver's registry has it: a worker process
+    #: (or Ray worker) uses it even when the algorithm was registered at run time, e.g. by a
+    #: script or a test adding to ``algorithms.REGISTRY`` (workers import a fresh registry)
+    algorithm_target: str | None = None
 
     def run_config(self) -> RunConfig:
         c = self.cell.config
@@ -175,20 +179,41 @@ def _oracle_for(task: Task, table=None):
     return oracle
 
 
-def compute_task(task: Task, table=None) -> tuple[Task, dict[str, Any], dict[str, Any]]:
-    """Run one task without writing anything: (task, records, summary).
+def _registered(task: Task) -> None:
+    from algorithms import REGISTRY
+    name = task.cell.config["algorithm"]
+    if task.algorithm_target and REGISTRY.get(name) != task.algorithm_target:
+        REGISTRY[name] = task.algorithm_target
+
+
+def compute_task(task: Task, table=None) -> tuple[Task, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Run one task without writing anything: (task, records, summary, machine).
 
     Executors whose workers may sit on other machines (Ray) call this remotely, with the
     oracle's ``table`` taken from their object store, and write the file in the driver with
     :func:`write_task`, so the results folder only ever needs to exist where the user is.
+    ``machine`` (:func:`harness.results.machine_info`, BLAS limited to the one thread runs
+    use) describes the machine that computed the run, which is not the driver's on a cluster.
+    A run whose algorithm raised comes back with ``summary["failed"]`` set (see
+    :mod:`harness.runner`); only configuration and data errors raise here.
     """
+    from threadpoolctl import threadpool_limits
+    _registered(task)
     records, summary = run_one(task.run_config(), _oracle_for(task, table), task.seed)
-    return task, records, summary
+    with threadpool_limits(limits=1):
+        machine = machine_info()
+    return task, records, summary, machine
 
 
-def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """Write one finished run (atomically) and return the result row ``execute`` reports."""
-    ResultsStore(task.out).write_run(task.cell, task.seed, records, summary)
+def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any],
+               machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write one finished run (atomically), or the record of a failed one, and return the
+    result row ``execute`` reports."""
+    store = ResultsStore(task.out)
+    if summary.get("failed"):
+        store.write_failure(task.cell, task.seed, summary, machine)
+    else:
+        store.write_run(task.cell, task.seed, records, summary, machine)
     return {"cell": task.cell.key, "seed": task.seed, **summary}
 
 
@@ -198,13 +223,16 @@ def run_task(task: Task) -> dict[str, Any]:
 
 
 def pending_tasks(exp: Experiment, cells: list[Cell], store: ResultsStore) -> tuple[list[Task], int]:
+    """The runs of ``cells`` not yet done (failed runs included: they are retried)."""
+    from algorithms import REGISTRY
     tasks, done = [], 0
     for cell in cells:
+        target = REGISTRY.get(cell.config["algorithm"])
         for seed in exp.seed_list:
             if store.is_done(cell, seed):
                 done += 1
             else:
-                tasks.append(Task(cell, seed, str(store.root)))
+                tasks.append(Task(cell, seed, str(store.root), target))
     return tasks, done
 
 
@@ -218,7 +246,7 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
     store = ResultsStore(exp.out)
     executor = make_executor(exp.executor, exp.workers, exp.address)
     with store.session():  # one writer per folder; leftovers of a killed run removed
-        store.register(cells)
+        cells = store.register(cells)  # as the folder holds them (older folders keep their names)
         tasks, done = pending_tasks(exp, cells, store)
         bar = _progress_bar(len(tasks) + done, done, progress)
         # executors whose workers may be on other machines compute remotely and write here

@@ -18,10 +18,28 @@ metric of the best-by-search architecture so far), ``cost`` / ``cum_cost`` (simu
 training seconds), ``repeat`` (answered from the run's cache) and ``algo_cpu_s`` (the
 algorithm's cumulative CPU time in ask/tell).
 
+Every run file also holds the columns ``oracle``, ``algorithm`` (the label), ``seed`` and
+``config_id`` (the cell's configuration fingerprint), constant per file and dictionary- or
+run-length-encoded (they cost a few bytes), and always the ``arch`` column, so that
+``pandas.read_parquet(OUT / "runs")`` or ``pyarrow.dataset.dataset(OUT / "runs")`` reads a
+whole folder as one tidy table (one schema, every row labelled). Folder names never contain
+``=``, which pandas and pyarrow would read as a hive partition (``lanas:split=adam`` is
+stored in ``lanas_split-adam/``); folders written before that keep their names (the
+manifest records each cell's folder) and are read as before. ``nas-harness export`` turns
+any folder into one CSV/Parquet table or rliable's input.
+
+A run that the runner stopped (an algorithm stuck on known architectures) is a finished run
+like any other, with the reason in its summary's ``stopped``. A run whose algorithm raised
+an exception leaves no run file but ``_seed-NNNNNN.failed.json`` (the one-line message, the
+traceback, the code version; the leading ``_`` makes pandas and pyarrow skip it): it is not
+done, so running the same command again retries it.
+
 Files are written to a temporary name and renamed into place, so a crash leaves either
 the complete file or nothing; a run counts as done exactly when its file exists and
 carries the cell's configuration. Re-running the same command therefore resumes, and a
-folder refuses runs whose configuration differs from what it already holds.
+folder refuses runs whose configuration differs from what it already holds. Every file and
+folder is created with the permissions the umask gives (``-rw-r--r--`` under umask 022), as
+any other tool's output, so a group share or another user's Ray worker can read it.
 """
 
 from __future__ import annotations
@@ -34,7 +52,7 @@ import re
 import subprocess
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -51,7 +69,18 @@ META_KEY = b"nas_harness"
 
 
 def slug(text: str) -> str:
-    """A file-system-safe, readable name for an oracle or algorithm label."""
+    """A file-system-safe, readable folder name for an oracle or algorithm label.
+
+    ``=`` becomes ``-`` (``lanas:split=adam`` -> ``lanas_split-adam``): pandas and pyarrow read
+    a folder named ``key=value`` as a hive partition and would turn part of the label into a
+    bogus column. Any other character outside ``[A-Za-z0-9._-]`` becomes ``_``.
+    """
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("=", "-")).strip("_")
+    return s or "_"
+
+
+def legacy_slug(text: str) -> str:
+    """The folder name results folders used before :func:`slug` escaped ``=`` (still read)."""
     s = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")
     return s or "_"
 
@@ -76,11 +105,66 @@ def code_version() -> dict[str, Any]:
     return {"version": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Processor", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or None
+
+
+_MACHINE: dict[int, dict[str, Any]] = {}
+
+
+def machine_info() -> dict[str, Any]:
+    """What a run's floating-point results may depend on: CPU model and the BLAS libraries.
+
+    Linear algebra (least squares in LaNAS, torch's matrix products) may differ in the last
+    bits between BLAS kernels, and OpenBLAS picks its kernel by CPU type at load time; the
+    tree of LaNAS amplifies such bits into other trajectories (issue 13, "Reproducibility
+    across machines"). So every run's metadata and every baseline file records, per loaded
+    BLAS/OpenMP library as :func:`threadpoolctl.threadpool_info` reports it: ``internal_api``
+    (``openblas``, ``mkl``...), ``version``, ``architecture`` (the kernel or core type, e.g.
+    ``Haswell``, ``SkylakeX``, ``Zen``), ``threading_layer`` and ``num_threads`` (runs use 1,
+    see :func:`harness.runner.run_one`), plus the CPU model, machine type, OS, and the
+    Python and numpy versions. Libraries are only loaded by imports, so the answer is cached
+    per number of imported modules (``threadpool_info`` costs about a millisecond).
+    """
+    import sys
+    key = len(sys.modules)
+    info = _MACHINE.get(key)
+    if info is None:
+        import platform
+        from threadpoolctl import threadpool_info
+        libs = [{k: lib.get(k) for k in ("user_api", "internal_api", "version", "architecture",
+                                         "threading_layer", "num_threads")}
+                for lib in threadpool_info()]
+        info = {"cpu": cpu_model(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                "system": platform.platform(terse=True), "python": platform.python_version(),
+                "numpy": np.__version__, "blas": libs}
+        _MACHINE.clear()
+        _MACHINE[key] = info
+    return json.loads(json.dumps(info))  # a copy callers may change
+
+
 @dataclass(frozen=True)
 class Cell:
     label: str                    #: algorithm label as given by the user, e.g. "lanas:preset=paper"
     oracle: str                   #: oracle spec
     config: dict[str, Any]        #: full run configuration incl. oracle checksum
+    #: what the analysis needs about the oracle (optimum, space size, metric names and units;
+    #: harness.metrics.oracle_facts), written next to the configuration in experiment.json so
+    #: `report`/`plot` never reload the table; not part of the configuration or fingerprint
+    oracle_facts: dict[str, Any] | None = field(default=None, compare=False)
+    #: the folder the results folder's manifest records for this cell (folders written before
+    #: :func:`slug` escaped ``=`` keep theirs); None: the name :func:`slug` gives today
+    stored_folder: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -88,13 +172,43 @@ class Cell:
 
     @property
     def folder(self) -> str:
+        return self.stored_folder or self.new_folder
+
+    @property
+    def new_folder(self) -> str:
         return f"runs/{slug(self.oracle)}/{slug(self.label)}"
+
+    @property
+    def legacy_folder(self) -> str:
+        return f"runs/{legacy_slug(self.oracle)}/{legacy_slug(self.label)}"
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``os.umask`` must set
+    one to read it, which would race with threads creating files meanwhile)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the restrictive value, should another thread create a file now
+    os.umask(mask)
+    return mask
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
+    """Write ``path`` through ``write(file)`` atomically, with the mode the umask gives.
+
+    :func:`tempfile.mkstemp` creates its file ``0600`` whatever the umask, and that mode
+    survives the rename: the file is set to ``0666 & ~umask`` (what ``open()`` would
+    create) before it is renamed into place.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -130,7 +244,7 @@ class ResultsStore:
         """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
         except OSError as exc:
             raise _os_error(exc, f"results folder {self.root}") from None
         try:
@@ -181,27 +295,38 @@ class ResultsStore:
         for key, cell in data["cells"].items():
             if not (isinstance(cell, dict) and isinstance(cell.get("label"), str)
                     and isinstance(cell.get("oracle"), str) and isinstance(cell.get("config"), dict)
-                    and cell.get("folder") == Cell(cell["label"], cell["oracle"], {}).folder):
+                    and cell.get("folder") in _folder_names(cell["label"], cell["oracle"])):
                 raise UserError(f"{self.manifest_path} is damaged (entry {key!r}); restore it from a backup "
                                 "or choose another --out")
         return data
 
-    def register(self, cells: list[Cell]) -> None:
-        """Add ``cells`` to the folder, refusing any whose label exists with another configuration."""
+    def register(self, cells: list[Cell]) -> list[Cell]:
+        """Add ``cells`` to the folder, refusing any whose label exists with another
+        configuration or whose folder name another cell already uses; return the cells as
+        the folder holds them (with the folder each one's runs are in)."""
         data = self.read_manifest()
         changed = False
         for cell in cells:
             old = data["cells"].get(cell.key)
             if old is None:
+                clash = next((k for k, c in data["cells"].items() if c["folder"] == cell.new_folder), None)
+                if clash is not None:
+                    raise UserError(f"'{cell.key}' would be stored in {cell.new_folder}, which already holds "
+                                    f"'{clash}'; use another --out or another algorithm label")
                 data["cells"][cell.key] = {"label": cell.label, "oracle": cell.oracle,
-                                           "folder": cell.folder, "config": cell.config}
+                                           "folder": cell.new_folder, "config": cell.config}
                 changed = True
+            elif cell.oracle_facts is not None and old.get("oracle_facts") is None \
+                    and fingerprint(old["config"]) == fingerprint(cell.config):
+                changed = True  # a folder written before the facts were stored gets them
             elif fingerprint(old["config"]) != fingerprint(cell.config):
                 diff = sorted(k for k in set(old["config"]) | set(cell.config)
                               if old["config"].get(k) != cell.config.get(k))
                 raise UserError(f"{self.root} already holds '{cell.key}' run with a different "
                                 f"configuration ({', '.join(diff)} differ); use another --out or a new "
                                 "algorithm label")
+            if cell.oracle_facts is not None:
+                data["cells"][cell.key]["oracle_facts"] = cell.oracle_facts
         if changed or not self.manifest_path.exists():
             data.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
             data["code"] = code_version()
@@ -210,9 +335,11 @@ class ResultsStore:
                                     lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode()))
             except OSError as exc:
                 raise _os_error(exc, f"results folder {self.root}") from None
+        return [replace(cell, stored_folder=data["cells"][cell.key]["folder"]) for cell in cells]
 
     def cells(self) -> list[Cell]:
-        return [Cell(c["label"], c["oracle"], c["config"]) for c in self.read_manifest()["cells"].values()]
+        return [Cell(c["label"], c["oracle"], c["config"], stored_folder=c["folder"])
+                for c in self.read_manifest()["cells"].values()]
 
     # -- runs ----------------------------------------------------------------------------
     def run_path(self, cell: Cell, seed: int) -> Path:
@@ -232,19 +359,64 @@ class ResultsStore:
         return meta is not None and meta.get("cell_fingerprint") == fingerprint(cell.config) \
             and meta.get("seed") == int(seed)
 
-    def write_run(self, cell: Cell, seed: int, records: dict[str, np.ndarray], summary: dict[str, Any]) -> Path:
+    def failure_path(self, cell: Cell, seed: int) -> Path:
+        return self.root / cell.folder / f"_seed-{int(seed):06d}.failed.json"
+
+    def write_run(self, cell: Cell, seed: int, records: dict[str, np.ndarray], summary: dict[str, Any],
+                  machine: dict[str, Any] | None = None) -> Path:
+        """Write one finished run; ``machine`` (:func:`machine_info`) is that of the process
+        that computed it (default: this one)."""
+        fp = fingerprint(cell.config)
         meta = {"format": FORMAT, "cell": cell.key, "label": cell.label, "oracle": cell.oracle,
-                "config": cell.config, "cell_fingerprint": fingerprint(cell.config), "seed": int(seed),
-                "summary": summary, "code": code_version(),
+                "config": cell.config, "cell_fingerprint": fp, "seed": int(seed),
+                "summary": summary, "code": code_version(), "machine": machine or machine_info(),
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        table = records_to_arrow(records).replace_schema_metadata(
+        table = run_table(records, oracle=cell.oracle, algorithm=cell.label, seed=int(seed), config_id=fp)
+        table = table.replace_schema_metadata(
             {META_KEY: json.dumps(meta, sort_keys=True, default=_json_default).encode()})
         path = self.run_path(cell, seed)
         try:
             _atomic_write_bytes(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
         except OSError as exc:
             raise _os_error(exc, str(path)) from None
+        try:  # the run succeeded after an earlier attempt failed
+            self.failure_path(cell, seed).unlink()
+        except FileNotFoundError:
+            pass
         return path
+
+    def write_failure(self, cell: Cell, seed: int, summary: dict[str, Any],
+                      machine: dict[str, Any] | None = None) -> Path:
+        """Record a run whose algorithm raised: ``_seed-NNNNNN.failed.json`` (not a finished run;
+        the next execution of the experiment retries it)."""
+        data = {"format": FORMAT, "cell": cell.key, "label": cell.label, "oracle": cell.oracle,
+                "cell_fingerprint": fingerprint(cell.config), "seed": int(seed),
+                "failed": summary.get("failed"), "traceback": summary.get("traceback"),
+                "n_queries": summary.get("n_queries"), "n_distinct": summary.get("n_distinct"),
+                "code": code_version(), "machine": machine or machine_info(),
+                "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        path = self.failure_path(cell, seed)
+        try:
+            _atomic_write_bytes(path, lambda fh: fh.write(
+                json.dumps(data, indent=1, sort_keys=True, default=_json_default).encode()))
+        except OSError as exc:
+            raise _os_error(exc, str(path)) from None
+        return path
+
+    def failures(self, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
+        """The failed runs recorded for ``cells`` (default: every cell), not since redone."""
+        out = []
+        for cell in self.cells() if cells is None else cells:
+            fp = fingerprint(cell.config)
+            for path in sorted((self.root / cell.folder).glob("_seed-*.failed.json")):
+                try:
+                    data = json.loads(path.read_text())
+                except (OSError, ValueError, UnicodeDecodeError):
+                    continue
+                if isinstance(data, dict) and data.get("cell_fingerprint") == fp \
+                        and not self.is_done(cell, data.get("seed", -1)):
+                    out.append({**data, "path": str(path)})
+        return out
 
     def iter_runs(self, with_records: bool = False) -> Iterator[tuple[Cell, dict[str, Any], pa.Table | None]]:
         """Every finished run: (cell, run metadata, records table if asked)."""
@@ -260,11 +432,17 @@ class ResultsStore:
                 records = None
                 if with_records:
                     try:
-                        records = pq.read_table(path)
+                        records = pq.read_table(path, partitioning=None)
                     except (OSError, pa.ArrowException):
                         raise UserError(f"{path} is damaged; delete it and re-run the experiment to "
                                         "recompute that run") from None
                 yield cell, meta, records
+
+
+def _folder_names(label: str, oracle: str) -> tuple[str, str]:
+    """The folder names a manifest may record for a cell: today's and the pre-escaping one."""
+    cell = Cell(label, oracle, {})
+    return cell.new_folder, cell.legacy_folder
 
 
 def _json_default(obj):
@@ -273,6 +451,32 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+#: the columns naming a run, first in every run file (constant per file)
+ID_COLUMNS = ("oracle", "algorithm", "seed", "config_id")
+
+
+def _constant(value: Any, n: int) -> pa.Array:
+    if isinstance(value, str):  # dictionary-encoded: one string and n small indices
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
+    return pa.array(np.full(n, value, dtype=np.int64))
+
+
+def run_table(records: dict[str, np.ndarray] | pa.Table, *, oracle: str, algorithm: str, seed: int,
+              config_id: str) -> pa.Table:
+    """A run's records as the run file stores them: the naming columns (:data:`ID_COLUMNS`)
+    first, then every record column, with ``arch`` present even where it equals ``arch_id``
+    (every file of a folder has one schema, so a folder reads as one table). Also brings
+    the records of files written before these columns existed to today's layout."""
+    table = records if isinstance(records, pa.Table) else records_to_arrow(records)
+    table = table.drop_columns([c for c in ID_COLUMNS if c in table.column_names])
+    if "arch" not in table.column_names and "arch_id" in table.column_names:
+        table = table.add_column(table.column_names.index("arch_id") + 1, "arch", table.column("arch_id"))
+    n = table.num_rows
+    ids = {"oracle": oracle, "algorithm": algorithm, "seed": int(seed), "config_id": config_id}
+    return pa.table({**{k: _constant(ids[k], n) for k in ID_COLUMNS},
+                     **{k: table.column(k) for k in table.column_names}})
 
 
 def records_to_arrow(records: dict[str, np.ndarray]) -> pa.Table:

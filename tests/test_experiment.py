@@ -2,13 +2,16 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from algorithms.base import SearchAlgorithm
 from harness.experiment import Experiment, execute, load_toml
 from harness.results import ResultsStore
+from harness.runner import RunConfig, run_one
 from oracles.errors import UserError
 
 
@@ -125,3 +128,143 @@ def test_unwritable_output_is_a_user_error(nb201_env, tmp_path):
         out.chmod(0o500)
     with pytest.raises(UserError, match="cannot write"):
         execute(_exp(out, seeds=1), progress=False)
+
+
+# --- runs that cannot finish do not take the experiment with them ------------------------------
+class Stuck(SearchAlgorithm):
+    """Asks ``new`` distinct architectures, then the first one forever."""
+
+    name = "stuck"
+
+    def __init__(self, new: int = 6):
+        self.new = new
+
+    def start(self, space, rng):
+        self.space, self.rng, self.asked = space, rng, []
+
+    def ask(self):
+        if len(self.asked) < self.new:
+            self.asked.append(self.space.sample(self.rng))
+            return self.asked[-1]
+        return self.asked[0]
+
+    def tell(self, arch, observation):
+        pass
+
+
+class Broken(Stuck):
+    """Raises in its 8th ``tell`` on odd seeds' runs (the rng says which), until the bug is
+    "fixed" (``NAS_HARNESS_TEST_FIXED=1`` in the environment, which workers inherit)."""
+
+    name = "broken"
+
+    def start(self, space, rng):
+        super().start(space, rng)
+        self.new, self.n = 10 ** 6, 0
+        self.fails = bool(rng.integers(2)) and os.environ.get("NAS_HARNESS_TEST_FIXED") != "1"
+
+    def tell(self, arch, observation):
+        self.n += 1
+        if self.fails and self.n == 8:
+            raise ZeroDivisionError("division by zero")
+
+
+@pytest.fixture
+def troubled(monkeypatch):
+    """Register the two algorithms for this process and, through the tasks, for workers."""
+    from algorithms import REGISTRY
+    monkeypatch.setitem(REGISTRY, "stuck", "test_experiment:Stuck")
+    monkeypatch.setitem(REGISTRY, "broken", "test_experiment:Broken")
+    monkeypatch.delenv("NAS_HARNESS_TEST_FIXED", raising=False)
+    return monkeypatch
+
+
+def _failing_seeds(seeds):
+    from oracles.registry import load_oracle
+    o = load_oracle("nb201/cifar10")
+    return {s for s in seeds if run_one(RunConfig("broken", budget=20), o, s)[1].get("failed")}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stuck_and_failing_runs_leave_the_others_alone(nb201_env, tmp_path, troubled, workers):
+    out = tmp_path / "r"
+    exp = _exp(out, algorithms=["random", "stuck", "broken"], seeds=6, budget=20, max_repeats=15,
+               until_optimum=True, workers=workers)
+    failing = _failing_seeds(exp.seed_list)
+    assert 0 < len(failing) < 6
+    _, skipped, ran = execute(exp, progress=False)
+    assert (skipped, ran) == (0, 18)
+    store = ResultsStore(out)
+    runs = {(c.label, m["seed"]): m["summary"] for c, m, _ in store.iter_runs()}
+    # every random run and every stuck run is recorded; of the broken ones, those that did not fail
+    assert {s for (lab, s) in runs if lab == "random"} == set(exp.seed_list)
+    assert {s for (lab, s) in runs if lab == "broken"} == set(exp.seed_list) - failing
+    for seed in exp.seed_list:
+        s = runs[("stuck", seed)]
+        assert s["stopped"] == "stuck: asked 15 already-evaluated architectures in a row (max_repeats)"
+        assert s["n_distinct"] == 6 and s["censored"] and s["samples_to_optimum"] is None
+        assert runs[("random", seed)]["stopped"] is None
+    failures = store.failures()
+    assert sorted(f["seed"] for f in failures) == sorted(failing)
+    for f in failures:
+        assert f["failed"].startswith("ZeroDivisionError: division by zero (tests/test_experiment.py:")
+        assert "Traceback" in f["traceback"] and Path(f["path"]).name.startswith("_seed-")
+    # the failed runs are not done: the same command retries them, and only them
+    assert execute(exp, progress=False)[1:] == (18 - len(failing), len(failing))
+    assert len(store.failures()) == len(failing)
+    troubled.setenv("NAS_HARNESS_TEST_FIXED", "1")  # the bug is fixed
+    assert execute(exp, progress=False)[1:] == (18 - len(failing), len(failing))
+    assert store.failures() == [] and not list(out.rglob("_seed-*"))
+    assert len(list(store.iter_runs())) == 18
+
+
+def test_run_command_says_what_stopped_and_exits_non_zero(nb201_env, tmp_path, troubled, capsys):
+    from harness.cli import main
+    from harness.commands.run import EXIT_FAILED, EXIT_STOPPED
+    args = ["run", "--oracle", "nb201/cifar10", "--seeds", "4", "--budget", "20", "--max-repeats", "15",
+            "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args + ["--algorithm", "random"]) == 0
+    assert "stopped" not in capsys.readouterr().out
+    assert main(args + ["--algorithm", "random", "--algorithm", "stuck"]) == EXIT_STOPPED == 3
+    out = capsys.readouterr().out
+    assert "4 run(s) stopped early" in out
+    assert "  4 x stuck: asked 15 already-evaluated architectures in a row (max_repeats) -- " \
+           "nb201/cifar10 | stuck (seeds 0, 1, 2, 3)" in out
+    failing = _failing_seeds(range(4))
+    assert main(args + ["--algorithm", "stuck", "--algorithm", "broken", "--debug"]) == EXIT_FAILED == 4
+    captured = capsys.readouterr()
+    assert f"{len(failing)} run(s) failed (not recorded; run the same command again to retry them" in captured.out
+    assert f"  {len(failing)} x ZeroDivisionError: division by zero (tests/test_experiment.py:" in captured.out
+    assert "4 run(s) stopped early" in captured.out  # from the earlier command: the folder's state
+    assert captured.err.count("Traceback (most recent call last)") == len(failing)
+    # without --debug: no traceback
+    assert main(args + ["--algorithm", "stuck", "--algorithm", "broken"]) == EXIT_FAILED
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_run_metadata_records_the_machine(nb201_env, tmp_path):
+    out = tmp_path / "r"
+    execute(_exp(out, seeds=1, budget=10), progress=False)
+    (path,) = _runs(out).values()
+    machine = json.loads(pq.read_schema(path).metadata[b"nas_harness"])["machine"]
+    assert machine["cpu"] and machine["python"] and machine["numpy"]
+    blas = [lib for lib in machine["blas"] if lib["user_api"] == "blas"]
+    assert blas and all(lib["internal_api"] and lib["version"] for lib in blas)
+    assert all(lib["num_threads"] == 1 for lib in blas)  # what the runs used
+    assert {"architecture", "threading_layer"} <= set(blas[0])
+
+
+def test_machine_info_reads_the_cpu_model_and_blas_kernel():
+    from threadpoolctl import threadpool_info
+    from harness.results import cpu_model, machine_info
+    info = machine_info()
+    libs = threadpool_info()
+    assert [(b["internal_api"], b["version"], b.get("architecture")) for b in info["blas"]] == \
+           [(b["internal_api"], b["version"], b.get("architecture")) for b in libs]
+    if Path("/proc/cpuinfo").exists():
+        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                 if l.startswith("model name")]
+        if names:
+            assert cpu_model() == names[0] == info["cpu"]
+    info["blas"].clear()
+    assert machine_info()["blas"]  # callers get a copy

@@ -7,7 +7,7 @@ import pytest
 
 from algorithms import REGISTRY
 from algorithms.base import SearchAlgorithm
-from harness.runner import RunConfig, StuckAlgorithm, run_one
+from harness.runner import STUCK_REASON, RunConfig, run_one
 from oracles.oracle import Observation
 
 
@@ -85,9 +85,71 @@ def test_charging_repeats_is_a_switch(nb201_oracle, spy):
     assert summary["n_repeats"] > 20
 
 
-def test_stuck_algorithm_stops_with_a_clear_error(nb201_oracle, spy):
-    with pytest.raises(StuckAlgorithm, match="stuck"):
-        run_one(RunConfig("spy", {"stuck_after": 5}, budget=50, max_repeats=100), nb201_oracle, seed=0)
+def test_a_stuck_run_is_stopped_and_recorded(nb201_oracle, spy):
+    records, summary = run_one(RunConfig("spy", {"stuck_after": 5}, budget=50, max_repeats=100),
+                               nb201_oracle, seed=0)
+    assert summary["stopped"] == STUCK_REASON.format(n=100) == \
+        "stuck: asked 100 already-evaluated architectures in a row (max_repeats)"
+    assert "failed" not in summary
+    # five new architectures, then 100 repeats of the first: all recorded, the last not told
+    assert summary["n_distinct"] == 5 and summary["n_queries"] == 105 == len(records["sample"])
+    assert records["repeat"][5:].all() and not records["repeat"][:5].any()
+    assert (records["arch_index"][5:] == records["arch_index"][0]).all()
+    assert len(spy.told) == 104
+    assert not summary["censored"] and summary["samples_to_optimum"] is None
+
+
+def test_a_stuck_run_is_censored_for_samples_to_optimum(nb201_oracle, spy):
+    _, summary = run_one(RunConfig("spy", {"stuck_after": 7}, until_optimum=True, max_repeats=20),
+                         nb201_oracle, seed=0)
+    assert summary["stopped"].startswith("stuck") and summary["n_distinct"] == 7
+    assert summary["censored"] and not summary["reached_optimum"]
+
+
+def test_normal_runs_are_not_stopped(nb201_oracle):
+    _, summary = run_one(RunConfig("random", budget=20), nb201_oracle, seed=0)
+    assert summary["stopped"] is None and "failed" not in summary
+
+
+class Broken(Spy):
+    """A spy that raises in ``where`` ("start", "ask" or "tell") at query ``at``."""
+
+    name = "broken"
+
+    def __init__(self, where: str = "tell", at: int = 4):
+        super().__init__()
+        self.where, self.at = where, at
+
+    def start(self, space, rng):
+        super().start(space, rng)
+        if self.where == "start":
+            raise RuntimeError("cannot start\nsecond line")
+
+    def ask(self):
+        if self.where == "ask" and self.n + 1 == self.at:
+            {}["missing"]
+        return super().ask()
+
+    def tell(self, arch, observation):
+        if self.where == "tell" and self.n == self.at:
+            1 / 0
+        super().tell(arch, observation)
+
+
+@pytest.mark.parametrize("where, error, n_recorded", [
+    ("start", "RuntimeError: cannot start", 0),
+    ("ask", "KeyError: 'missing'", 3),
+    ("tell", "ZeroDivisionError: division by zero", 3),
+])
+def test_an_algorithm_that_raises_fails_its_run_with_one_line(nb201_oracle, monkeypatch, where, error,
+                                                             n_recorded):
+    monkeypatch.setitem(REGISTRY, "broken", "test_runner:Broken")
+    records, summary = run_one(RunConfig("broken", {"where": where, "at": 4}, budget=50), nb201_oracle, seed=0)
+    assert summary["failed"].startswith(error + " (tests/test_runner.py:")
+    assert f" in {where})" in summary["failed"] and "\n" not in summary["failed"]
+    assert summary["traceback"].startswith("Traceback") and error.split(":")[0] in summary["traceback"]
+    # the queries the algorithm was told about are kept (the store does not write them)
+    assert summary["n_queries"] == len(records["sample"]) == n_recorded
 
 
 def test_until_optimum_stops_at_the_first_optimum(nb201_oracle):
@@ -141,3 +203,104 @@ def test_optimum_ties_survive_floating_point_means():
     oracle = TabularOracle("t", table, NB201Space(), search="v", report="t")
     assert col[7] != col[9]
     assert oracle.optimum.indices == (7, 9)
+
+
+# --- the runner's records against a plain reference loop ---------------------------------------
+def reference_run(config, oracle, seed):
+    """The runner's loop as it was before issue 13 made it faster (an identity-keyed cache,
+    every column built per query, every oracle call through ``query``), kept as the reference
+    the fast runner must agree with, record for record."""
+    from algorithms import make_algorithm
+    from harness.runner import resolve_budget
+    algo = make_algorithm(config.algorithm, config.params)
+    budget = resolve_budget(config, oracle)
+    space = oracle.space
+    algo_ss, oracle_ss = np.random.SeedSequence(int(seed)).spawn(2)
+    algo_rng, oracle_rng = np.random.default_rng(algo_ss), np.random.default_rng(oracle_ss)
+    optimum = oracle.optimum.identities if config.until_optimum else frozenset()
+    rows, cache, charged = [], {}, 0
+    best, incumbent_report, cum_cost = -np.inf, None, 0.0
+    algo.start(space, algo_rng)
+    while charged < budget:
+        try:
+            arch = algo.ask()
+        except StopIteration:
+            break
+        ident = space.identity(arch)
+        hit = cache.get(ident)
+        repeat = hit is not None
+        if hit is None:
+            hit = cache[ident] = (oracle.query(arch, oracle_rng), space.to_string(arch))
+        if not repeat or config.charge_repeats:
+            charged += 1
+        evaluation, text = hit
+        obs = evaluation.observation
+        algo.tell(arch, obs)
+        if obs.value > best:
+            best, incumbent_report = obs.value, evaluation.report
+        if not repeat or config.charge_repeats:
+            cum_cost += 0.0 if obs.cost is None else obs.cost
+        rows.append({"n_distinct": charged, "arch_index": space.index(arch) if space.is_finite else -1,
+                     "arch_id": ident, "arch": text, "search": obs.value, "report": evaluation.report,
+                     "best_search": best, "incumbent_report": incumbent_report,
+                     "cost": np.nan if obs.cost is None else obs.cost, "cum_cost": cum_cost,
+                     "repeat": repeat})
+        if not repeat and ident in optimum:
+            break
+    return rows
+
+
+class TwinSpace:
+    """The tiny space where tokens (a, b, 2) and (a, b, 3) are one architecture (one
+    identity, two indices), as isomorphic cells of a space enumerated with duplicates."""
+
+    @staticmethod
+    def make():
+        from tiny_space import TinySpace
+
+        class Twins(TinySpace):
+            def identity(self, arch):
+                return ",".join(map(str, (*arch[:2], min(arch[2], 2))))
+
+        return Twins()
+
+
+def _tiny_oracle(space):
+    from oracles.oracle import TabularOracle
+    from oracles.table import Table
+    from tiny_space import linear_values
+    v = linear_values(space, seed=4)
+    values = np.stack([v, 1 - v, 10 + 100 * v], axis=-1)[:, None, None, :]
+    table = Table("tiny", np.array([space.to_string(space.arch(i)) for i in range(space.size)]), ("0",), (1,),
+                  ("valid", "test", "time"), values)
+    return TabularOracle("tiny", table, space, search="valid", report="test", cost="time")
+
+
+@pytest.mark.parametrize("case", ["random-nb201", "random-nb201-optimum", "spy-repeats", "spy-charged",
+                                  "evolution-nb201", "random-twins", "evolution-twins-charged"])
+def test_records_agree_with_the_reference_loop(nb201_oracle, spy, case):
+    configs = {
+        "random-nb201": (RunConfig("random", budget=300), nb201_oracle),
+        "random-nb201-optimum": (RunConfig("random", until_optimum=True), nb201_oracle),
+        "spy-repeats": (RunConfig("spy", {"repeat_every": 3}, budget=200), nb201_oracle),
+        "spy-charged": (RunConfig("spy", {"repeat_every": 3}, budget=200, charge_repeats=True), nb201_oracle),
+        "evolution-nb201": (RunConfig("evolution", budget=400), nb201_oracle),
+        "random-twins": (RunConfig("random"), _tiny_oracle(TwinSpace.make())),
+        "evolution-twins-charged": (RunConfig("evolution", {"population": 6, "sample_size": 3}, budget=20,
+                                              charge_repeats=True), _tiny_oracle(TwinSpace.make())),
+    }
+    config, oracle = configs[case]
+    for seed in (0, 7):
+        records, summary = run_one(config, oracle, seed)
+        ref = reference_run(config, oracle, seed)
+        assert len(records["sample"]) == len(ref) == summary["n_queries"]
+        for k in ref[0]:
+            got = records["arch"] if k == "arch" and "arch" in records else records[k if k != "arch" else "arch_id"]
+            want = [r[k] for r in ref]
+            if k in ("search", "report", "best_search", "incumbent_report", "cost", "cum_cost"):
+                np.testing.assert_array_equal(got, np.asarray(want, dtype=np.float64), err_msg=k)
+            else:
+                assert list(got) == want, k
+        assert summary["n_distinct"] == ref[-1]["n_distinct"]
+    if "twins" in case:
+        assert records["repeat"].any()  # the shared identities were met

@@ -1,4 +1,12 @@
-"""``nas-harness run``: run algorithms on oracles for many seeds into a results folder."""
+"""``nas-harness run``: run algorithms on oracles for many seeds into a results folder.
+
+Exit status: 0 when every run finished normally; :data:`EXIT_STOPPED` (3) when some runs
+were stopped by the runner (an algorithm stuck re-asking known architectures: their records
+are kept and counted, censored at their distinct count); :data:`EXIT_FAILED` (4) when some
+runs failed (the algorithm raised: nothing recorded but the error, the next run of the same
+command retries them); 2 for a user error, 130 when interrupted. The summary printed at the
+end has one line per distinct reason.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,13 @@ import sys
 from oracles.errors import UserError
 
 from ..experiment import Experiment, execute, load_toml
-from ..results import ResultsStore
+from ..results import Cell, ResultsStore
 from ..summary import format_text, summarise
+
+#: exit status when some runs were stopped (recorded; see the module docstring)
+EXIT_STOPPED = 3
+#: exit status when some runs failed (not recorded; re-running retries them)
+EXIT_FAILED = 4
 
 #: the main job: `nas-harness run` with no arguments
 DEFAULT_ORACLES = ("convnet-digits", "nb201/cifar10")
@@ -26,7 +39,11 @@ DEFAULT_ALGORITHMS = ("random", "evolution:novel_children=true", "mcts", "lanas"
 def register(sub) -> None:
     p = sub.add_parser("run", help="run search algorithms on oracles for many seeds",
                        description="Run every (algorithm, oracle, seed) not already in --out; "
-                                   "with no arguments, run the default experiment.")
+                                   "with no arguments, run the default experiment.",
+                       epilog=f"Exit status: 0 every run finished; {EXIT_STOPPED} some runs were stopped "
+                              f"(stuck on known architectures; recorded, censored); {EXIT_FAILED} some runs "
+                              "failed (the algorithm raised; run the same command again to retry them); "
+                              "2 user error; 130 interrupted.")
     p.add_argument("experiment", nargs="?", help="TOML experiment file (flags override its fields)")
     p.add_argument("--oracle", action="append", dest="oracles", metavar="NAME",
                    help="oracle name, e.g. nb201/cifar10 (repeatable)")
@@ -47,6 +64,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="results folder (default runs-default)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true",
+                   help="print the full traceback of each failed run (also kept in its .failed.json)")
     p.set_defaults(func=main)
 
 
@@ -84,10 +103,62 @@ def main(args: argparse.Namespace) -> int:
     cells, skipped, ran = execute(exp, progress=not args.quiet)
     store = ResultsStore(exp.out)
     rows = [r for r in summarise(store) if any(c.key == f"{r['oracle']} | {r['algorithm']}" for c in cells)]
+    stopped, failed = run_outcomes(store, cells)
     if args.format == "json":
-        print(json.dumps({"out": str(store.root), "ran": ran, "skipped": skipped, "cells": rows}, indent=1))
+        print(json.dumps({"out": str(store.root), "ran": ran, "skipped": skipped, "cells": rows,
+                          "stopped": stopped, "failed": [{k: f[k] for k in ("cell", "seed", "failed", "path")}
+                                                         for f in failed]}, indent=1))
     else:
         print(format_text(rows))
         print(f"\n{ran} run(s) executed, {skipped} already done; results in {store.root}/ "
               f"(`nas-harness report {store.root}`)")
-    return 0
+        for line in outcome_lines(stopped, failed):
+            print(line)
+    if args.debug:
+        for f in failed:
+            print(f"\n--- {f['cell']}, seed {f['seed']} ---\n{f.get('traceback') or ''}", file=sys.stderr, end="")
+    if failed:
+        return EXIT_FAILED
+    return EXIT_STOPPED if stopped else 0
+
+
+def run_outcomes(store: ResultsStore, cells: list[Cell]) -> tuple[list[dict], list[dict]]:
+    """The experiment's stopped runs ({cell, seed, stopped, n_distinct}) and failed runs (the
+    contents of their ``.failed.json``), whenever they ran."""
+    keys = {c.key for c in cells}
+    stopped = [{"cell": cell.key, "seed": meta["seed"], "stopped": meta["summary"]["stopped"],
+                "n_distinct": meta["summary"].get("n_distinct")}
+               for cell, meta, _ in store.iter_runs() if cell.key in keys and meta["summary"].get("stopped")]
+    return stopped, store.failures([c for c in store.cells() if c.key in keys])
+
+
+def _grouped(items: list[dict], reason: str) -> list[str]:
+    """One line per distinct reason: how many runs, which cells and seeds."""
+    by_reason: dict[str, dict[str, list[int]]] = {}
+    for it in items:
+        by_reason.setdefault(it[reason], {}).setdefault(it["cell"], []).append(int(it["seed"]))
+    lines = []
+    for text, cells in sorted(by_reason.items(), key=lambda kv: -sum(map(len, kv[1].values()))):
+        n = sum(map(len, cells.values()))
+        where = "; ".join(f"{c} (seed{'s' if len(s) > 1 else ''} {_seeds(sorted(s))})" for c, s in cells.items())
+        lines.append(f"  {n} x {text} -- {where}")
+    return lines
+
+
+def _seeds(seeds: list[int], limit: int = 8) -> str:
+    shown = ", ".join(map(str, seeds[:limit]))
+    return shown + (f", ... ({len(seeds)} in all)" if len(seeds) > limit else "")
+
+
+def outcome_lines(stopped: list[dict], failed: list[dict]) -> list[str]:
+    """What the summary says about runs that did not finish normally (nothing if none)."""
+    lines = []
+    if stopped:
+        lines.append(f"{len(stopped)} run(s) stopped early (recorded; censored at their distinct count "
+                     "for samples-to-optimum):")
+        lines += _grouped(stopped, "stopped")
+    if failed:
+        lines.append(f"{len(failed)} run(s) failed (not recorded; run the same command again to retry them, "
+                     "--debug for tracebacks):")
+        lines += _grouped(failed, "failed")
+    return lines
