@@ -276,9 +276,9 @@ def test_embedded_table_shape_and_spread(embedded):
 
 #: How closely a re-training reproduces a stored row on another x86-64 CPU (same torch):
 #: accuracies within 3% of the split (10 of 360 validation images), losses within 5% relative.
-#: Measured on 37 rows re-trained on an AMD EPYC (AVX2) against the table made on a Xeon: at
-#: most 8 validation, 6 test and 16 training predictions apart, losses at most 1.8% apart
-#: (docs/convnet-digits.md). Another seed of the same network is much further away (median 18
+#: Measured on 71 rows re-trained on an AMD EPYC (AVX2) against the table made on a Xeon: at
+#: most 8 validation, 6 test and 17 training predictions apart, losses at most 2.4% apart
+#: (docs/convnet-digits.md, python -m oracles.collectors.retrain_check). Another seed of the same network is much further away (median 18
 #: validation predictions, 14% in loss; only 3% of the rows have two seeds this close), so
 #: the check still catches a changed recipe, split or seeding. Bitwise equality holds only on
 #: identical hardware and is tested within one process.
