@@ -1,15 +1,14 @@
 """Uniform random search: the baseline every NAS paper compares against.
 
 On a finite space it samples *without replacement* (a lazily consumed random permutation of
-the enumeration), as in the LaNAS protocol (../shared/papers/004_*, Fig. 5: every sample
-is a distinct architecture); the expected number of samples to draw one given architecture
-out of N is then (N + 1) / 2. On an infinite space it samples uniformly and leaves
+the enumeration), as in the LaNAS protocol (Wang et al., Sample-Efficient Neural
+Architecture Search by Learning Action Space, §4.2 and Fig. 5: every sample is a distinct
+architecture); the expected number of samples to draw one given architecture out of N is
+then (N + 1) / 2. On an infinite space it samples uniformly and leaves
 de-duplication to the runner.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from oracles.space import FiniteSpace
 
@@ -35,18 +34,19 @@ class RandomSearch(SearchAlgorithm):
     def start(self, space, rng):
         self._space, self._rng = space, rng
         self._finite = isinstance(space, FiniteSpace) and not self.replace
-        self._order: np.ndarray | None = None
+        self._order: list[int] | None = None
         self._next = 0
 
     def ask(self):
         if not self._finite:
             return self._space.sample(self._rng)
         if self._order is None:
-            # one permutation per run: O(N) once, then O(1) per ask
-            self._order = self._rng.permutation(self._space.size)
+            # one permutation per run: O(N) once, then O(1) per ask (as Python ints: no numpy
+            # scalar to convert per ask)
+            self._order = self._rng.permutation(self._space.size).tolist()
         if self._next >= len(self._order):
             raise StopIteration("random search has evaluated every architecture of the space")
-        i = int(self._order[self._next])
+        i = self._order[self._next]
         self._next += 1
         return self._space.arch(i)
 
