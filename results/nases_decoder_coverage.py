@@ -1,7 +1,7 @@
 """Diagnostic behind results/learned_nb201.md (issue 6): which NAS-Bench-201 architectures
 can NASES propose at all?
 
-NASES (../shared/papers/000_*) never picks an architecture directly: its controller emits
+NASES (Liu, "Neural Architecture Search in Embedding Space") never picks an architecture directly: its controller emits
 Bernoulli probabilities over a binary embedding, a code ``b`` is sampled, and the frozen,
 pretrained decoder maps ``b`` to an architecture vector that is binned into tokens. So the
 only architectures its policy can reach are the decoder's images of binary codes; the rest
