@@ -6,10 +6,9 @@ directly: its controller emits Bernoulli probabilities over a binary embedding, 
 is sampled, and the frozen, pretrained decoder maps ``b`` to an architecture vector that
 is binned into tokens. So the only architectures its policy can reach are the decoder's
 images of binary codes; the rest are drawn only by its 10% epsilon-greedy and its random
-fallbacks. This script decodes
-codes (all of them when there are at most 2^16, else a uniform sample) with the same
-pretrained autoencoder a run uses and reports how much of the space, and of its best
-architectures, that image covers.
+fallbacks. This script decodes codes (all of them when there are at most 2^16, else a
+uniform sample) with the same pretrained autoencoder a run uses and reports how much of the
+space, and of its best architectures, that image covers.
 
     python results/nases_decoder_coverage.py [--oracle nb201/cifar10] [--embedding 14 24]
         [--codes 300000]
