@@ -227,17 +227,28 @@ def test_extreme_hyper_parameters_refused_or_harmless(nb201_oracle, name, key, v
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("reinforce:lr=1e308", "probabilities (after 1 updates) became non-finite: lower lr (now 1e+308)"),
-    ("reinforce:entropy_weight=1e308", "or entropy_weight (now 1e+308)"),
     ("cadam:actor_lr=-1", "actor_lr and critic_lr must be positive"),
     ("cadam:beta2=1", "must be in [0, 1)"),
 ])
 def test_settings_that_would_blow_up_a_run_stop_it_with_one_line(nb201_env, tmp_path, capsys, spec, message):
-    # finite but absurd learning rates used to reach torch's samplers as NaN probabilities
-    # and end in a RuntimeError traceback mid-run
     err = one_line_error(capsys, ["run", "--oracle", "nb201/cifar10", "--algorithm", spec, "--budget", "12",
                                   "--seeds", "1", "--quiet", "--out", str(tmp_path / "o")])
     assert message in err
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("reinforce:lr=1e308", "probabilities (after 1 updates) became non-finite: lower lr (now 1e+308)"),
+    ("reinforce:entropy_weight=1e308", "or entropy_weight (now 1e+308)"),
+])
+def test_a_run_that_diverges_is_reported_not_a_traceback(nb201_env, tmp_path, capsys, spec, message):
+    # finite but absurd learning rates used to reach torch's samplers as NaN probabilities
+    # and end in a RuntimeError traceback mid-run; a run that fails no longer takes the
+    # experiment down (issue 12, item 3): the summary names it and the exit status is 4
+    rc = cli(["run", "--oracle", "nb201/cifar10", "--algorithm", spec, "--budget", "12",
+              "--seeds", "1", "--quiet", "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == 4 and "Traceback" not in out + err
+    assert message in out and "1 run(s) failed" in out
 
 
 # --- command line ----------------------------------------------------------------------------
