@@ -42,7 +42,7 @@ summed reward, unevaluated count and node number (-1 until the child is expanded
 step down the tree is index arithmetic, not a dictionary of prefixes. The per-slot
 statistics are Python lists, not numpy arrays: the UCB of a node's handful of children
 (5 on NAS-Bench-201) costs about 3 us as a list loop against 18 us as numpy operations on
-5-element arrays (measured, issue 13). numpy does the work that scales with the space: the
+5-element arrays (measured on the 2-core CI machine, issue 13). numpy does the work that scales with the space: the
 codes of all sequences (one matrix product and a sort at start) and the ranges of a new
 node's children (one ``searchsorted``); the architectures already evaluated under those
 ranges are counted by bisection on the sorted list of evaluated positions, and each tell
@@ -58,8 +58,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from operator import mul
 from dataclasses import dataclass
+from operator import mul
 from typing import Any, Sequence
 
 import numpy as np
