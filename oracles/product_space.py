@@ -201,6 +201,10 @@ class ProductSpace(FiniteSpace):
         self.index(arch)  # only rows are architectures
         return self.to_string(arch)
 
+    def _identities_all(self) -> np.ndarray:
+        # rows are architectures by construction: no per-row lookup
+        return np.array([self.to_string(self.arch(i)) for i in range(self.size)], dtype=str)
+
     @property
     def encoding_size(self) -> int:
         return int(sum(1 if num else card for num, card in zip(self.numeric, self._card)))

@@ -271,6 +271,8 @@ def test_table_space_vectorised_encodings_agree(sample_space):
         assert tuple(tok[i]) == space.tokens(space.arch(i))
     cached = np.array([space.index(space.arch(i)) for i in range(space.size)])
     np.testing.assert_array_equal(space.indices([space.arch(i) for i in range(space.size)]), cached)
+    # the identities an oracle's checksum hashes: the official hashes, recomputed here
+    assert list(space.identities_all()) == [spec_hash(space.arch(i)) for i in range(space.size)]
 
 
 def test_enumeration_finds_the_423624_models():

@@ -113,6 +113,7 @@ def test_product_space_moves_stay_within_rows(csv_path):
         assert tuple(space.tokens_all()[i]) == space.tokens(a)
         assert space.parse(space.to_string(a)) == a
     assert all(space.sample(rng) in rows for _ in range(20))
+    assert list(space.identities_all()) == [space.identity(space.arch(i)) for i in range(space.size)]
     with pytest.raises(InvalidArchitecture, match="not a row"):
         space.index(ABSENT)
     with pytest.raises(InvalidArchitecture, match="not a row"):
