@@ -131,16 +131,18 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     query_index = oracle.query_index if finite and type(oracle).query is TabularOracle.query else None
     charge_repeats, max_repeats = config.charge_repeats, config.max_repeats
 
+    identity, to_string = space.identity, space.to_string
+    # a space whose string form is its identity by definition needs only one of the two
+    text_is_identity = getattr(type(space), "to_string", None) is getattr(type(space), "identity", 0)
     # One "slot" per architecture met: its enumeration index (-1 on infinite spaces),
-    # identity, string form and answer. A slot is "own" when it is the first with its
-    # identity; a later index with a known identity (spaces where two indices are one
-    # architecture) gets a slot sharing the first one's answer, so every query's recorded
-    # index stays its own.
+    # identity, string form and answer. A slot is "shared" when an earlier slot has its
+    # identity (spaces where two indices are one architecture): it shares that slot's
+    # answer, and every query's recorded index stays its own.
     slot_index: list[int] = []
     ids: list[str] = []
     texts: list[str] = []
     answers: list[Any] = []
-    own: list[bool] = []
+    shared: set[int] = set()
     by_index: dict[int, int] = {}
     by_ident: dict[str, int] = {}
     q_slot: list[int] = []        # per query: its slot
@@ -176,7 +178,7 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                 slot = by_index.get(i)
                 new = slot is None
                 if new:
-                    ident = space.identity(arch)
+                    ident = identity(arch)
                     known = by_ident.get(ident)
                     slot = by_index[i] = len(slot_index)
                     slot_index.append(i)
@@ -187,9 +189,9 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                         ids.append(ids[known])
                         texts.append(texts[known])
                         answers.append(answers[known])
-                        own.append(False)
+                        shared.add(slot)
             else:
-                ident = space.identity(arch)
+                ident = identity(arch)
                 slot = by_ident.get(ident)
                 new = slot is None
                 if new:
@@ -200,9 +202,8 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                 in_a_row = 0
                 answer = query_index(i, oracle_rng) if query_index is not None else oracle.query(arch, oracle_rng)
                 ids.append(ident)
-                texts.append(space.to_string(arch))
+                texts.append(ident if text_is_identity else to_string(arch))
                 answers.append(answer)
-                own.append(True)
                 charged += 1
             else:
                 answer = answers[slot]
@@ -233,7 +234,7 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     wall = time.perf_counter() - wall0
 
     del q_slot[len(q_cpu):]  # a query the algorithm failed to be told about is not recorded
-    records = _finish_records(q_slot, q_cpu, slot_index, ids, texts, answers, own, charge_repeats)
+    records = _finish_records(q_slot, q_cpu, slot_index, ids, texts, answers, shared, charge_repeats)
     n = len(records["sample"])
     summary = {
         "seed": int(seed),
@@ -261,17 +262,19 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
 
 
 def _finish_records(q_slot: list[int], q_cpu: list[float], slot_index: list[int], ids: list[str],
-                    texts: list[str], answers: list, own: list[bool],
+                    texts: list[str], answers: list, shared: set[int],
                     charge_repeats: bool) -> dict[str, np.ndarray]:
     """Every query's record, gathered from the per-architecture answers in one step."""
     slots = np.asarray(q_slot, dtype=np.int64)
     n = len(slots)
     m = len(answers)
-    # a query is new exactly when it is the first query of an own slot
+    # a query is new exactly when it is the first query of a slot that is not shared
     first = np.zeros(n, dtype=bool)
     if n:
         first[np.unique(slots, return_index=True)[1]] = True
-    repeat = ~(first & np.asarray(own, dtype=bool)[slots]) if n else np.zeros(0, dtype=bool)
+    own = np.ones(m, dtype=bool)
+    own[list(shared)] = False
+    repeat = ~(first & own[slots])
     obs = [a.observation for a in answers]
     search = np.fromiter((o.value for o in obs), dtype=np.float64, count=m)[slots]
     report = np.fromiter((a.report for a in answers), dtype=np.float64, count=m)[slots]

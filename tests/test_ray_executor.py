@@ -101,3 +101,15 @@ def test_resources_come_from_the_algorithm(monkeypatch, nb201_env, tmp_path):
 def test_address_needs_the_ray_executor(nb201_env, tmp_path):
     with pytest.raises(UserError, match="--address is for the ray executor"):
         execute(_exp(tmp_path / "o", address="127.0.0.1:6379"), progress=False)
+
+
+def test_stopped_runs_under_ray_are_the_local_ones(nb201_env, ray_local, tmp_path):
+    # random with replacement and max_repeats=1 stops at its first repeat (seed-dependent)
+    exp = dict(oracles=["nb201/cifar10"], algorithms=["random:replace=true", "random"], seeds=2, budget=400,
+               max_repeats=1)
+    execute(_exp(tmp_path / "l", **exp), progress=False)
+    execute(_exp(tmp_path / "r", executor="ray", workers=2, **exp), progress=False)
+    local, ray_ = _folder(tmp_path / "l"), _folder(tmp_path / "r")
+    assert local == ray_
+    stopped = [s for (_, _, s, _) in local[0].values() if s["stopped"]]
+    assert len(stopped) == 2 and all(s["stopped"].startswith("stuck") for s in stopped)
