@@ -31,10 +31,19 @@ negligible but consistent change does not either:
 
 A pair is ``worse`` if any metric is worse, ``better`` if some metric is better and none is
 worse, ``indistinguishable`` otherwise.
+
+A run the runner stopped because it could not go on (a stuck algorithm; summary ``stopped``)
+counts as censored where it stopped for samples-to-optimum; when such a run is censored
+before the common budget the rank test is Gehan's generalised Wilcoxon test with Mantel's
+variance (:func:`harness.statistics.gehan`), which orders only the pairs the data order.
+The text says how many runs stopped on each side. When the two sides' runs were computed
+on machines whose facts differ (CPU model, BLAS library and kernel, numpy:
+:func:`harness.results.machine_info`), a note says so; it never changes the verdict.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,7 +52,7 @@ import numpy as np
 from oracles.errors import UserError
 
 from .metrics import CellRuns, ResultSet
-from .statistics import censor_at, holm, mann_whitney
+from .statistics import censor_at, censored_rank_test, holm, mann_whitney
 
 #: configuration fields that must agree for two cells to be comparable
 MUST_MATCH = ("oracle_checksum", "budget", "protocol", "until_optimum", "charge_repeats")
@@ -95,6 +104,7 @@ class PairResult:
     cand_label: str
     metrics: list[MetricResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stopped: tuple[int, int] = (0, 0)    #: runs stopped by the runner: (baseline, candidate)
 
     @property
     def verdict(self) -> str:
@@ -110,6 +120,7 @@ class Comparison:
     pairs: list[PairResult]
     unmatched_baseline: list[str]
     unmatched_candidate: list[str]
+    notes: list[str] = field(default_factory=list)    #: about the comparison as a whole
 
     @property
     def regression(self) -> bool:
@@ -120,9 +131,10 @@ class Comparison:
                 "thresholds": asdict(self.thresholds), "regression": self.regression,
                 "pairs": [{"oracle": p.oracle, "baseline": p.base_label, "candidate": p.cand_label,
                            "verdict": p.verdict, "notes": p.notes,
+                           "stopped": {"baseline": p.stopped[0], "candidate": p.stopped[1]},
                            "metrics": [asdict(m) for m in p.metrics]} for p in self.pairs],
                 "unmatched_baseline": self.unmatched_baseline,
-                "unmatched_candidate": self.unmatched_candidate}
+                "unmatched_candidate": self.unmatched_candidate, "notes": self.notes}
 
 
 def match_cells(base: ResultSet, cand: ResultSet) -> tuple[list[tuple[CellRuns, CellRuns]], list[str], list[str]]:
@@ -163,8 +175,9 @@ def check_comparable(b: CellRuns, c: CellRuns) -> None:
                             "baseline's configuration")
 
 
-def _sto(cell: CellRuns) -> np.ndarray:
-    return censor_at(cell.samples_to_optimum, cell.censored, cell.budget)[0]
+def _sto(cell: CellRuns) -> tuple[np.ndarray, np.ndarray]:
+    """(times, observed): censored runs at the budget, stopped runs where they stopped."""
+    return censor_at(cell.samples_to_optimum, cell.censored, cell.censor_times)
 
 
 def _test_pair(b: CellRuns, c: CellRuns, metrics: list[str], at: int | None) -> PairResult:
@@ -178,13 +191,18 @@ def _test_pair(b: CellRuns, c: CellRuns, metrics: list[str], at: int | None) -> 
     overlap = len(set(b.seeds.tolist()) & set(c.seeds.tolist()))
     if overlap:
         pr.notes.append(f"{overlap} seed(s) in common")
+    pr.stopped = (b.n_stopped, c.n_stopped)
+    if b.n_stopped or c.n_stopped:
+        why = sorted(set(b.stop_summary()) | set(c.stop_summary()))
+        pr.notes.append(f"stopped runs (could not go on; censored where they stopped): baseline {b.n_stopped} "
+                        f"of {b.n_runs}, candidate {c.n_stopped} of {c.n_runs} ({'; '.join(why)})")
     for metric in metrics:
         if metric == "samples_to_optimum":
             if not b.until_optimum:
                 continue
-            bv, cv, n_at = _sto(b), _sto(c), None
-            worse = mann_whitney(cv, bv, "greater")   # candidate needs more samples
-            better = mann_whitney(cv, bv, "less")
+            (bv, be), (cv, ce), n_at = _sto(b), _sto(c), None
+            worse = censored_rank_test(cv, ce, bv, be, "greater")   # candidate needs more samples
+            better = censored_rank_test(cv, ce, bv, be, "less")
             with np.errstate(divide="ignore", invalid="ignore"):
                 effect = float(cv.mean() / bv.mean())
             a12 = worse.a12
@@ -238,7 +256,28 @@ def compare(base: ResultSet, cand: ResultSet, metrics: list[str] | None = None, 
     for m, pw, pb in zip(flat, holm([m.p_worse for m in flat]), holm([m.p_better for m in flat])):
         m.p_worse_adj, m.p_better_adj = pw, pb
         m.verdict = _decide(m, t)
-    return Comparison(base.source, cand.source, t, results, ub, uc)
+    return Comparison(base.source, cand.source, t, results, ub, uc, machine_notes(base, cand))
+
+
+def machine_notes(base: ResultSet, cand: ResultSet) -> list[str]:
+    """Say when the two sides ran on machines whose facts differ (CPU model, BLAS library or
+    kernel, numpy). Information only, never a refusal: a comparison across machines is what
+    a baseline file is for, and the verdict compares distributions over seeds. What differs
+    is which runs are identical: random search, evolution and MCTS reproduce every seed
+    across CPUs; algorithms built on least squares or torch (LaNAS) may not, because another
+    BLAS kernel changes the last bits of a fit and a tree amplifies them."""
+    from .metrics import describe_machine, machine_facts
+    if not base.machines or not cand.machines:
+        return []
+    bf = {json.dumps(machine_facts(m), sort_keys=True) for m in base.machines}
+    cf = {json.dumps(machine_facts(m), sort_keys=True) for m in cand.machines}
+    if bf == cf:
+        return []
+    return [f"the runs were computed on different machines (baseline: "
+            f"{'; '.join(describe_machine(m) for m in base.machines)}; candidate: "
+            f"{'; '.join(describe_machine(m) for m in cand.machines)}): runs of algorithms built on least "
+            "squares or torch (e.g. LaNAS) may differ seed by seed; the verdict compares distributions over "
+            "seeds, so it stands"]
 
 
 def format_comparison(cmp: Comparison) -> str:
@@ -271,8 +310,13 @@ def format_comparison(cmp: Comparison) -> str:
         out.append(f"note: baseline cell {k} has no candidate counterpart (not compared)")
     for k in cmp.unmatched_candidate:
         out.append(f"note: candidate cell {k} has no baseline counterpart (not compared)")
+    for n in cmp.notes:
+        out.append(f"note: {n}")
     verdicts = [p.verdict for p in cmp.pairs]
+    sb, sc = (sum(p.stopped[i] for p in cmp.pairs) for i in (0, 1))
+    stops = (f"; runs stopped (could not go on, counted as censored): baseline {sb}, candidate {sc}"
+             if sb or sc else "")
     out.append(f"\n{verdicts.count('worse')} worse, {verdicts.count('better')} better, "
-               f"{verdicts.count('indistinguishable')} indistinguishable"
+               f"{verdicts.count('indistinguishable')} indistinguishable{stops}"
                + (": REGRESSION" if cmp.regression else ""))
     return "\n".join(out)

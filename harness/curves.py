@@ -1,6 +1,7 @@
 """Sample-efficiency curves: best-so-far metric vs. samples or simulated training time.
 
-LaNAS (../shared/papers/004_*, §4.2, Fig. 5 top row) plots, per algorithm, the current
+Wang et al., "Sample-Efficient Neural Architecture Search by Learning Action Space"
+(LaNAS), §4.2, Fig. 5 top row, plots, per algorithm, the current
 best accuracy against the number of samples with the interquartile range over 100 seeds.
 Here every run's records become one row of a ``(runs, points)`` matrix on a common grid,
 and :func:`harness.statistics.curve_bands` turns it into the median and quartiles (the
@@ -41,7 +42,8 @@ def sample_grid(max_samples: int) -> np.ndarray:
 
 
 def _reached(cell: CellRuns) -> np.ndarray:
-    return cell.until_optimum & ~cell.censored
+    """Runs whose last value holds afterwards (at the optimum, or stopped: see metrics)."""
+    return cell.holds_final
 
 
 def best_so_far(cell: CellRuns, metric: str, grid: np.ndarray) -> np.ndarray:

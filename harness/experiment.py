@@ -119,9 +119,11 @@ def label_of(spec: str) -> str:
 
 def plan(exp: Experiment) -> list[Cell]:
     """Resolve every (algorithm, oracle) pair into a cell with its full configuration."""
+    from .metrics import oracle_facts
     cells = []
     for oracle_spec in exp.oracles:
         oracle = load_oracle(oracle_spec)
+        facts = oracle_facts(oracle)  # stored for the analysis (report/plot need no table)
         for spec in exp.algorithms:
             name, params = parse_spec(spec)
             algo = make_algorithm(name, params)
@@ -134,7 +136,8 @@ def plan(exp: Experiment) -> list[Cell]:
             config["budget"] = resolve_budget(rc, oracle)
             config["oracle_checksum"] = oracle.checksum
             config["protocol"] = PROTOCOL
-            cells.append(Cell(label=label_of(spec), oracle=oracle_spec, config=_jsonable(config)))
+            cells.append(Cell(label=label_of(spec), oracle=oracle_spec, config=_jsonable(config),
+                              oracle_facts=facts))
     return cells
 
 

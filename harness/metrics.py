@@ -16,7 +16,11 @@ Two sources give the same :class:`ResultSet`:
 Quality at ``n`` samples is read off the records at the last query with ``n_distinct <= n``.
 A run that stopped at the global optimum (``--until-optimum``) before ``n`` keeps its final
 values: continuing could not raise the best search value past the optimum, and the
-incumbent is the *first* architecture attaining the best value, so nothing would change.
+incumbent is the *first* architecture attaining the best value, so nothing would change. A
+run the runner stopped because it could not go on (a stuck algorithm; its summary's
+``stopped`` reason) keeps its final values too (nothing more would come) and counts as
+censored at the number of architectures it drew for samples-to-optimum (its value is only
+known to be larger; :attr:`CellRuns.censor_times`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 
 from oracles.errors import UserError
 
-from .results import ResultsStore, _atomic_write_bytes, code_version
+from .results import ResultsStore, _atomic_write_bytes, code_version, machine_info
 
 BASELINE_FORMAT = "nas-harness-baseline/1"
 
@@ -56,7 +60,13 @@ def checkpoints_for(budget: int) -> list[int]:
 
 @dataclass
 class OracleInfo:
-    """What the statistics need to know about an oracle (its optimum) and its data."""
+    """What the statistics and figures need to know about an oracle: its optimum, the size
+    of its space and what its metrics measure.
+
+    ``nas-harness run`` knows all of it when it starts (it stops runs at the optimum) and
+    writes it into ``experiment.json`` (:func:`oracle_facts`), so reading a results folder
+    never reloads or re-verifies a table; folders written before that load the oracle once
+    (:func:`oracle_info`)."""
 
     name: str
     checksum: str
@@ -66,9 +76,96 @@ class OracleInfo:
     search_metric: str | None = None
     report_metric: str | None = None
     cost_metric: str | None = None
+    train_metric: str | None = None
+    space_size: int | None = None             #: architectures in the space (None: infinite)
+    n_optimum: int | None = None              #: architectures tied at the optimum
+    optimum_identities: list[str] | None = None  #: their identities (at most ``MAX_IDENTITIES``)
+    table: str | None = None                  #: name of the table behind the oracle
+    dataset: str | None = None                #: the table's dataset where known (``cifar10``, ``digits``)
+    units: dict[str, str] | None = None       #: search/report/cost metric -> the table's unit text
+    cost_measured: str | None = None          #: what the cost column measured (where, by whom)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "OracleInfo":
+        """From :meth:`as_dict` output of this or an older version (unknown keys ignored)."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+#: optimum identities kept in experiment.json (ties beyond are counted, not listed)
+MAX_IDENTITIES = 100
+
+
+def _unit_of(units: dict[str, Any], metric: str | None) -> str | None:
+    """The table's unit text for ``metric`` (keys may be patterns such as ``*_acc``)."""
+    from fnmatch import fnmatchcase
+    if not metric or not isinstance(units, dict):
+        return None
+    if metric in units:
+        return str(units[metric])
+    for pattern, text in units.items():
+        if fnmatchcase(metric, pattern):
+            return str(text)
+    for pattern, text in units.items():  # "accuracy": "fraction" names a family of columns
+        if pattern in metric:
+            return str(text)
+    return None
+
+
+def _dataset_of(name: str, meta: dict[str, Any], search: str | None) -> str | None:
+    ds = meta.get("dataset")
+    if isinstance(ds, dict) and isinstance(ds.get("dataset"), str):
+        return ds["dataset"]                              # self-collected tables
+    if isinstance(ds, str):
+        return ds
+    if name.startswith("nb101"):
+        return "cifar10"                                  # NAS-Bench-101 trained on CIFAR-10 only
+    head = (search or "").split("_")[0]
+    return head if head in ("cifar10", "cifar100", "imagenet16") else None
+
+
+def _cost_measured(table_name: str, meta: dict[str, Any], kind: str | None) -> str:
+    """Where the table's training times come from, in words."""
+    if kind == "nb201":
+        # Dong & Yang, NAS-Bench-201, §2.3: every architecture trained on GPUs by the authors
+        return "GPU training time reported by NAS-Bench-201"
+    if kind == "nb101":
+        # Ying et al., NAS-Bench-101, §2.3: every architecture trained on TPU v2 by the authors
+        return "TPU training time reported by NAS-Bench-101"
+    torch = str((meta.get("library_versions") or {}).get("torch", ""))
+    if kind == "convnet" or "collect" in str(meta.get("source", "")):
+        # a CPU-only torch build cannot have used a GPU
+        where = "CPU" if torch.endswith("+cpu") else "machine"
+        return f"training time measured on the collecting {where}"
+    return "training time from the table"
+
+
+def oracle_facts(oracle) -> dict[str, Any]:
+    """Everything :class:`OracleInfo` holds, from a loaded oracle (``nas-harness run`` stores
+    it in ``experiment.json`` next to each cell)."""
+    opt = oracle.optimum
+    table = getattr(oracle, "table", None)
+    meta = table.meta if table is not None else {}
+    report = getattr(oracle, "report_values", None)
+    search_m, report_m = oracle.search_metric, oracle.report_metric
+    cost_m, train_m = getattr(oracle, "cost_metric", None), getattr(oracle, "train_metric", None)
+    units = meta.get("units") or {}
+    kind = (meta.get("space") or {}).get("kind")
+    size = oracle.space.size
+    return OracleInfo(
+        name=oracle.name, checksum=oracle.checksum,
+        optimum_search=float(opt.value), optimum_report=float(opt.report),
+        best_report=None if report is None else float(np.nanmax(report)),
+        search_metric=search_m, report_metric=report_m, cost_metric=cost_m, train_metric=train_m,
+        space_size=None if size is None else int(size), n_optimum=len(opt.identities),
+        optimum_identities=sorted(opt.identities)[:MAX_IDENTITIES],
+        table=getattr(table, "name", None), dataset=_dataset_of(getattr(table, "name", "") or "", meta, search_m),
+        units={k: u for k, u in ((m, _unit_of(units, m)) for m in (search_m, report_m, cost_m) if m) if u},
+        cost_measured=_cost_measured(getattr(table, "name", "") or "", meta, kind) if cost_m else None,
+    ).as_dict()
 
 
 @dataclass
@@ -85,6 +182,48 @@ class CellRuns:
     total_cost: np.ndarray                    #: simulated training seconds (NaN: unknown)
     records: list[dict[str, np.ndarray]] | None = None
     checkpoints: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: per run, why it stopped before its budget without reaching the optimum (the runner's
+    #: one-line reason, e.g. a stuck algorithm), None for a run that ended normally. A stopped
+    #: run is censored at the architectures it drew (:attr:`censor_times`)
+    stopped: np.ndarray | None = None
+    #: distinct architectures each run drew (None: not recorded, as in old baseline files)
+    n_distinct: np.ndarray | None = None
+
+    @property
+    def censor_times(self) -> np.ndarray:
+        """Where each run's samples-to-optimum is censored: the budget, except for a stopped
+        run, whose samples-to-optimum is only known to exceed the architectures it drew."""
+        out = np.full(self.n_runs, float(self.budget))
+        if self.n_distinct is not None:
+            stopped = np.array([r is not None for r in self.stop_reasons], dtype=bool)
+            out[stopped] = self.n_distinct[stopped]
+        return out
+
+    @property
+    def stop_reasons(self) -> list[str | None]:
+        return [None] * self.n_runs if self.stopped is None else list(self.stopped)
+
+    @property
+    def holds_final(self) -> np.ndarray:
+        """Runs whose final values stand for every later sample count: those that stopped at
+        the global optimum (nothing could improve) and those stopped because they could not
+        go on (nothing more would come)."""
+        stopped = np.array([r is not None for r in self.stop_reasons], dtype=bool)
+        return (self.until_optimum & ~self.censored) | stopped
+
+    @property
+    def n_stopped(self) -> int:
+        return sum(r is not None for r in self.stop_reasons)
+
+    def stop_summary(self) -> dict[str, int]:
+        """Reason -> number of runs stopped for it (seed and counts stripped, so the runs
+        of one cause count together)."""
+        out: dict[str, int] = {}
+        for r in self.stop_reasons:
+            if r is not None:
+                key = _generic_reason(r)
+                out[key] = out.get(key, 0) + 1
+        return out
 
     @property
     def key(self) -> tuple[str, str]:
@@ -123,16 +262,57 @@ class CellRuns:
                                 f"{have} samples only, not {n}")
             return self.checkpoints[n]
         out = {k: np.full(self.n_runs, np.nan) for k in QUALITY}
+        holds = self.holds_final
         for i, rec in enumerate(self.records):
             nd = rec["n_distinct"]
             j = int(np.searchsorted(nd, n, side="right")) - 1
             if j < 0:
                 continue
-            if nd[j] < n and not (self.until_optimum and not self.censored[i]):
+            if nd[j] < n and not holds[i]:
                 continue
             for k in QUALITY:
                 out[k][i] = rec[k][j]
         return out
+
+
+#: the machine facts floating-point results can depend on (compared by ``nas-harness compare``)
+MACHINE_FACTS = ("cpu", "machine", "numpy")
+BLAS_FACTS = ("internal_api", "version", "architecture", "threading_layer")
+
+
+def machine_facts(m: dict[str, Any]) -> dict[str, Any]:
+    """The part of a :func:`harness.results.machine_info` record that can change results:
+    CPU model and type, numpy, and each BLAS/OpenMP library's implementation, version and
+    kernel (thread counts and OS details left out)."""
+    out = {k: m.get(k) for k in MACHINE_FACTS}
+    out["blas"] = sorted((tuple(str(lib.get(k)) for k in BLAS_FACTS) for lib in m.get("blas") or []
+                          if isinstance(lib, dict)))
+    return out
+
+
+def describe_machine(m: dict[str, Any]) -> str:
+    """``AMD EPYC 7B13 (x86_64), openblas 0.3.27 Zen, numpy 2.1.3`` -- one line."""
+    f = machine_facts(m)
+    blas = ", ".join(" ".join(x for x in lib[:3] if x and x != "None") for lib in f["blas"]) or "no BLAS reported"
+    return f"{f['cpu'] or 'unknown CPU'} ({f['machine'] or '?'}), {blas}, numpy {f['numpy'] or '?'}"
+
+
+def _distinct(machines) -> list[dict[str, Any]]:
+    out, seen = [], set()
+    for m in machines:
+        if isinstance(m, dict):
+            key = json.dumps(machine_facts(m), sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(m)
+    return out
+
+
+def _generic_reason(reason: str) -> str:
+    """``"evolution asked 10000 ... (seed 3, after 1088 distinct); it is stuck"`` without the
+    parenthesised per-run details, so that runs stopped by the same cause group together."""
+    import re
+    return re.sub(r"\s*\((?:seed|after)[^)]*\)", "", str(reason)).strip()
 
 
 @dataclass
@@ -141,6 +321,9 @@ class ResultSet:
     kind: str                                  #: "folder" or "baseline"
     cells: list[CellRuns]
     oracles: dict[str, OracleInfo]
+    #: the machines that computed the runs (:func:`harness.results.machine_info`: CPU model,
+    #: BLAS library and kernel...), each once; empty when the runs did not record theirs
+    machines: list[dict[str, Any]] = field(default_factory=list)
 
     def cell(self, oracle: str, label: str) -> CellRuns | None:
         return next((c for c in self.cells if c.oracle == oracle and c.label == label), None)
@@ -156,7 +339,8 @@ class ResultSet:
 
 # --- reading ------------------------------------------------------------------------------
 def oracle_info(name: str, checksum: str) -> OracleInfo:
-    """The oracle's optimum, if its data is installed and is the data the runs used."""
+    """The oracle's facts by loading it (folders written before ``run`` stored them), if
+    its data is installed and is the data the runs used; otherwise only its name."""
     info = OracleInfo(name=name, checksum=checksum)
     try:
         from oracles.registry import load_oracle
@@ -165,19 +349,71 @@ def oracle_info(name: str, checksum: str) -> OracleInfo:
         return info
     if oracle.checksum != checksum:
         return info
-    opt = oracle.optimum
-    info.optimum_search, info.optimum_report = float(opt.value), float(opt.report)
-    report = getattr(oracle, "report_values", None)
-    if report is not None:
-        info.best_report = float(np.nanmax(report))
-    info.search_metric = getattr(oracle, "search_metric", None)
-    info.report_metric = getattr(oracle, "report_metric", None)
-    info.cost_metric = getattr(oracle, "cost_metric", None)
-    return info
+    return OracleInfo.from_dict(oracle_facts(oracle))
 
 
 def _f(x) -> float:
     return np.nan if x is None else float(x)
+
+
+#: Arrow type names of the numeric record columns -> numpy dtypes
+_ARROW_NUMPY = {"double": np.float64, "float": np.float32, "int64": np.int64, "int32": np.int32,
+                "int16": np.int16, "int8": np.int8, "uint64": np.uint64, "uint32": np.uint32}
+
+
+def _column(col, dtype) -> np.ndarray:
+    """A numeric Parquet column as a numpy array, nulls (unknown costs) as NaN.
+
+    Read from the Arrow buffers: every pyarrow ``to_numpy`` first imports pandas (about a
+    second of CPU, more than reading a small folder)."""
+    parts = []
+    for c in col.chunks:
+        src = _ARROW_NUMPY.get(str(c.type))
+        if src is None:  # not a plain number column: let pyarrow convert it
+            parts.append(np.asarray(c.to_numpy(zero_copy_only=False), dtype=dtype))
+            continue
+        validity, data = c.buffers()[:2]
+        v = np.frombuffer(data, dtype=src, count=len(c), offset=c.offset * np.dtype(src).itemsize).astype(dtype)
+        if c.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            v = v.astype(np.float64)
+            v[bits[c.offset:c.offset + len(c)] == 0] = np.nan
+        parts.append(v)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def _read_runs(store: ResultsStore, cells, with_records: bool):
+    """Every finished run of ``cells``: (cell, run metadata, the curve columns or None).
+
+    The same runs as :meth:`ResultsStore.iter_runs` (a file counts when its metadata carries
+    the cell's fingerprint), read with one open per file and only the columns a curve
+    needs: ``pq.read_table`` would first import pyarrow's dataset layer (a third of a second)
+    and decode every column, architecture strings included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .results import META_KEY, fingerprint
+    for cell in cells:
+        folder = store.root / cell.folder
+        if not folder.is_dir():
+            continue
+        fp = fingerprint(cell.config)
+        for path in sorted(folder.glob("seed-*.parquet")):
+            try:
+                pf = pq.ParquetFile(path)
+                meta = json.loads((pf.schema_arrow.metadata or {})[META_KEY])
+            except (OSError, KeyError, ValueError, pa.ArrowException):
+                continue  # not a finished run (the runner would redo it)
+            if not isinstance(meta, dict) or meta.get("cell_fingerprint") != fp:
+                continue
+            table = None
+            if with_records:
+                try:
+                    table = pf.read(columns=[k for k in CURVE_COLUMNS if k in pf.schema_arrow.names])
+                except (OSError, pa.ArrowException):
+                    raise UserError(f"{path} is damaged; delete it and re-run the experiment to "
+                                    "recompute that run") from None
+            yield cell, meta, table
 
 
 def load_folder(path: str | os.PathLike, with_records: bool = True, optima: bool = True) -> ResultSet:
@@ -186,14 +422,12 @@ def load_folder(path: str | os.PathLike, with_records: bool = True, optima: bool
         raise UserError(f"{path} is not a results folder (no experiment.json)")
     by_cell: dict[str, dict[str, list]] = {}
     cells = {c.key: c for c in store.cells()}
-    for cell, meta, table in store.iter_runs(with_records=with_records):
+    for cell, meta, table in _read_runs(store, cells.values(), with_records):
         d = by_cell.setdefault(cell.key, {"meta": [], "records": []})
         d["meta"].append(meta)
         if table is not None:
-            cols = {k: table.column(k).to_numpy(zero_copy_only=False) for k in CURVE_COLUMNS
-                    if k in table.column_names}
-            cols = {k: np.asarray(v, dtype=np.float64 if k != "n_distinct" else np.int64)
-                    for k, v in cols.items()}
+            cols = {k: _column(table.column(k), np.float64 if k != "n_distinct" else np.int64)
+                    for k in CURVE_COLUMNS if k in table.column_names}
             if "cum_cost" not in cols:
                 cols["cum_cost"] = np.full(len(cols["n_distinct"]), np.nan)
             d["records"].append(cols)
@@ -208,14 +442,23 @@ def load_folder(path: str | os.PathLike, with_records: bool = True, optima: bool
             censored=np.array([bool(r["censored"]) for r in s], dtype=bool),
             final={k: np.array([_f(r[k]) for r in s], dtype=np.float64) for k in QUALITY},
             total_cost=np.array([_f(r.get("total_cost")) for r in s], dtype=np.float64),
-            records=d["records"] if with_records else None))
+            records=d["records"] if with_records else None,
+            stopped=np.array([r.get("stopped") or None for r in s], dtype=object),
+            n_distinct=np.array([_f(r.get("n_distinct")) for r in s], dtype=np.float64)))
     out.sort(key=lambda c: (c.oracle, c.label))
+    stored = {e["oracle"]: e["oracle_facts"] for e in store.read_manifest()["cells"].values()
+              if isinstance(e.get("oracle_facts"), dict)}
     infos = {}
     for c in out:
         if c.oracle not in infos:
             chk = str(c.config.get("oracle_checksum", ""))
-            infos[c.oracle] = oracle_info(c.oracle, chk) if optima else OracleInfo(c.oracle, chk)
-    return ResultSet(str(path), "folder", out, infos)
+            facts = stored.get(c.oracle)
+            if facts is not None and facts.get("checksum") == chk:
+                infos[c.oracle] = OracleInfo.from_dict(facts)
+            else:  # a folder from before `run` stored the facts: load the oracle once
+                infos[c.oracle] = oracle_info(c.oracle, chk) if optima else OracleInfo(c.oracle, chk)
+    machines = _distinct(m.get("machine") for d in by_cell.values() for m in d["meta"])
+    return ResultSet(str(path), "folder", out, infos, machines)
 
 
 def load(path: str | os.PathLike, with_records: bool = True) -> ResultSet:
@@ -244,11 +487,17 @@ def baseline_dict(rs: ResultSet, checkpoints: Iterable[int] | None = None) -> di
                      "samples_to_optimum": [_num(x) for x in c.samples_to_optimum],
                      "censored": c.censored.tolist(),
                      "final": {k: [_num(x) for x in v] for k, v in c.final.items()},
-                     "total_cost": [_num(x) for x in c.total_cost]},
+                     "total_cost": [_num(x) for x in c.total_cost],
+                     "stopped": c.stop_reasons,
+                     "n_distinct": None if c.n_distinct is None else [_num(x) for x in c.n_distinct]},
             "checkpoints": q})
     return {"format": BASELINE_FORMAT, "source": rs.source,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code": code_version(), "oracles": {k: v.as_dict() for k, v in rs.oracles.items()},
+            # the machines that ran the runs (compare says when a candidate's differ); a folder
+            # whose runs did not record theirs gets the machine writing the file, marked so
+            "machines": rs.machines or [{**machine_info(), "recorded_by": "nas-harness baseline (the runs "
+                                                                          "did not record their machine)"}],
             "cells": cells}
 
 
@@ -292,8 +541,11 @@ def load_baseline(path: str | os.PathLike) -> ResultSet:
                 censored=np.array(r["censored"], dtype=bool),
                 final={k: _arr(v) for k, v in r["final"].items()},
                 total_cost=_arr(r["total_cost"]),
+                stopped=np.array(r.get("stopped") or [None] * len(r["seed"]), dtype=object),
+                n_distinct=None if r.get("n_distinct") is None else _arr(r["n_distinct"]),
                 checkpoints={int(n): {k: _arr(v) for k, v in q.items()} for n, q in c["checkpoints"].items()}))
-        oracles = {k: OracleInfo(**v) for k, v in data["oracles"].items()}
-    except (KeyError, TypeError, ValueError):
+        oracles = {k: OracleInfo.from_dict(v) for k, v in data["oracles"].items()}
+        machines = _distinct(data.get("machines") or [])
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{path} is a damaged baseline file; regenerate it with `nas-harness baseline`") from None
-    return ResultSet(str(path), "baseline", cells, oracles)
+    return ResultSet(str(path), "baseline", cells, oracles, machines)

@@ -14,7 +14,7 @@ quantiles (:func:`km_quantile_batch` evaluates all resamples in one vectorised p
 ratios between algorithms (LaNAS §4.2: "LaNAS is on average using 22x ... fewer samples";
 :func:`sample_ratios`, groups resampled independently) and for curve means
 (:func:`curve_bands`, which also gives the median and interquartile band of LaNAS Fig. 5).
-Rank tests: Mann-Whitney U (scipy) with the Vargha-Delaney A12 effect size; on samples
+Rank tests: Mann-Whitney U (scipy's p-values, computed here) with the Vargha-Delaney A12 effect size; on samples
 censored at a common budget it is Gehan's generalised Wilcoxon test. :func:`holm` adjusts
 p-values of many tests (used by :mod:`harness.compare`).
 """
@@ -296,24 +296,116 @@ class RankTest:
         return asdict(self)
 
 
+def _u_null_counts(n1: int, n2: int) -> np.ndarray:
+    """Number of orderings of ``n1 + n2`` untied values giving each U = 0..n1*n2: the
+    coefficients of the Gaussian binomial ``[n1+n2 choose n1]_q`` =
+    prod_{i=1..n1} (1 - q^(n2+i)) / (1 - q^i) (Mann & Whitney 1947; exact in float64 while
+    C(n1+n2, n1) < 2^53, far beyond the sizes the exact test is used for)."""
+    n1, n2 = min(n1, n2), max(n1, n2)
+    c = np.zeros(n1 * n2 + 1)
+    c[0] = 1.0
+    for i in range(1, n1 + 1):
+        c[n2 + i:] -= c[:len(c) - n2 - i].copy()      # times (1 - q^(n2+i))
+        # divided by (1 - q^i): c[k] += c[k - i], a running sum within each residue mod i
+        m = -(-len(c) // i) * i
+        c = np.cumsum(np.pad(c, (0, m - len(c))).reshape(-1, i), axis=0).ravel()[:len(c)]
+    return c
+
+
 def mann_whitney(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> RankTest | None:
-    """Rank test on two samples (ties allowed; scipy picks exact or asymptotic p-values).
+    """Rank test on two samples, with the p-values of ``scipy.stats.mannwhitneyu`` (method
+    "auto", continuity correction): exact null distribution when a sample has at most 8
+    values and nothing is tied, otherwise the normal approximation with the tie correction.
+    Computed here because importing scipy.stats costs about a second of CPU, more than
+    every statistic of a small results folder; tests/test_statistics.py checks the p-values
+    against scipy's.
 
     On samples-to-optimum censored at a common budget this is Gehan's generalised Wilcoxon
     test: a censored run is tied with every other run at the budget and ranked above every
     observed time, which is what is known about it."""
-    from scipy.stats import mannwhitneyu
+    from math import erfc, sqrt
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(a) == 0 or len(b) == 0:
         return None
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be two-sided, greater or less, got {alternative!r}")
     if np.all(a == a[0]) and np.all(b == a[0]):
-        # identical constant samples: no evidence either way (scipy would divide by zero)
+        # identical constant samples: no evidence either way (the variance would be zero)
         return RankTest(u=len(a) * len(b) / 2.0, p_value=1.0, alternative=alternative, a12=0.5)
-    res = mannwhitneyu(a, b, alternative=alternative)
-    return RankTest(u=float(res.statistic), p_value=float(res.pvalue), alternative=alternative,
-                    a12=float(res.statistic) / (len(a) * len(b)))
+    n1, n2 = len(a), len(b)
+    both = np.concatenate([a, b])
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    # average ranks: a value's rank is the middle of its tie group
+    ends = np.cumsum(counts)
+    ranks = (ends - (counts - 1) / 2.0)[inverse]
+    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
+    u2 = n1 * n2 - u1
+    u, factor = {"greater": (u1, 1), "less": (u2, 1), "two-sided": (max(u1, u2), 2)}[alternative]
+    if (n1 <= 8 or n2 <= 8) and not (counts > 1).any():
+        c = _u_null_counts(n1, n2)
+        p = float(c[int(round(u)):].sum() / c.sum())    # P(U >= u) under the null
+    else:
+        n = n1 + n2
+        ties = float((counts.astype(np.float64) ** 3 - counts).sum())
+        sd = sqrt(n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1))))
+        z = (u - n1 * n2 / 2.0 - 0.5) / sd
+        p = 0.5 * erfc(z / sqrt(2.0))
+    return RankTest(u=u1, p_value=min(1.0, max(0.0, factor * p)), alternative=alternative,
+                    a12=u1 / (n1 * n2))
+
+
+def gehan(a_times: np.ndarray, a_observed: np.ndarray, b_times: np.ndarray, b_observed: np.ndarray,
+          alternative: str = "two-sided") -> RankTest | None:
+    """Gehan's generalised Wilcoxon test for right-censored samples with any censoring times
+    (Gehan 1965, "A generalized Wilcoxon test for comparing arbitrarily singly-censored
+    samples"), with Mantel's permutation variance (Mantel 1967).
+
+    A pair of runs is ordered only when the data order it: ``i`` is larger than ``j`` when
+    ``j`` was observed and ``i`` lasted longer (or was censored at ``j``'s time); a run
+    censored before another's time is unordered with it. ``alternative="greater"``: ``a``
+    tends to be larger. ``a12`` counts unordered pairs half. With every censoring at one
+    common time beyond all observations this orders pairs as :func:`mann_whitney` does
+    (censored runs tied at that time), which is what that function is used for."""
+    from math import erfc, sqrt
+    ta, tb = np.asarray(a_times, dtype=np.float64), np.asarray(b_times, dtype=np.float64)
+    ea, eb = np.asarray(a_observed, dtype=bool), np.asarray(b_observed, dtype=bool)
+    n1, n2 = len(ta), len(tb)
+    if n1 == 0 or n2 == 0:
+        return None
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be two-sided, greater or less, got {alternative!r}")
+    t, e = np.r_[ta, tb], np.r_[ea, eb]
+    ti, tj, ej, ei = t[:, None], t[None, :], e[None, :], e[:, None]
+    larger = ej & ((ti > tj) | ((ti == tj) & ~ei))      # i known to exceed j
+    score = larger.astype(np.float64) - larger.T
+    u = score.sum(axis=1)
+    w = float(u[:n1].sum())
+    n = n1 + n2
+    var = n1 * n2 / (n * (n - 1)) * float((u ** 2).sum()) if n > 1 else 0.0
+    cross = score[:n1, n1:]
+    a12 = float(((cross > 0).sum() + 0.5 * (cross == 0).sum()) / (n1 * n2))
+    if var <= 0:
+        return RankTest(u=a12 * n1 * n2, p_value=1.0, alternative=alternative, a12=a12)
+    z = w / sqrt(var)
+    sf = lambda x: 0.5 * erfc(x / sqrt(2.0))  # noqa: E731
+    p = {"greater": sf(z), "less": sf(-z), "two-sided": min(1.0, 2 * sf(abs(z)))}[alternative]
+    return RankTest(u=a12 * n1 * n2, p_value=p, alternative=alternative, a12=a12)
+
+
+def censored_rank_test(a_times, a_observed, b_times, b_observed, alternative: str = "two-sided") -> RankTest | None:
+    """Samples-to-optimum of two groups: :func:`mann_whitney` (exact or tie-corrected, the
+    p-values used so far) when every censored run sits at one common time at or beyond
+    every observation (runs censored only at a common budget), otherwise :func:`gehan`
+    (a run the runner stopped early is censored where it stopped)."""
+    ta, tb = np.asarray(a_times, dtype=np.float64), np.asarray(b_times, dtype=np.float64)
+    ea, eb = np.asarray(a_observed, dtype=bool), np.asarray(b_observed, dtype=bool)
+    cens = np.r_[ta[~ea], tb[~eb]]
+    top = np.r_[ta, tb].max() if len(ta) + len(tb) else 0.0
+    if len(cens) == 0 or np.all(cens == top):
+        return mann_whitney(ta, tb, alternative)
+    return gehan(ta, ea, tb, eb, alternative)
 
 
 def vargha_delaney_a12(a: np.ndarray, b: np.ndarray) -> float:
@@ -340,6 +432,31 @@ def holm(p_values: list[float]) -> list[float]:
 _CHUNK = 512
 
 
+def nanquantile_columns(X: np.ndarray, qs) -> np.ndarray:
+    """``np.nanquantile(X, qs, axis=0)`` (linear interpolation), ``(len(qs), columns)``.
+
+    numpy's nanquantile falls back to one Python-level call per column as soon as a NaN is
+    present (a curve undefined at some points), which made the curve statistics of a small
+    folder take seconds; sorting once (NaN last) and interpolating by each column's count of
+    defined values gives the same numbers in one vectorised pass. All-NaN columns give NaN."""
+    X = np.sort(np.asarray(X, dtype=np.float64), axis=0)
+    k = (~np.isnan(X)).sum(axis=0)
+    qs = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+    out = np.full((len(qs), X.shape[1]), np.nan)
+    ok = k > 0
+    if not ok.any():
+        return out
+    cols = np.flatnonzero(ok)
+    pos = qs[:, None] * (k[ok] - 1)[None, :]
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, (k[ok] - 1)[None, :])
+    frac = pos - lo
+    xl, xh = X[lo, cols[None, :]], X[hi, cols[None, :]]
+    # numpy's _lerp: exact at both ends, so a constant column gives its value, never a rounding
+    out[:, ok] = np.where(frac >= 0.5, xh - (xh - xl) * (1 - frac), xl + (xh - xl) * frac)
+    return out
+
+
 # --- many runs' curves at once -----------------------------------------------------------
 def curve_bands(values: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
                 seed: int = BOOT_SEED) -> dict[str, np.ndarray]:
@@ -352,7 +469,7 @@ def curve_bands(values: np.ndarray, confidence: float = CONFIDENCE, n_boot: int 
     with np.errstate(invalid="ignore", divide="ignore"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-            q1, med, q3 = np.nanpercentile(V, [25, 50, 75], axis=0)
+            q1, med, q3 = nanquantile_columns(V, [0.25, 0.5, 0.75])
             mean = np.nanmean(V, axis=0)
         # resample counts per run; a resampled mean is then one matrix product
         counts = np.zeros((n_boot, R))
@@ -363,8 +480,6 @@ def curve_bands(values: np.ndarray, confidence: float = CONFIDENCE, n_boot: int 
         lo, hi = np.full(G, np.nan), np.full(G, np.nan)
         for s in range(0, G, _CHUNK):  # bounded memory: n_boot x _CHUNK draws at a time
             boot = (counts @ filled[:, s:s + _CHUNK]) / (counts @ weight[:, s:s + _CHUNK])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                lo[s:s + _CHUNK], hi[s:s + _CHUNK] = np.nanquantile(boot, [a, 1.0 - a], axis=0)
+            lo[s:s + _CHUNK], hi[s:s + _CHUNK] = nanquantile_columns(boot, [a, 1.0 - a])
     return {"median": med, "q1": q1, "q3": q3, "mean": mean, "mean_lo": lo, "mean_hi": hi,
             "n_runs": defined.sum(axis=0)}

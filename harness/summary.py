@@ -18,8 +18,8 @@ from oracles.errors import UserError
 
 from .metrics import ResultSet
 from .results import ResultsStore
-from .statistics import (BOOT_SEED, CONFIDENCE, N_BOOT, bootstrap_ci, censor_at, common_censoring,
-                         mann_whitney, mean_std, sample_ratios, samples_to_optimum)
+from .statistics import (BOOT_SEED, CONFIDENCE, N_BOOT, bootstrap_ci, censor_at, censored_rank_test,
+                         common_censoring, mean_std, sample_ratios, samples_to_optimum)
 
 
 def summarise(store: ResultsStore) -> list[dict[str, Any]]:
@@ -36,16 +36,43 @@ def summarise(store: ResultsStore) -> list[dict[str, Any]]:
                        "n_distinct", "wall_s")}
         censored = np.array([r["censored"] for r in summaries], dtype=bool)
         row = {"oracle": cell.oracle, "algorithm": cell.label, "runs": len(summaries),
-               "budget": cell.config["budget"], "until_optimum": cell.config["until_optimum"]}
+               "budget": cell.config["budget"], "until_optimum": cell.config["until_optimum"],
+               "stopped": stopped_summary([r.get("stopped") for r in summaries])}
         if cell.config["until_optimum"]:
-            row["samples_to_optimum"] = samples_to_optimum(s["samples_to_optimum"], censored,
-                                                           cell.config["budget"]).as_dict()
+            # a stopped run is censored where it stopped (see harness.metrics.CellRuns.censor_times)
+            cap = np.where([bool(r.get("stopped")) for r in summaries], s["n_distinct"],
+                           float(cell.config["budget"])) if summaries else float(cell.config["budget"])
+            row["samples_to_optimum"] = samples_to_optimum(s["samples_to_optimum"], censored, cap).as_dict()
         for k in ("best_search", "incumbent_report", "best_report", "n_distinct", "wall_s"):
             m, sd = mean_std(s[k])
             row[k] = {"mean": m, "std": sd}
         rows.append(row)
     rows.sort(key=lambda r: (r["oracle"], r["algorithm"]))
     return rows
+
+
+def stopped_summary(reasons: list[str | None]) -> dict[str, Any]:
+    """How many runs the runner stopped because they could not go on, and why (runs of one
+    cause counted together)."""
+    from .metrics import _generic_reason
+    why: dict[str, int] = {}
+    for r in reasons:
+        if r:
+            key = _generic_reason(r)
+            why[key] = why.get(key, 0) + 1
+    return {"n": sum(why.values()), "reasons": why}
+
+
+def stopped_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per cell with stopped runs: how many, why, and how they are counted."""
+    out = []
+    for r in rows:
+        st = r.get("stopped") or {}
+        if st.get("n"):
+            why = "; ".join(f"{k} ({n})" if len(st["reasons"]) > 1 else k for k, n in st["reasons"].items())
+            out.append(f"{r['oracle']} | {r['algorithm']}: {st['n']} of {r['runs']} run(s) stopped "
+                       f"(could not go on; censored where they stopped): {why}")
+    return out
 
 
 def _fmt(x: float | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -64,7 +91,8 @@ def format_text(rows: list[dict[str, Any]]) -> str:
             q3 = _fmt(sto["q3"], digits=0) if sto["q3"] is not None else f">{r['budget']}"
             iqr = f">{r['budget']}" if sto["q1"] is None else f"{_fmt(sto['q1'], digits=0)}-{q3}"
             median = _fmt(sto["median"], digits=0) if sto["median"] is not None else f">{r['budget']}"
-            cells = [str(sto["n_censored"]), mean, median, iqr]
+            n_st = (r.get("stopped") or {}).get("n", 0)
+            cells = [str(sto["n_censored"]) + (f" ({n_st} stopped)" if n_st else ""), mean, median, iqr]
         else:
             cells = ["-", "-", "-", "-"]
         bs, ir = r["best_search"], r["incumbent_report"]
@@ -80,7 +108,7 @@ def format_text(rows: list[dict[str, Any]]) -> str:
         notes.append("* mean restricted to the budget: censored runs count as the budget (a lower bound).")
     notes.append("best search = best search metric found within the budget; its report = report metric "
                  "of that architecture; mean ± std over runs.")
-    return "\n".join(out + [""] + notes)
+    return "\n".join(out + [""] + notes + stopped_notes(rows))
 
 
 # --- every statistic, from records (``report --format json|md``) ---------------------------
@@ -120,12 +148,12 @@ def ratio_rows(rs: ResultSet, n_boot: int) -> list[dict[str, Any]]:
             for second in cells[i + 1:]:
                 a, b = first, second
                 tau = min(a.budget, b.budget)
-                ta, ea = common_censoring(*censor_at(a.samples_to_optimum, a.censored, a.budget), tau)
-                tb, eb = common_censoring(*censor_at(b.samples_to_optimum, b.censored, b.budget), tau)
+                ta, ea = common_censoring(*censor_at(a.samples_to_optimum, a.censored, a.censor_times), tau)
+                tb, eb = common_censoring(*censor_at(b.samples_to_optimum, b.censored, b.censor_times), tau)
                 if ta.mean() < tb.mean():
                     a, b, ta, ea, tb, eb = b, a, tb, eb, ta, ea
                 r = sample_ratios(ta, ea, tb, eb, n_boot=n_boot)
-                test = mann_whitney(ta, tb, "two-sided")
+                test = censored_rank_test(ta, ea, tb, eb, "two-sided")
                 rows.append({"oracle": oracle, "slower": a.label, "faster": b.label, "censored_at": tau,
                              "ratio_of_means": r["mean"].as_dict(), "ratio_of_medians": r["median"].as_dict(),
                              "mann_whitney": test.as_dict() if test else None})
@@ -142,9 +170,10 @@ def statistics_report(rs: ResultSet, budgets: list[int] | None = None, n_boot: i
     for c in rs.cells:
         row: dict[str, Any] = {"oracle": c.oracle, "algorithm": c.label, "runs": c.n_runs,
                                "budget": c.budget, "until_optimum": c.until_optimum,
-                               "seeds": c.seeds.tolist()}
+                               "seeds": c.seeds.tolist(),
+                               "stopped": stopped_summary(c.stop_reasons)}
         if c.until_optimum and c.n_runs:
-            row["samples_to_optimum"] = samples_to_optimum(c.samples_to_optimum, c.censored, c.budget,
+            row["samples_to_optimum"] = samples_to_optimum(c.samples_to_optimum, c.censored, c.censor_times,
                                                            n_boot=n_boot).as_dict()
         row["quality"] = {}
         for b in budgets:
@@ -159,14 +188,16 @@ def statistics_report(rs: ResultSet, budgets: list[int] | None = None, n_boot: i
         for k in ("best_search", "incumbent_report", "best_report"):
             row[k] = {"mean": row["final"].get(k, {}).get("mean"), "std": row["final"].get(k, {}).get("std")}
         if c.records is not None and c.n_runs:
-            pts = [p for p in CURVE_POINTS if p <= c.budget] + [c.budget]
+            # the statistics on these points only (not the figures' dense grid): same numbers
+            pts = np.unique(np.array([p for p in CURVE_POINTS if p <= c.budget] + [c.budget], dtype=np.int64))
             info = rs.oracles.get(c.oracle)
             row["curves"] = {}
             for metric in ("best_search", "incumbent_report"):
-                row["curves"][metric] = cell_curve(c, metric, n_boot=n_boot).at(pts)
+                row["curves"][metric] = cell_curve(c, metric, grid=pts, n_boot=n_boot).at(pts)
                 ref = regret_reference(info, metric)
                 if ref is not None:
-                    row["curves"][f"{metric}_regret"] = cell_curve(c, metric, regret_to=ref, n_boot=n_boot).at(pts)
+                    row["curves"][f"{metric}_regret"] = cell_curve(c, metric, grid=pts, regret_to=ref,
+                                                                   n_boot=n_boot).at(pts)
         cells.append(row)
     return {"source": rs.source, "kind": rs.kind, "budgets": budgets,
             "bootstrap": {"resamples": n_boot, "confidence": CONFIDENCE, "seed": BOOT_SEED},
@@ -217,7 +248,9 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             s = c["samples_to_optimum"]
             ci = s.get("ci", {})
             mean = _n(s["mean"]) + ("\\*" if s["mean_is_restricted"] else "")
-            rows.append([c["oracle"], c["algorithm"], str(c["runs"]), f"{s['n_censored']}",
+            n_st = (c.get("stopped") or {}).get("n", 0)
+            rows.append([c["oracle"], c["algorithm"], str(c["runs"]),
+                         f"{s['n_censored']}" + (f" ({n_st} stopped)" if n_st else ""),
                          mean + _ci(ci.get("mean")), _sto_n(s["median"]) + _ci(ci.get("median")),
                          f"{_sto_n(s['q1'])} – {_sto_n(s['q3'])}",
                          f"{c['budget']:,}"])
@@ -226,6 +259,14 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             lines += ["", "\\* mean restricted to the budget: a censored run counts as the budget, so "
                           "this is a lower bound of the true mean."]
         lines.append("")
+    stops = stopped_notes(cells)
+    if stops:
+        lines += ["## Stopped runs", "",
+                  "Runs the runner stopped because they could not go on (for instance an algorithm that "
+                  "only re-asked architectures it had seen). Each counts as censored at the number of "
+                  "architectures it drew (its samples to the optimum are only known to be larger); its final "
+                  "values stand for later budgets (nothing more would come).", ""]
+        lines += [f"- {n}" for n in stops] + [""]
     if report["ratios"]:
         lines += ["## Sample ratios", "",
                   "How many times more samples the slower algorithm needs than the faster one; "

@@ -1,5 +1,6 @@
-"""Figures and reports are written and non-empty (no pixel checks); every figure kind,
-including the simulated-training-time curves, is drawn."""
+"""Figures and reports: what the figures show, read off the matplotlib Figure objects (axis
+labels in words, lines per algorithm, colours shared by variants, confidence bands, legend
+texts, nothing clipped), and that the commands write them."""
 
 import json
 
@@ -8,8 +9,10 @@ import pytest
 
 from conftest import data_env
 from harness.cli import main as cli
-from harness.figures import FIGURES, colours, plot_all
+from harness.figures import FIGURES, Figures, build, colours, metric_words, plot_all, styles, time_unit
 from harness.metrics import CellRuns, OracleInfo, ResultSet
+
+LONG = "nao:epochs=50,n_init=100,top_k=100"
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,185 @@ def folder(nb201_data_dir, tmp_path_factory):
         yield d
 
 
+def toy(labels=("random", "lanas", "lanas:split=random"), oracles=("toy",), budget=50, runs=6,
+        censor=True, cost=(100, 900), seed=0, stopped=None):
+    """A synthetic result set; ``censor=False`` makes every run find the optimum."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for oracle in oracles:
+        for label, speed in zip(labels, (1.0, 3.0, 1.2, 2.0, 1.5)):
+            recs, sto, cens = [], [], []
+            for _ in range(runs):
+                n = int(min(budget, rng.geometric(speed / 60)))
+                if not censor:
+                    n = min(n, budget - 1)
+                vals = np.maximum.accumulate(rng.uniform(0.5, 0.9, n))
+                if n < budget:
+                    vals[-1] = 0.95
+                recs.append({"n_distinct": np.arange(1, n + 1), "best_search": vals, "incumbent_report": vals - 0.01,
+                             "best_report": vals, "cum_cost": np.cumsum(rng.uniform(*cost, n))})
+                sto.append(n if n < budget else np.nan)
+                cens.append(n == budget)
+            cells.append(CellRuns(oracle, label, {"algorithm": label.split(":")[0], "budget": budget,
+                                                  "until_optimum": True},
+                                  np.arange(runs), np.array(sto, float), np.array(cens),
+                                  {k: np.array([r[k][-1] for r in recs])
+                                   for k in ("best_search", "incumbent_report", "best_report")},
+                                  np.array([r["cum_cost"][-1] for r in recs]), recs, stopped=stopped,
+                                  n_distinct=np.array([r["n_distinct"][-1] for r in recs], float)))
+    infos = {o: OracleInfo(o, "", 0.95, 0.94, 0.95, "cifar10_valid", "cifar10_test", "train_time",
+                           cost_measured="training time measured on the collecting CPU") for o in oracles}
+    return ResultSet("toy", "folder", cells, infos)
+
+
+def texts_outside(fig) -> list[str]:
+    """The drawn texts (tick labels, axis labels, titles, legend, annotations) that reach
+    past the figure's edges; a tick outside an axis's view is not drawn and not counted."""
+    from matplotlib.text import Text
+    fig.draw_without_rendering()
+    r = fig.canvas.get_renderer()
+    W, H = fig.bbox.width, fig.bbox.height
+    drawn = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if lo - 1e-9 * abs(hi) <= tick.get_loc() <= hi + 1e-9 * abs(hi):
+                    drawn |= {id(tick.label1), id(tick.label2)}
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
+    out = []
+    for t in fig.findobj(Text):
+        if not t.get_visible() or not t.get_text().strip() or (id(t) in ticks and id(t) not in drawn):
+            continue
+        bb = t.get_window_extent(r)
+        if bb.x0 < -0.5 or bb.y0 < -0.5 or bb.x1 > W + 0.5 or bb.y1 > H + 0.5:
+            out.append(t.get_text())
+    tight = fig.get_tightbbox(r)
+    w, h = fig.get_size_inches()
+    if tight.x0 < -0.01 or tight.y0 < -0.01 or tight.x1 > w + 0.01 or tight.y1 > h + 0.01:
+        out.append(f"figure content {tight} beyond {w} x {h} in")
+    return out
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+
+
+def flat(label: str) -> str:
+    return " ".join(label.replace("\u00a0", " ").split())
+
+
+# --- content ----------------------------------------------------------------------------------
+def test_axis_labels_name_metrics_in_words(folder, nb201_env):
+    from harness.metrics import load_folder
+    figs = Figures(load_folder(folder), n_boot=50)
+    fig5 = figs.build("fig5")
+    top = fig5.axes[:2]
+    assert [flat(ax.get_ylabel()) for ax in top] == ["CIFAR-10 validation accuracy [%]",
+                                                      "CIFAR-100 validation accuracy [%]"]
+    assert all("_" not in ax.get_ylabel() for ax in fig5.axes)
+    # one median line per algorithm in every top panel (plus the optimum's dotted line)
+    assert [len([ln for ln in ax.get_lines() if ln.get_label() in ("random", "evolution:population=20,sample_size=5")])
+            for ax in top] == [2, 2]
+    regret = figs.build("regret")
+    labels = [flat(ax.get_ylabel()) for ax in regret.axes]
+    assert "regret in CIFAR-10 test accuracy [pp]" in labels and "regret in CIFAR-100 validation accuracy [pp]" in labels
+
+
+def test_metric_words():
+    info = OracleInfo("x", "", search_metric="imagenet16_valid", report_metric="imagenet16_test")
+    assert metric_words(info, "search") == "ImageNet16-120 validation accuracy"
+    assert metric_words(info, "report") == "ImageNet16-120 test accuracy"
+    digits = OracleInfo("convnet-digits", "", search_metric="valid_acc", report_metric="test_acc", dataset="digits")
+    assert metric_words(digits, "search") == "digits validation accuracy"
+    assert metric_words(OracleInfo("t", "", search_metric="my_score"), "search") == "my_score"
+    assert metric_words(None, "search") == "search metric"
+
+
+def test_long_labels_and_tick_labels_stay_inside_the_figure():
+    """fig5 of results/learned_sto_nb201 clipped a long algorithm label on the left and the
+    right-most tick label: every figure now keeps every text inside it."""
+    rs = toy(labels=("random", "lanas", LONG, "evolution"), oracles=("nb201/cifar10", "nb201/cifar100",
+                                                                       "nb201/imagenet16"), budget=15_625)
+    for name in FIGURES:
+        fig = build(rs, name, n_boot=50)
+        assert fig is not None, name
+        assert texts_outside(fig) == [], name
+
+
+def test_variants_keep_the_algorithm_colour_and_differ_by_style():
+    rs = toy(labels=("lanas", "lanas:split=adam", "random"))
+    fig = build(rs, "fig5", n_boot=50)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")}
+    a, b = lines["lanas"], lines["lanas:split=adam"]
+    assert a.get_color() == b.get_color() != lines["random"].get_color()
+    assert (a.get_linestyle(), a.get_marker()) != (b.get_linestyle(), b.get_marker())
+    # the legend shows the same distinction
+    handles = {t.get_text(): h for leg in fig.legends for t, h in zip(leg.get_texts(), leg.legend_handles)}
+    assert handles["lanas"].get_color() == handles["lanas:split=adam"].get_color()
+    st = styles(["lanas", "lanas:split=adam", "lanas:split=random", "mcts"])
+    assert len({(s.linestyle, s.marker) for k, s in st.items() if k.startswith("lanas")}) == 3
+
+
+def test_colours_are_fixed_per_algorithm():
+    a = colours(["lanas", "random", "lanas:split=random"])
+    b = colours(["random", "lanas", "mcts", "lanas:split=random"])
+    assert a["lanas"] == b["lanas"] and a["random"] == b["random"]
+    assert a["lanas:split=random"] == b["lanas:split=random"] == a["lanas"]
+
+
+def test_found_optimum_has_a_confidence_band():
+    from matplotlib.collections import PolyCollection
+    rs = toy(runs=12)
+    fig = build(rs, "found_optimum", n_boot=200)
+    ax = fig.axes[0]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == len(rs.cells)
+    for line, band in zip([ln for ln in ax.get_lines() if not ln.get_label().startswith("_")], bands):
+        y = line.get_ydata()
+        verts = band.get_paths()[0].vertices
+        assert verts[:, 1].min() <= y[y > 0].min() and verts[:, 1].max() >= y.max() - 1e-9
+        assert verts[:, 1].max() > y.max() or y.max() == 100  # a real band, not the line itself
+
+
+def test_legend_mentions_restricted_means_only_when_something_is_censored():
+    censored = legend_texts(build(toy(censor=True, seed=1), "fig5", n_boot=20))
+    assert any("restricted" in t for t in censored) and any("censored" in t for t in censored)
+    clean = toy(censor=False, seed=1)
+    assert not any(c.censored.any() for c in clean.cells)
+    texts = legend_texts(build(clean, "fig5", n_boot=20))
+    assert not any("restricted" in t or "censored" in t for t in texts) and "mean" in texts
+
+
+def test_time_axis_says_what_was_measured_and_picks_its_unit():
+    assert time_unit(90) == ("s", 1.0) and time_unit(600)[0] == "min" and time_unit(5 * 3600)[0] == "h"
+    minutes = build(toy(cost=(1, 3)), "curves_time", n_boot=20)      # runs of ~2-100 s of training
+    seconds_label = flat(minutes.axes[0].get_xlabel())
+    assert "collecting CPU" in seconds_label and "GPU" not in seconds_label
+    assert seconds_label.endswith("[s]")
+    hours = build(toy(cost=(400, 900)), "curves_time", n_boot=20)    # up to 50 x 900 s
+    assert flat(hours.axes[0].get_xlabel()).endswith("[h]") or flat(hours.axes[0].get_xlabel()).endswith("[min]")
+    # the drawn x values are in that unit: the line ends where the grid (seconds) ends / unit
+    line = [ln for ln in minutes.axes[0].get_lines() if not ln.get_label().startswith("_")][0]
+    assert line.get_xdata().max() < 120
+
+
+def test_stopped_runs_show_in_fig5():
+    stopped = np.array(["stuck: asked 10000 known architectures in a row (seed 0, after 3 distinct)"]
+                       + [None] * 5, dtype=object)
+    rs = toy(stopped=stopped, seed=2)
+    notes = [t.get_text() for t in build(rs, "fig5", n_boot=20).axes[1].texts]
+    assert any("stopped" in n for n in notes)
+
+
+def test_time_curves_when_the_oracle_has_costs(tmp_path):
+    """A synthetic result set with training costs draws every figure, the time one included."""
+    paths = plot_all(toy(), tmp_path, formats=("png",), n_boot=100)
+    assert {p.stem for p in paths} == set(FIGURES)
+
+
+# --- commands ---------------------------------------------------------------------------------
 def test_plot_command_writes_png_and_pdf(folder, nb201_env, tmp_path, capsys):
     out = tmp_path / "figs"
     assert cli(["plot", str(folder), "--out", str(out)]) == 0
@@ -30,11 +212,24 @@ def test_plot_command_writes_png_and_pdf(folder, nb201_env, tmp_path, capsys):
     names = {p.split("/")[-1] for p in written}
     # no oracle here has training costs, so no time figure
     assert names == {f"{f}.{e}" for f in ("fig5", "regret", "found_optimum", "curves_mean") for e in ("png", "pdf")}
-    for p in written:
-        data = open(p, "rb").read()
-        assert len(data) > 5000 and data[:4] in (b"\x89PNG", b"%PDF")
+    assert all((out / n).is_file() for n in names)
     assert cli(["plot", str(folder), "--formats", "gif"]) == 2
     assert cli(["plot", str(tmp_path / "nothing")]) == 2
+
+
+def test_analysis_reads_the_oracle_facts_stored_at_run_time(folder, tmp_path, monkeypatch):
+    """`report` and `plot` take the optimum and metric names from experiment.json: with the
+    table gone they still know them (nothing reloads or re-hashes it)."""
+    from harness.metrics import load_folder
+    facts = [c["oracle_facts"] for c in json.loads((folder / "experiment.json").read_text())["cells"].values()]
+    assert {f["name"] for f in facts} == {"nb201/cifar10", "nb201/cifar100"}
+    assert all(f["space_size"] == 15_625 and f["n_optimum"] >= 1 and f["optimum_identities"] for f in facts)
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "empty"))
+    import oracles.registry as registry
+    monkeypatch.setattr(registry, "load_oracle", lambda *a, **k: pytest.fail("the analysis loaded an oracle"))
+    rs = load_folder(folder)
+    assert rs.oracles["nb201/cifar10"].optimum_search == pytest.approx(0.91606667)
+    assert rs.oracles["nb201/cifar10"].search_metric == "cifar10_valid"
 
 
 def test_markdown_and_json_reports(folder, nb201_env, tmp_path, capsys):
@@ -53,37 +248,5 @@ def test_markdown_and_json_reports(folder, nb201_env, tmp_path, capsys):
     assert set(c["samples_to_optimum"]["ci"]) == {"mean", "median", "q1", "q3"}
     assert c["curves"]["best_search"]["x"][-1] == 120 and "best_search_regret" in c["curves"]
     assert len(rep["ratios"]) == 2 and "p_value" in rep["ratios"][0]["mann_whitney"]
+    assert c["stopped"] == {"n": 0, "reasons": {}}
     assert cli(["report", str(folder), "--budgets", "x", "--format", "json"]) == 2
-
-
-def test_time_curves_when_the_oracle_has_costs(tmp_path):
-    """A synthetic result set with training costs draws every figure, the time one included."""
-    rng = np.random.default_rng(0)
-    cells = []
-    for label, speed in (("random", 1.0), ("lanas", 3.0), ("lanas:split=random", 1.2)):
-        recs, sto, cens = [], [], []
-        for _ in range(6):
-            n = int(min(50, rng.geometric(speed / 60)))
-            vals = np.maximum.accumulate(rng.uniform(0.5, 0.9, n))
-            if n < 50:
-                vals[-1] = 0.95
-            nd = np.arange(1, n + 1)
-            recs.append({"n_distinct": nd, "best_search": vals, "incumbent_report": vals - 0.01,
-                         "best_report": vals, "cum_cost": np.cumsum(rng.uniform(100, 900, n))})
-            sto.append(n if n < 50 else np.nan)
-            cens.append(n == 50)
-        cells.append(CellRuns("toy", label, {"algorithm": label.split(":")[0], "budget": 50, "until_optimum": True},
-                              np.arange(6), np.array(sto, float), np.array(cens),
-                              {k: np.array([r[k][-1] for r in recs]) for k in ("best_search", "incumbent_report", "best_report")},
-                              np.array([r["cum_cost"][-1] for r in recs]), recs))
-    rs = ResultSet("toy", "folder", cells, {"toy": OracleInfo("toy", "", 0.95, 0.94, 0.95, "valid", "test", "seconds")})
-    paths = plot_all(rs, tmp_path, formats=("png",), n_boot=100)
-    assert {p.stem for p in paths} == set(FIGURES)
-    assert all(p.stat().st_size > 5000 for p in paths)
-
-
-def test_colours_are_fixed_per_algorithm():
-    a = colours(["lanas", "random", "lanas:split=random"])
-    b = colours(["random", "lanas", "mcts", "lanas:split=random"])
-    assert a["lanas"] == b["lanas"] and a["random"] == b["random"]
-    assert a["lanas:split=random"] == b["lanas:split=random"] != a["lanas"]
