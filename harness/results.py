@@ -426,16 +426,20 @@ class ResultsStore:
                 continue
             fp = fingerprint(cell.config)
             for path in sorted(folder.glob("seed-*.parquet")):
-                meta = self.run_meta(path)
-                if meta is None or meta.get("cell_fingerprint") != fp:
-                    continue
                 records = None
-                if with_records:
+                if with_records:  # one read: the metadata comes with the table
                     try:
                         records = pq.read_table(path, partitioning=None)
-                    except (OSError, pa.ArrowException):
-                        raise UserError(f"{path} is damaged; delete it and re-run the experiment to "
-                                        "recompute that run") from None
+                        meta = json.loads((records.schema.metadata or {})[META_KEY])
+                    except (OSError, KeyError, ValueError, pa.ArrowException):
+                        if self.run_meta(path) is not None:
+                            raise UserError(f"{path} is damaged; delete it and re-run the experiment to "
+                                            "recompute that run") from None
+                        continue  # not a finished run (e.g. truncated): the experiment redoes it
+                else:
+                    meta = self.run_meta(path)
+                if not isinstance(meta, dict) or meta.get("cell_fingerprint") != fp:
+                    continue
                 yield cell, meta, records
 
 
