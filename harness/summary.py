@@ -105,7 +105,7 @@ def format_text(rows: list[dict[str, Any]]) -> str:
     notes = ["StO = samples to the global optimum (distinct architectures, counting the optimum); "
              "median and quartiles by Kaplan-Meier."]
     if any(r.get("samples_to_optimum", {}) and r["samples_to_optimum"]["mean_is_restricted"] for r in rows):
-        notes.append("* mean restricted to the budget: censored runs count as the budget (a lower bound).")
+        notes.append("* mean restricted to the budget: a censored run counts as the budget (a stopped one: where it stopped), a lower bound.")
     notes.append("best search = best search metric found within the budget; its report = report metric "
                  "of that architecture; mean ± std over runs.")
     return "\n".join(out + [""] + notes + stopped_notes(rows))
@@ -256,8 +256,8 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
                          f"{c['budget']:,}"])
         lines += _md_table(["oracle", "algorithm", "runs", "censored", "mean", "median", "IQR", "budget"], rows)
         if any(c["samples_to_optimum"]["mean_is_restricted"] for c in sto_cells):
-            lines += ["", "\\* mean restricted to the budget: a censored run counts as the budget, so "
-                          "this is a lower bound of the true mean."]
+            lines += ["", "\\* mean restricted to the budget: a censored run counts as the budget (a stopped "
+                          "run: as far as it got), so this is a lower bound of the true mean."]
         lines.append("")
     stops = stopped_notes(cells)
     if stops:
@@ -271,7 +271,8 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
         lines += ["## Sample ratios", "",
                   "How many times more samples the slower algorithm needs than the faster one; "
                   f"{pct}% bootstrap intervals; p: two-sided Mann-Whitney U test (Gehan's test when runs "
-                  "are censored at the common budget); A12: P(slower needs more samples).", ""]
+                  "are censored at the common budget; Gehan's generalised Wilcoxon test with Mantel's variance when a "
+                  "stopped run is censored before it); A12: P(slower needs more samples).", ""]
         rows = []
         for r in report["ratios"]:
             rm, rd, t = r["ratio_of_means"], r["ratio_of_medians"], r["mann_whitney"]

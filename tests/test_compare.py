@@ -172,3 +172,79 @@ def _with_budget(result_set, budget):
     c.config = dict(c.config, budget=budget)
     c.checkpoints = {budget: c.checkpoints[max(c.checkpoints)]}
     return result_set
+
+
+# --- runs the runner stopped, and machines -------------------------------------------------
+def stopped_cell(label, sto, stopped_at):
+    """``cell`` whose runs with ``stopped_at[i]`` set were stopped there (stuck algorithm)."""
+    c = cell(label, sto)
+    reasons = np.array([None if s is None else "stuck: asked 10000 already-evaluated architectures in a row "
+                        f"(seed {i}, after {s} distinct)" for i, s in enumerate(stopped_at)], dtype=object)
+    c.stopped = reasons
+    c.n_distinct = np.array([BUDGET if s is None else s for s in stopped_at], dtype=float)
+    c.censored = c.censored | np.array([s is not None for s in stopped_at])
+    return c
+
+
+def test_stopped_runs_are_censored_where_they_stopped_and_counted_in_the_verdict():
+    # 12 of 20 candidate runs got stuck after 800 distinct architectures: each is known to
+    # need more samples than every baseline run (100-400), so the candidate is worse
+    stuck = np.arange(20) < 12
+    sto = np.where(stuck, np.nan, BASE_STO)
+    cand = stopped_cell("lanas", sto, [800 if s else None for s in stuck])
+    np.testing.assert_array_equal(cand.censor_times[stuck], 800)
+    c = compare(rs(cell("lanas", BASE_STO)), rs(cand))
+    m = c.pairs[0].metrics[0]
+    # the 12 x 20 pairs of a stuck run are all "worse"; the other 8 x 20 pairs are ordered by rank
+    assert m.a12_worse > 0.75 and m.verdict == "worse" and c.regression
+    assert c.pairs[0].stopped == (0, 12)
+    text = format_comparison(c)
+    assert "runs stopped (could not go on, counted as censored): baseline 0, candidate 12" in text
+    assert "baseline 0 of 20, candidate 12 of 20 (stuck: asked 10000 already-evaluated architectures in a row)" in text
+    assert c.as_dict()["pairs"][0]["stopped"] == {"baseline": 0, "candidate": 12}
+    # stuck early (after 50): unordered against every baseline run that needed more, so the
+    # same runs are weaker evidence, never "better"
+    early = stopped_cell("lanas", sto, [50 if s else None for s in stuck])
+    m_early = compare(rs(cell("lanas", BASE_STO)), rs(early)).pairs[0].metrics[0]
+    assert m_early.a12_worse < m.a12_worse and m_early.verdict != "better"
+
+
+def test_stopped_runs_round_trip_through_baseline_files(tmp_path):
+    stops = [300 if i < 2 else None for i in range(20)]
+    src = rs(stopped_cell("lanas", np.where(np.arange(20) < 2, np.nan, BASE_STO), stops))
+    src.kind = "folder"
+    path = save_baseline(src, tmp_path / "b.json", [BUDGET])
+    back = load_baseline(path).cells[0]
+    assert back.n_stopped == 2 and back.stop_summary() == {
+        "stuck: asked 10000 already-evaluated architectures in a row": 2}
+    np.testing.assert_array_equal(back.censor_times, src.cells[0].censor_times)
+
+
+def test_compare_says_when_the_machines_differ_and_keeps_the_verdict(tmp_path):
+    intel = {"cpu": "Intel(R) Xeon(R) CPU @ 2.20GHz", "machine": "x86_64", "numpy": "2.1.3",
+             "blas": [{"internal_api": "openblas", "version": "0.3.27", "architecture": "SkylakeX",
+                       "threading_layer": "pthreads", "num_threads": 1}]}
+    amd = dict(intel, cpu="AMD EPYC 7B13", blas=[dict(intel["blas"][0], architecture="Zen")])
+    base, cand = rs(cell("lanas", BASE_STO)), rs(cell("lanas", BASE_STO))
+    base.machines, cand.machines = [intel], [dict(intel, blas=[dict(intel["blas"][0], num_threads=8)])]
+    assert compare(base, cand).notes == []          # thread counts do not change results
+    cand.machines = [amd]
+    c = compare(base, cand)
+    assert c.pairs[0].verdict == "indistinguishable" and not c.regression
+    (note,) = c.notes
+    assert "different machines" in note and "SkylakeX" in note and "Zen" in note and "AMD EPYC 7B13" in note
+    assert "note: the runs were computed on different machines" in format_comparison(c)
+    # a baseline file keeps the machine facts of its runs
+    base.kind = "folder"
+    back = load_baseline(save_baseline(base, tmp_path / "m.json", [BUDGET]))
+    assert back.machines == [intel]
+    assert compare(back, cand).notes == c.notes
+
+
+def test_baseline_of_a_real_folder_records_its_machine(two_runs, nb201_env, tmp_path):
+    f = tmp_path / "base.json"
+    assert cli(["baseline", str(two_runs / "a"), str(f)]) == 0
+    data = json.loads(f.read_text())
+    (m,) = data["machines"]
+    assert m["cpu"] is not None and any(lib.get("internal_api") for lib in m["blas"])
+    assert "recorded_by" not in m   # the runs' own record, not the machine writing the file

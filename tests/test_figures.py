@@ -250,3 +250,45 @@ def test_markdown_and_json_reports(folder, nb201_env, tmp_path, capsys):
     assert len(rep["ratios"]) == 2 and "p_value" in rep["ratios"][0]["mann_whitney"]
     assert c["stopped"] == {"n": 0, "reasons": {}}
     assert cli(["report", str(folder), "--budgets", "x", "--format", "json"]) == 2
+
+
+def test_reports_show_stopped_runs(tmp_path, capsys):
+    """A run the runner stopped (written through the results API as the runner writes one)
+    is counted and explained per cell by `report` in every format, and censored where it
+    stopped."""
+    import pyarrow.parquet as pq
+    from harness.experiment import Experiment, execute
+    from harness.metrics import load_folder
+    from harness.results import META_KEY, ResultsStore
+    out = tmp_path / "runs"
+    execute(Experiment(oracles=["convnet-digits"], algorithms=["random"], seeds=3, budget=300,
+                       until_optimum=True, out=str(out)), progress=False)
+    store = ResultsStore(out)
+    (cell,) = store.cells()
+    path = store.run_path(cell, 0)
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[META_KEY])
+    n = 20
+    records = {k: np.asarray(table.column(k).to_pylist()[:n], dtype=object if k in ("arch_id", "arch") else None)
+               for k in table.column_names if k not in ("oracle", "algorithm", "seed", "config_id")}
+    reason = "stuck: asked 10000 already-evaluated architectures in a row (max_repeats)"
+    summary = dict(meta["summary"], stopped=reason, censored=True, samples_to_optimum=None,
+                   reached_optimum=False, n_distinct=int(records["n_distinct"][-1]))
+    store.write_run(cell, 0, records, summary)
+
+    rs = load_folder(out)
+    c = rs.cells[0]
+    assert c.n_stopped == 1 and c.censored[0] and c.censor_times[0] == summary["n_distinct"] < 300
+    assert cli(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert " (1 stopped)" in text and "1 of 3 run(s) stopped" in text and reason in text
+    assert cli(["report", str(out), "--format", "json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["cells"][0]["stopped"] == {"n": 1, "reasons": {reason: 1}}
+    sto = rep["cells"][0]["samples_to_optimum"]
+    # the stopped run counts as far as it got (20), not as the budget
+    assert sto["mean"] == pytest.approx(np.where(c.censored, c.censor_times, c.samples_to_optimum).mean())
+    assert sto["n_censored"] == int(c.censored.sum())
+    assert cli(["report", str(out), "--format", "md", "--no-figures"]) == 0
+    md = capsys.readouterr().out
+    assert "## Stopped runs" in md and reason in md

@@ -148,3 +148,62 @@ def test_best_so_far_curves_from_records():
     assert np.isnan(T[0, 0]) and T[0, 1:].tolist() == [.5, .5, .9]
     assert T[1, :2].tolist() == [.4, .4] and np.isnan(T[1, 2:]).all()
     assert sample_grid(10)[-1] == 10 and len(sample_grid(10**6)) < 1300
+
+
+def test_mann_whitney_has_scipys_p_values():
+    """Computed here (importing scipy.stats cost a second per report); exact null
+    distribution for small untied samples, tie-corrected normal approximation otherwise."""
+    from scipy.stats import mannwhitneyu
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        n1, n2 = rng.integers(1, 14, size=2)
+        if trial % 2:   # ties (censored runs tied at a budget look like this)
+            a, b = rng.integers(0, 6, n1).astype(float), rng.integers(0, 6, n2).astype(float)
+        else:           # untied, small: the exact distribution
+            a, b = rng.random(n1), rng.random(n2) + rng.normal() * 0.3
+        if np.all(a == a[0]) and np.all(b == a[0]):
+            continue
+        for alt in ("two-sided", "greater", "less"):
+            ours, ref = mann_whitney(a, b, alt), mannwhitneyu(a, b, alternative=alt)
+            assert ours.u == ref.statistic
+            assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+    # a large exact case (one group of 8) stays exact and fast
+    a, b = rng.random(8), rng.random(3000)
+    assert mann_whitney(a, b).p_value == pytest.approx(mannwhitneyu(a, b).pvalue, rel=1e-9)
+
+
+def test_nanquantile_columns_is_numpys_nanquantile():
+    import warnings
+    from harness.statistics import nanquantile_columns
+    rng = np.random.default_rng(1)
+    qs = [0.025, 0.25, 0.5, 0.75, 0.975]
+    for trial in range(100):
+        X = rng.random(tuple(rng.integers(1, 30, size=2)))
+        if trial % 3 == 0:
+            X = np.round(X, 1)
+        X[rng.random(X.shape) < 0.3] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanquantile(X, qs, axis=0)
+        np.testing.assert_array_equal(nanquantile_columns(X, qs), ref)
+
+
+def test_gehan_orders_only_pairs_the_data_order():
+    from harness.statistics import censored_rank_test, gehan
+    # a run censored at 5 (stopped early) against runs observed at 10 and 100: unordered
+    t = gehan([5.0], [False], [10.0, 100.0], [True, True], "greater")
+    assert t.a12 == 0.5
+    # censored at 500, beyond both observations: larger than both
+    assert gehan([500.0], [False], [10.0, 100.0], [True, True], "greater").a12 == 1.0
+    # common censoring at the largest time: the same ordering as Mann-Whitney with ties, and
+    # the dispatcher keeps Mann-Whitney's p-values there
+    rng = np.random.default_rng(2)
+    a, b = np.minimum(rng.integers(1, 150, 30), 100).astype(float), np.minimum(rng.integers(30, 200, 25), 100).astype(float)
+    g = gehan(a, a < 100, b, b < 100, "less")
+    m = mann_whitney(a, b, "less")
+    assert g.a12 == pytest.approx(m.a12) and g.p_value == pytest.approx(m.p_value, rel=0.1)
+    assert censored_rank_test(a, a < 100, b, b < 100, "less") == m
+    # one run censored early switches to Gehan
+    a2, e2 = a.copy(), a < 100
+    a2[0], e2[0] = 3.0, False
+    assert censored_rank_test(a2, e2, b, b < 100, "less") == gehan(a2, e2, b, b < 100, "less")
