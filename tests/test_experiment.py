@@ -227,9 +227,9 @@ def test_run_command_says_what_stopped_and_exits_non_zero(nb201_env, tmp_path, t
     assert "stopped" not in capsys.readouterr().out
     assert main(args + ["--algorithm", "random", "--algorithm", "stuck"]) == EXIT_STOPPED == 3
     out = capsys.readouterr().out
-    assert "4 run(s) stopped early" in out
-    assert "  4 x stuck: asked 15 already-evaluated architectures in a row (max_repeats) -- " \
+    assert "4 run(s) stopped early (recorded, reasons in the notes above): " \
            "nb201/cifar10 | stuck (seeds 0, 1, 2, 3)" in out
+    assert "stuck: asked 15 already-evaluated architectures in a row (max_repeats)" in out
     failing = _failing_seeds(range(4))
     assert main(args + ["--algorithm", "stuck", "--algorithm", "broken", "--debug"]) == EXIT_FAILED == 4
     captured = capsys.readouterr()

@@ -151,12 +151,17 @@ def _seeds(seeds: list[int], limit: int = 8) -> str:
 
 
 def outcome_lines(stopped: list[dict], failed: list[dict]) -> list[str]:
-    """What the summary says about runs that did not finish normally (nothing if none)."""
+    """What the summary says about runs that did not finish normally (nothing if none).
+
+    The table's notes (:func:`harness.summary.format_text`) already give each cell's stopped
+    runs with their reason; here: which seeds, so the files can be found."""
     lines = []
     if stopped:
-        lines.append(f"{len(stopped)} run(s) stopped early (recorded; censored at their distinct count "
-                     "for samples-to-optimum):")
-        lines += _grouped(stopped, "stopped")
+        by_cell: dict[str, list[int]] = {}
+        for it in stopped:
+            by_cell.setdefault(it["cell"], []).append(int(it["seed"]))
+        where = "; ".join(f"{c} (seed{'s' if len(s) > 1 else ''} {_seeds(sorted(s))})" for c, s in by_cell.items())
+        lines.append(f"{len(stopped)} run(s) stopped early (recorded, reasons in the notes above): {where}")
     if failed:
         lines.append(f"{len(failed)} run(s) failed (not recorded; run the same command again to retry them, "
                      "--debug for tracebacks):")
