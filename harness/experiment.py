@@ -195,17 +195,14 @@ def compute_task(task: Task, table=None) -> tuple[Task, dict[str, Any], dict[str
     Executors whose workers may sit on other machines (Ray) call this remotely, with the
     oracle's ``table`` taken from their object store, and write the file in the driver with
     :func:`write_task`, so the results folder only ever needs to exist where the user is.
-    ``machine`` (:func:`harness.results.machine_info`, BLAS limited to the one thread runs
-    use) describes the machine that computed the run, which is not the driver's on a cluster.
+    ``machine`` (:func:`harness.results.machine_info`, with the one BLAS thread runs use)
+    describes the machine that computed the run, which is not the driver's on a cluster.
     A run whose algorithm raised comes back with ``summary["failed"]`` set (see
     :mod:`harness.runner`); only configuration and data errors raise here.
     """
-    from threadpoolctl import threadpool_limits
     _registered(task)
     records, summary = run_one(task.run_config(), _oracle_for(task, table), task.seed)
-    with threadpool_limits(limits=1):
-        machine = machine_info()
-    return task, records, summary, machine
+    return task, records, summary, machine_info(threads=1)  # run_one limits BLAS to 1 thread
 
 
 def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any],

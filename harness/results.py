@@ -122,7 +122,7 @@ def cpu_model() -> str | None:
 _MACHINE: dict[int, dict[str, Any]] = {}
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(threads: int | None = None) -> dict[str, Any]:
     """What a run's floating-point results may depend on: CPU model and the BLAS libraries.
 
     Linear algebra (least squares in LaNAS, torch's matrix products) may differ in the last
@@ -135,6 +135,10 @@ def machine_info() -> dict[str, Any]:
     see :func:`harness.runner.run_one`), plus the CPU model, machine type, OS, and the
     Python and numpy versions. Libraries are only loaded by imports, so the answer is cached
     per number of imported modules (``threadpool_info`` costs about a millisecond).
+
+    ``threads``: report this as every library's ``num_threads`` (the runner limits each one
+    to a single thread while a run lasts, so the experiment passes 1); None: the current
+    setting.
     """
     import sys
     key = len(sys.modules)
@@ -150,7 +154,11 @@ def machine_info() -> dict[str, Any]:
                 "numpy": np.__version__, "blas": libs}
         _MACHINE.clear()
         _MACHINE[key] = info
-    return json.loads(json.dumps(info))  # a copy callers may change
+    info = json.loads(json.dumps(info))  # a copy callers may change
+    if threads is not None:
+        for lib in info["blas"]:
+            lib["num_threads"] = int(threads)
+    return info
 
 
 @dataclass(frozen=True)
