@@ -435,9 +435,10 @@ class ResultsStore:
             fp = fingerprint(cell.config)
             for path in sorted(folder.glob("seed-*.parquet")):
                 records = None
-                if with_records:  # one read: the metadata comes with the table
+                if with_records:  # one read: the metadata comes with the table (and
+                    # ParquetFile, unlike read_table, does not load pyarrow's dataset layer)
                     try:
-                        records = pq.read_table(path, partitioning=None)
+                        records = pq.ParquetFile(path).read()
                         meta = json.loads((records.schema.metadata or {})[META_KEY])
                     except (OSError, KeyError, ValueError, pa.ArrowException):
                         if self.run_meta(path) is not None:
