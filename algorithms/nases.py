@@ -58,12 +58,14 @@ with this module's pretraining on the paper's setting (60 values, U(0, 30), mean
 baseline 75; ``python results/nases_table1.py``, CPU seconds on a loaded 2-core box):
 
 * 20 units (the 0.33 compression the paper uses): default 55.5 (16 s); 300,000 / 100,000
-  vectors 50.3 (146 s); ten passes over the default 30,000, 50.3 (50 s); paper 46.15;
-* 30 units: default 53.7; paper 34.77.
+  vectors 50.3 (146 s); ten passes over the default 30,000 vectors
+  (``pretrain_batches=256/256/256/256/512/512/512/1024/1024/1024``) 50.3 (50 s); paper 46.15;
+* 30 units: default 53.7; ten passes 38.1 (51 s); paper 34.77.
 
-So the CPU-scaled pretraining falls short of Table 1 on the paper's 60-value vectors, and
-more data or more passes narrow the gap only slowly; the paper does not give its number of
-passes or batch sizes, so what reproduces Table 1 is not known. The default is kept: on the
+So the CPU-scaled pretraining falls short of Table 1 on the paper's 60-value vectors; more
+passes close most of the gap at 30 units, less at 20. The paper gives neither its number of
+passes nor its batch sizes, so what exactly reproduces Table 1 is not known. The default is
+kept: on the
 spaces this harness searches the vectors are short and the autoencoder is nearly exact
 (NAS-Bench-201, 6 values, 14 units: test MSE 0.06), and NASES's weakness there is the
 decoder's image of the binary codes (below), not its reconstruction error. The
