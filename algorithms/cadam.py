@@ -2,7 +2,7 @@
 
 Source: Mills, "On the Application of Continuous Deterministic Reinforcement Learning in
 Neural Architecture Search" (MSc thesis, University of Alberta, 2020), chapter 4
-("Continuous Action Discrete Architecture Mapping", CADAM), §4.1:
+("Continuous Action-Discrete Architecture Mapping", CADAM), §4.1:
 
 * action ``a_t = mu(s_t) + Z_t``, ``Z_t ~ U(-xi, xi)`` (Eq. 4.2); the actor ends in a
   sigmoid, so actions live in (0, 1)^(|E| x |O|);
