@@ -65,11 +65,17 @@ Node regressors (``split``):
   a fresh standard-normal direction (``b = 0``), and both training samples and candidates
   are routed by that random projection against its mean, so the partition ignores accuracy.
 
-Measured on ``nb201/cifar10``, runs until the optimum (samples, distinct architectures):
-``split="adam"`` (authors' preset) 30 seeds: mean 585, median 468, IQR 374-538 (the
-authors' own code on the same table: 344, 412, 524, 531, 545, 558, 563 and one run past
-1,800); ``split="lstsq"`` with the authors' other settings, 100 seeds: mean 932, median
-228, IQR 171-346 (see results/lanas_reproduction.md).
+Measured on ``nb201/cifar10``, runs until the optimum (samples, distinct architectures,
+100 seeds each): ``split="adam"`` (the authors' preset): mean 492, median 468, IQR 375-531
+(the authors' own code on the same table: 344, 412, 524, 531, 545, 558, 563 and one run
+past 1,800); ``split="lstsq"`` with the authors' other settings: mean 932, median 228, IQR
+171-346, 19 runs past 1,800 (results/lanas_authors_nb201/report.md).
+
+Across CPUs. Both fits start from BLAS products (:meth:`LaNAS._normal_equations`) whose last
+bits depend on the CPU's BLAS kernel, and the tree's routing can amplify them. Measured on
+nb201/cifar10 by perturbing every Gram matrix by 8 ulps (what another kernel does): 6 of 20
+``lstsq`` runs took another trajectory (e.g. 323 -> 6,919 samples), none of 20 ``adam``
+runs did (nor at 10^6 ulps).
 
 Presets (``preset``):
 
@@ -207,9 +213,8 @@ class LaNAS(SearchAlgorithm):
         Node regressor: ``"adam"`` (the authors' optimiser), ``"lstsq"`` (the paper's
         exact least squares) or ``"random"`` (weakened control). ``None``: the preset's
         (``authors`` -> adam, ``paper`` -> lstsq). On nb201/cifar10 with the authors'
-        other settings, samples to the optimum: adam mean 585 / median 468 (30 seeds),
-        lstsq mean 932 / median 228 with a long tail (100 seeds); see the module
-        docstring.
+        other settings, samples to the optimum over 100 seeds: adam mean 492 / median
+        468, lstsq mean 932 / median 228 with a long tail; see the module docstring.
     train_routing:
         ``"measured"`` (authors' code, default): training samples go left when their
         accuracy >= the node's mean prediction; ``"predicted"``: when their prediction is.
