@@ -139,26 +139,18 @@ class Tree:
 
         The predictions of every splitting node come from one matrix product (``XT``, a
         C-contiguous ``X.T``, makes it several times faster for a whole table); the
-        descent is then one vectorised step per tree level.
+        descent, a few comparisons per row, is a compiled loop (:func:`descend`).
         """
         if XT is None:
             XT = np.atleast_2d(X).T
         n = XT.shape[1]
-        node = np.zeros(n, dtype=np.int64)
         splitting = np.flatnonzero(self.split)
         if len(splitting) == 0:
-            return node
+            return np.zeros(n, dtype=np.int64)
         row = np.full(self.n_nodes, -1, dtype=np.int64)
         row[splitting] = np.arange(len(splitting))
         P = self.W[splitting] @ XT + (self.b[splitting] - self.thr[splitting])[:, None]
-        cols = np.arange(n)
-        for _ in range(self.height - 1):
-            go = self.split[node]
-            if not go.any():
-                break
-            left = P[np.maximum(row[node], 0), cols] >= 0
-            node = np.where(go, 2 * node + 2 - left, node)
-        return node
+        return descend(P, row)
 
     def path(self, leaf: int) -> list[int]:
         """Nodes from the root down to ``leaf`` (inclusive)."""
@@ -712,14 +704,36 @@ def _adam_loop(G, h, theta, m, v, t, epochs, lr, clip, b1, b2, eps, clip_eps, bc
                 th[i] -= step * (mi / (math.sqrt(vi) / bc2 + eps))
 
 
-_KERNEL = None
+def descend(P: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Leaf reached by every column of ``P`` from the root (node 0) of a heap-numbered tree.
+
+    ``row[k]`` is node k's row of ``P`` (its ``W a + b - X̄`` for every column) or -1 where
+    k does not split; a column goes left (``2k+1``) where that value is >= 0, else right.
+    """
+    out = np.empty(P.shape[1], dtype=np.int64)
+    _compiled("descend")(np.ascontiguousarray(P), row, out)
+    return out
 
 
-def _compiled():
-    global _KERNEL
-    if _KERNEL is None:
+def _descend_loop(P, row, out):
+    n_nodes = len(row)
+    for c in range(P.shape[1]):
+        k = 0
+        while k < n_nodes and row[k] >= 0:
+            k = 2 * k + 1 if P[row[k], c] >= 0 else 2 * k + 2
+        out[c] = k
+
+
+_KERNELS: dict = {}
+
+
+def _compiled(name: str = "adam"):
+    fn = _KERNELS.get(name)
+    if fn is None:
         import numba
         # error_model="numpy": no ZeroDivisionError branch in the loops, which would
         # stop LLVM from vectorising them (4x slower); no input here divides by zero.
-        _KERNEL = numba.njit(cache=True, nogil=True, error_model="numpy")(_adam_loop)
-    return _KERNEL
+        fn = numba.njit(cache=True, nogil=True, error_model="numpy")(
+            {"adam": _adam_loop, "descend": _descend_loop}[name])
+        _KERNELS[name] = fn
+    return fn

@@ -10,8 +10,10 @@ CPU seconds from process_time), mean over seeds 0-19 of a run to the optimum:
 * after (the epochs compiled with numba, :func:`algorithms.lanas.adam_steps`): 0.52 s per run
   (median 0.48; seed 0's 0.91 s includes loading numba and the cached loop, ~0.4 s once per
   process), the same 20 trajectories; 0.58 s of algorithm CPU per run in the 100-seed,
-  2-worker experiment on the loaded machine. About three quarters of a run is the Adam
-  loop (~270 ns per node-epoch), most of the rest routing the table at each rebuild.
+  2-worker experiment on the loaded machine. Where it goes (seeds 1-8, 0.50 s per run,
+  after the tree descent was compiled too): the Adam loop 0.33 s (~250 ns per
+  node-epoch), routing the table 0.04 s, the rest of the rebuilds 0.07 s, ask/tell and the
+  runner 0.07 s.
 
 The closed-form least-squares split (``split=lstsq``) costs ~0.1 s for a median run; its
 long runs cost up to ~6 s (thousands of samples, a rebuild every 20).
