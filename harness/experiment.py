@@ -122,7 +122,8 @@ def plan(exp: Experiment) -> list[Cell]:
     from .metrics import oracle_facts
     cells = []
     for oracle_spec in exp.oracles:
-        oracle = load_oracle(oracle_spec)
+        # kept for runs in this process (one worker): loading NB201 again costs a second
+        oracle = _ORACLES[oracle_spec] = load_oracle(oracle_spec)
         facts = oracle_facts(oracle)  # stored for the analysis (report/plot need no table)
         for spec in exp.algorithms:
             name, params = parse_spec(spec)

@@ -384,7 +384,8 @@ class ResultsStore:
             {META_KEY: json.dumps(meta, sort_keys=True, default=_json_default).encode()})
         path = self.run_path(cell, seed)
         try:
-            _atomic_write_bytes(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
+            _atomic_write_bytes(path, lambda fh: pq.write_table(table, fh, compression="zstd",
+                                                                use_dictionary=list(DICTIONARY_COLUMNS)))
         except OSError as exc:
             raise _os_error(exc, str(path)) from None
         try:  # the run succeeded after an earlier attempt failed
@@ -470,10 +471,51 @@ def _json_default(obj):
 ID_COLUMNS = ("oracle", "algorithm", "seed", "config_id")
 
 
+#: the label columns Parquet stores dictionary-encoded (every other column is near-unique
+#: per run, where a dictionary only costs time and bytes)
+DICTIONARY_COLUMNS = ("oracle", "algorithm", "config_id")
+
+
 def _constant(value: Any, n: int) -> pa.Array:
     if isinstance(value, str):  # dictionary-encoded: one string and n small indices
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
-    return pa.array(np.full(n, value, dtype=np.int64))
+        return pa.DictionaryArray.from_arrays(_to_arrow(np.zeros(n, dtype=np.int32)),
+                                              _to_arrow(np.array([value], dtype=object)))
+    return _to_arrow(np.full(n, value, dtype=np.int64))
+
+
+def _to_arrow(v: np.ndarray) -> pa.Array:
+    """A numpy column as an Arrow array from its buffers.
+
+    ``pa.array`` would do, but its first call imports pandas (half a second of CPU and tens of
+    MB in every worker process, which otherwise never needs it). NaN becomes null (unknown,
+    e.g. no training cost in the table); object arrays hold strings.
+    """
+    n = len(v)
+    if v.dtype == object:
+        data = [str(x).encode() for x in v]
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(d) for d in data], out=offsets[1:])
+        if offsets[-1] >= 2 ** 31:
+            return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets),
+                                                                pa.py_buffer(b"".join(data))])
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                      pa.py_buffer(b"".join(data))])
+    if v.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(v, bitorder="little"))])
+    if v.dtype == np.int32:
+        dtype, arrow = np.int32, pa.int32()
+    elif v.dtype.kind in "iu":
+        dtype, arrow = np.int64, pa.int64()
+    elif v.dtype.kind == "f":
+        dtype, arrow = np.float64, pa.float64()
+    else:
+        raise TypeError(f"no Arrow conversion for a {v.dtype} column")
+    v = np.ascontiguousarray(v, dtype=dtype)
+    nan = np.isnan(v) if v.dtype.kind == "f" else None
+    if nan is not None and nan.any():
+        valid = pa.py_buffer(np.packbits(~nan, bitorder="little"))
+        return pa.Array.from_buffers(arrow, n, [valid, pa.py_buffer(v)], null_count=int(nan.sum()))
+    return pa.Array.from_buffers(arrow, n, [None, pa.py_buffer(v)])
 
 
 def run_table(records: dict[str, np.ndarray] | pa.Table, *, oracle: str, algorithm: str, seed: int,
@@ -493,11 +535,4 @@ def run_table(records: dict[str, np.ndarray] | pa.Table, *, oracle: str, algorit
 
 
 def records_to_arrow(records: dict[str, np.ndarray]) -> pa.Table:
-    arrays = {}
-    for k, v in records.items():
-        if v.dtype == object:
-            arrays[k] = pa.array(list(v), type=pa.string())
-        else:
-            # NaN (unknown, e.g. no training cost in the table) is stored as null
-            arrays[k] = pa.array(v, from_pandas=True)
-    return pa.table(arrays)
+    return pa.table({k: _to_arrow(np.asarray(v)) for k, v in records.items()})
