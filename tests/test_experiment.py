@@ -268,3 +268,18 @@ def test_machine_info_reads_the_cpu_model_and_blas_kernel():
             assert cpu_model() == names[0] == info["cpu"]
     info["blas"].clear()
     assert machine_info()["blas"]  # callers get a copy
+
+
+def test_running_and_writing_runs_does_not_import_pandas(nb201_env, tmp_path):
+    """A worker writes its run files without pandas (pyarrow's pa.array imports it on first use:
+    half a second of CPU and tens of MB in every worker process)."""
+    import subprocess
+    import sys
+    code = ("import sys; from harness.experiment import Experiment, execute; "
+            f"execute(Experiment(oracles=['nb201/cifar10'], algorithms=['random', 'stuck'], seeds=1, budget=20, "
+            f"max_repeats=5, out={str(tmp_path / 'r')!r}), progress=False); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", "import algorithms; algorithms.REGISTRY['stuck'] = "
+                          "'test_experiment:Stuck'; " + code], capture_output=True, text=True,
+                         cwd=Path(__file__).parent, check=True).stdout
+    assert out.strip() == "False"
+    assert len(list((tmp_path / "r").glob("runs/*/*/seed-*.parquet"))) == 2

@@ -155,3 +155,16 @@ def test_two_labels_that_would_share_a_folder_are_refused(nb201_env, tmp_path):
     with pytest.raises(UserError, match="already holds 'nb201/cifar10 | random:replace-true'"):
         execute(Experiment(oracles=["nb201/cifar10"], algorithms=["random:replace=true"], seeds=1, budget=5,
                            out=str(out)), progress=False)
+
+
+@pytest.mark.parametrize("values", [
+    np.array([0.5, np.nan, 1.5]), np.array([], dtype=np.float64), np.arange(7, dtype=np.int64),
+    np.zeros(3, dtype=np.int32), np.array([True, False, True] * 4), np.array(["a", "héllo", ""], dtype=object),
+    np.array([], dtype=object)])
+def test_run_file_columns_are_what_pyarrow_would_make(values):
+    import pyarrow as pa
+    from harness.results import _to_arrow
+    got = _to_arrow(values)
+    got.validate(full=True)
+    want = pa.array(list(values) if values.dtype == object else values, type=got.type, from_pandas=True)
+    assert got.equals(want)
