@@ -331,9 +331,11 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
                      "Best search metric so far (median and interquartile range over seeds)."),
             "regret": "Regret to the best value in the space: search metric (top) and report metric of "
                       "the best-by-search architecture (bottom).",
-            "found_optimum": "Fraction of runs that have drawn the global optimum after n samples.",
+            "found_optimum": f"Fraction of runs that have drawn the global optimum after n samples, with a "
+                             f"{pct}% bootstrap band.",
             "curves_mean": f"Mean best-so-far with {pct}% bootstrap confidence intervals.",
-            "curves_time": "Best-so-far against simulated training time.",
+            "curves_time": "Best-so-far against the training time the table records for the architectures "
+                           "sampled (what was measured, and where, is on the axis).",
         }
         for name, path in figures.items():
             lines += [f"![{name}]({path})", "", f"*{captions.get(name, name)}*", ""]
