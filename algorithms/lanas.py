@@ -644,7 +644,7 @@ def _bias_corrections() -> tuple[np.ndarray, np.ndarray]:
     """``1 - b1**t`` and ``sqrt(1 - b2**t)`` for t = 0, 1, ... until both are exactly 1.0.
 
     Past that step they stay 1.0 in float64, so the kernel clamps t to the last entry and
-    never calls pow in its loop (about 37,000 entries for b2 = 0.999).
+    never calls pow in its loop (about 42,000 entries for b2 = 0.999).
     """
     global _BIAS
     if _BIAS is None:
