@@ -65,9 +65,11 @@ accuracies (``python results/nao_fig2a_nb201.py``; held-out 50 of 600 random, 10
 * seed 0 against the training size: 100 -> 0.66 / 2.68, 300 -> 0.80 / 0.46,
   550 -> 0.86 / 0.04.
 
-So the defaults reproduce Fig. 2(a): both thresholds are met at 300 architectures already.
-(NAS-Bench-201 has 6 tokens, NAO's CIFAR-10 space 60, so "< 0.5 tokens" is a stricter bar
-per token there.) The CPU-scaled settings of the experiment files (100 random + K = 100, 50
+So the defaults reproduce the predictor's published accuracy, and the decoder's distance as
+the paper states it, in tokens per architecture (both are met at 300 architectures
+already). Per token the bar is looser here: NAS-Bench-201 has 6 tokens, NAO's CIFAR-10
+space 60, and 0.06-0.32 of 6 is 1-5 % of the tokens wrong, against the paper's < 0.8 %;
+the paper gives no per-token figure to hold the decoder to. The CPU-scaled settings of the experiment files (100 random + K = 100, 50
 epochs per round) measure 0.72 / 0.41 after 400 architectures on the next round's
 proposals (results/learned_nb201.md): fewer epochs, and a harder held-out set, since
 proposals sit close to the best architectures and to each other.
