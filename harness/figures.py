@@ -4,16 +4,18 @@
   Search by Learning Action Space", §4.2): top row, one panel per oracle, the best search
   metric so far against samples (median and interquartile band over seeds); bottom row, the
   distribution of samples to the global optimum per algorithm (every run a dot, censored
-  runs an open triangle at the budget, Kaplan-Meier median and quartiles as a bar, the mean
-  as a diamond, restricted to the budget when a run is censored).
+  runs an open triangle at the budget or where a stopped run stopped, Kaplan-Meier median
+  and quartiles as a bar, the mean as a diamond, restricted to the budget when a run is
+  censored).
 * ``regret``: optimum minus best-so-far, search metric (top) and the report metric of the
   best-by-search architecture against the best report value of the space (bottom), median
   and IQR on a symmetric-log axis (a regret of exactly 0 stays visible).
 * ``found_optimum``: the fraction of runs that have drawn the global optimum after n
-  samples (1 - Kaplan-Meier survival) with a 95% percentile-bootstrap band. Runs are
-  censored only at the budget (a run the runner stopped counts as censored there), so up
-  to the budget the Kaplan-Meier estimate is the plain fraction of runs, and its band is the
-  bootstrap band of a mean of 0/1 curves.
+  samples, with a 95% percentile-bootstrap band (the band of a mean of 0/1 curves, runs
+  resampled). Up to the budget this is the Kaplan-Meier estimate 1 - S(n) when runs are
+  censored only at the budget; a run the runner stopped (it could not go on) counts as
+  one that never draws it: the figure shows what the runs did, not an estimate for runs
+  that could have continued.
 * ``curves_mean``: mean best-so-far with a 95% bootstrap CI, search metric and report
   metric of the incumbent (the CADAM Table 4.1 quantities as curves).
 * ``curves_time``: median/IQR best-so-far against the training time the table records for
@@ -476,8 +478,8 @@ def regret(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
 
 def found_fraction(cell: CellRuns, grid: np.ndarray, n_boot: int) -> dict[str, np.ndarray]:
     """Fraction of runs that drew the optimum within each grid number of samples, with a
-    percentile-bootstrap band (runs resampled). Censoring happens only at the budget, so up
-    to it this is the Kaplan-Meier estimate 1 - S(n)."""
+    percentile-bootstrap band (runs resampled); a censored run (at the budget, or stopped)
+    never counts as having drawn it."""
     times = np.where(cell.censored, np.inf, cell.samples_to_optimum)
     found = (times[:, None] <= grid[None, :]).astype(np.float64)
     b = curve_bands(found, n_boot=n_boot)
@@ -506,8 +508,9 @@ def found_optimum(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: b
         ax.set_xlabel(X_SAMPLES)
         ax.set_ylabel(axis_words("runs that found the global optimum [%]"))
     _legend(fig, *_line_handles(handles))
-    _suptitle(fig, "runs that drew the global optimum within n samples (Kaplan-Meier; censoring only at "
-                 "the budget)\nband: 95% bootstrap interval over runs")
+    stopped = any(c.n_stopped for cs in by_oracle.values() for c in cs)
+    _suptitle(fig, "runs that drew the global optimum within n samples"
+              + (" (a stopped run never does)" if stopped else "") + "\nband: 95% bootstrap interval over runs")
     return fig
 
 

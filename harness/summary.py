@@ -105,7 +105,8 @@ def format_text(rows: list[dict[str, Any]]) -> str:
     notes = ["StO = samples to the global optimum (distinct architectures, counting the optimum); "
              "median and quartiles by Kaplan-Meier."]
     if any(r.get("samples_to_optimum", {}) and r["samples_to_optimum"]["mean_is_restricted"] for r in rows):
-        notes.append("* mean restricted to the budget: a censored run counts as the budget (a stopped one: where it stopped), a lower bound.")
+        notes.append("* mean restricted to the budget: a censored run counts as the budget (a stopped one: "
+                     "where it stopped), a lower bound.")
     notes.append("best search = best search metric found within the budget; its report = report metric "
                  "of that architecture; mean ± std over runs.")
     return "\n".join(out + [""] + notes + stopped_notes(rows))

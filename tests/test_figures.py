@@ -109,7 +109,8 @@ def test_axis_labels_name_metrics_in_words(folder, nb201_env):
             for ax in top] == [2, 2]
     regret = figs.build("regret")
     labels = [flat(ax.get_ylabel()) for ax in regret.axes]
-    assert "regret in CIFAR-10 test accuracy [pp]" in labels and "regret in CIFAR-100 validation accuracy [pp]" in labels
+    assert "regret in CIFAR-10 test accuracy [pp]" in labels
+    assert "regret in CIFAR-100 validation accuracy [pp]" in labels
 
 
 def test_metric_words():

@@ -198,7 +198,8 @@ def test_gehan_orders_only_pairs_the_data_order():
     # common censoring at the largest time: the same ordering as Mann-Whitney with ties, and
     # the dispatcher keeps Mann-Whitney's p-values there
     rng = np.random.default_rng(2)
-    a, b = np.minimum(rng.integers(1, 150, 30), 100).astype(float), np.minimum(rng.integers(30, 200, 25), 100).astype(float)
+    a = np.minimum(rng.integers(1, 150, 30), 100).astype(float)
+    b = np.minimum(rng.integers(30, 200, 25), 100).astype(float)
     g = gehan(a, a < 100, b, b < 100, "less")
     m = mann_whitney(a, b, "less")
     assert g.a12 == pytest.approx(m.a12) and g.p_value == pytest.approx(m.p_value, rel=0.1)
