@@ -203,7 +203,7 @@ def statistics_report(rs: ResultSet, budgets: list[int] | None = None, n_boot: i
     return {"source": rs.source, "kind": rs.kind, "budgets": budgets,
             "bootstrap": {"resamples": n_boot, "confidence": CONFIDENCE, "seed": BOOT_SEED},
             "oracles": {k: v.as_dict() for k, v in rs.oracles.items()},
-            "cells": cells, "ratios": ratio_rows(rs, n_boot)}
+            "machines": rs.machines, "cells": cells, "ratios": ratio_rows(rs, n_boot)}
 
 
 # --- Markdown --------------------------------------------------------------------------------
@@ -238,6 +238,9 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
     cells = report["cells"]
     pct = int(round(100 * report["bootstrap"]["confidence"]))
     lines = [f"# Results: `{report['source']}`", ""]
+    if report.get("machines"):
+        from .metrics import describe_machine
+        lines += ["Runs computed on: " + "; ".join(describe_machine(m) for m in report["machines"]) + ".", ""]
     sto_cells = [c for c in cells if "samples_to_optimum" in c]
     if sto_cells:
         lines += ["## Samples to the global optimum", "",

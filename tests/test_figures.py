@@ -238,6 +238,7 @@ def test_markdown_and_json_reports(folder, nb201_env, tmp_path, capsys):
     assert cli(["report", str(folder), "--format", "md", "--output", str(md)]) == 0
     text = md.read_text()
     assert "## Samples to the global optimum" in text and "## Final quality at fixed budgets" in text
+    assert "Runs computed on: " in text
     assert "| *optimal* |  | *91.61* | *94.37* | *73.49* | *73.51* |" in text
     links = [line.split("(")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
     assert len(links) == 4 and all((md.parent / link).is_file() for link in links)
@@ -250,6 +251,7 @@ def test_markdown_and_json_reports(folder, nb201_env, tmp_path, capsys):
     assert c["curves"]["best_search"]["x"][-1] == 120 and "best_search_regret" in c["curves"]
     assert len(rep["ratios"]) == 2 and "p_value" in rep["ratios"][0]["mann_whitney"]
     assert c["stopped"] == {"n": 0, "reasons": {}}
+    assert len(rep["machines"]) == 1 and rep["machines"][0]["blas"]
     assert cli(["report", str(folder), "--budgets", "x", "--format", "json"]) == 2
 
 
