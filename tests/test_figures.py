@@ -276,12 +276,15 @@ def test_reports_show_stopped_runs(tmp_path, capsys):
                for k in table.column_names if k not in ("oracle", "algorithm", "seed", "config_id")}
     reason = "stuck: asked 10000 already-evaluated architectures in a row (max_repeats)"
     summary = dict(meta["summary"], stopped=reason, censored=True, samples_to_optimum=None,
-                   reached_optimum=False, n_distinct=int(records["n_distinct"][-1]))
+                   reached_optimum=False, n_distinct=int(records["n_distinct"][-1]),
+                   **{k: float(records[k][-1]) for k in ("best_search", "best_report", "incumbent_report")})
     store.write_run(cell, 0, records, summary)
 
     rs = load_folder(out)
     c = rs.cells[0]
     assert c.n_stopped == 1 and c.censored[0] and c.censor_times[0] == summary["n_distinct"] < 300
+    # nothing more would come from it: its final values stand for later budgets
+    assert c.quality_at(300)["best_search"][0] == summary["best_search"] == c.final["best_search"][0]
     assert cli(["report", str(out)]) == 0
     text = capsys.readouterr().out
     assert " (1 stopped)" in text and "1 of 3 run(s) stopped" in text and reason in text
