@@ -14,6 +14,9 @@ CPU seconds from process_time), mean over seeds 0-19 of a run to the optimum:
   after the tree descent was compiled too): the Adam loop 0.33 s (~250 ns per
   node-epoch), routing the table 0.04 s, the rest of the rebuilds 0.07 s, ask/tell and the
   runner 0.07 s.
+* the same two on the machine once quiet (load < 1): final code 0.48 s per run (median
+  0.46; 0.45 without seed 0's one-time numba load), the same 20 trajectories; the numpy
+  loop 16.8 s per run on seeds 0-4 (17.7 s loaded).
 
 The closed-form least-squares split (``split=lstsq``) costs ~0.1 s for a median run; its
 long runs cost up to ~6 s (thousands of samples, a rebuild every 20).
