@@ -228,6 +228,12 @@ def test_compare_says_when_the_machines_differ_and_keeps_the_verdict(tmp_path):
     base, cand = rs(cell("lanas", BASE_STO)), rs(cell("lanas", BASE_STO))
     base.machines, cand.machines = [intel], [dict(intel, blas=[dict(intel["blas"][0], num_threads=8)])]
     assert compare(base, cand).notes == []          # thread counts do not change results
+    # one machine seen through processes that loaded more libraries (scipy's own OpenBLAS, an
+    # OpenMP runtime): the same machine, no note
+    scipy_blas = dict(intel["blas"][0], version="0.3.30")
+    omp = {"internal_api": "openmp", "version": None, "architecture": None, "threading_layer": None}
+    cand.machines = [dict(intel, blas=intel["blas"] + [scipy_blas]), dict(intel, blas=intel["blas"] + [omp])]
+    assert compare(base, cand).notes == []
     cand.machines = [amd]
     c = compare(base, cand)
     assert c.pairs[0].verdict == "indistinguishable" and not c.regression
