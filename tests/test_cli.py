@@ -173,3 +173,15 @@ def test_help_texts_are_plain(capsys):
     assert seen > 15
     code, text, _ = run(["--help"], capsys)
     assert code == 0 and "algorithms" in text and "`" not in text
+
+
+def test_the_main_jobs_algorithms_build_and_show_both_lanas_fits():
+    """`nas-harness run` with no arguments: every algorithm spec builds with the registry's
+    parser, and LaNAS appears with both node fits (README: the default is the weaker one on
+    convnet-digits)."""
+    from algorithms import make_algorithm, parse_spec
+    from harness.commands.run import DEFAULT_ALGORITHMS
+    built = [make_algorithm(*parse_spec(spec)) for spec in DEFAULT_ALGORITHMS]
+    splits = {a.get_params()["split"] for a in built if a.name == "lanas"}
+    assert splits == {None, "lstsq"}
+    assert {a.name for a in built} == {"random", "evolution", "mcts", "lanas", "reinforce"}
