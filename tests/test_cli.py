@@ -183,5 +183,5 @@ def test_the_main_jobs_algorithms_build_and_show_both_lanas_fits():
     from harness.commands.run import DEFAULT_ALGORITHMS
     built = [make_algorithm(*parse_spec(spec)) for spec in DEFAULT_ALGORITHMS]
     splits = {a.get_params()["split"] for a in built if a.name == "lanas"}
-    assert splits == {None, "lstsq"}
+    assert splits == {"adam", "lstsq"}
     assert {a.name for a in built} == {"random", "evolution", "mcts", "lanas", "reinforce"}
