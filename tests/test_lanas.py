@@ -454,3 +454,126 @@ def test_polytope_sampler_draws_land_in_the_selected_leaf_on_nb201(nb201_values,
     assert len(leaves) > 1
     if sampler == "mcmc":
         assert algo.diagnostics()["mcmc_moves"] > 0
+
+
+# ------------------------------------------------- deterministic mechanics (issue 20)
+#: heap paths of a height-3 tree, written out (not computed with Tree.path)
+PATHS_H3 = {3: [0, 1, 3], 4: [0, 1, 4], 5: [0, 2, 5], 6: [0, 2, 6]}
+
+
+@pytest.mark.parametrize("split", ["adam", "lstsq"])
+def test_a_tell_adds_one_visit_and_its_value_to_every_node_on_the_leafs_path(split):
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=9)
+    algo = _started(space, n_init=40, n_select=1000, height=3, split=split,
+                    adam_epochs_first=50)
+    _feed(algo, space, vals, 40)
+    t = algo._tree
+    assert t.split[:3].all() and algo._n_rebuilds == 1   # all four leaves are at depth 2
+    told = 0
+    for value in (0.25, 0.5, 0.75, 0.125, 1.0, 0.375):
+        count, total = t.count.copy(), t.total.copy()
+        a = algo.ask()
+        leaf = algo._pending[space.identity(a)]
+        algo.tell(a, Observation(value))
+        told += 1
+        on_path = np.isin(np.arange(t.n_nodes), PATHS_H3[leaf])
+        np.testing.assert_array_equal(t.count - count, on_path.astype(np.int64))
+        # the totals start from the training values: one addition's rounding, no more
+        np.testing.assert_allclose(t.total - total, np.where(on_path, value, 0.0), rtol=0, atol=1e-12)
+    assert t.count[0] == 40 + told and algo._n_rebuilds == 1
+    # a repeat told again changes nothing
+    count, total = t.count.copy(), t.total.copy()
+    algo.tell(a, Observation(0.5))
+    np.testing.assert_array_equal(t.count, count)
+    np.testing.assert_array_equal(t.total, total)
+    # an architecture told without being asked goes to the leaf its encoding routes to
+    i = int(np.flatnonzero(~algo._evaluated)[0])
+    leaf = int(algo._leaf_of[i])
+    count, total = t.count.copy(), t.total.copy()
+    algo.tell(space.arch(i), Observation(0.5))
+    on_path = np.isin(np.arange(t.n_nodes), PATHS_H3[leaf])
+    np.testing.assert_array_equal(t.count - count, on_path.astype(np.int64))
+    np.testing.assert_allclose(t.total - total, np.where(on_path, 0.5, 0.0), rtol=0, atol=1e-12)
+
+
+def _hand_tree(height, count, total, c=0.1):
+    """LaNAS with a hand-made tree: every internal node splits, statistics as given."""
+    t = Tree(height=height, dim=1)
+    t.split[:t.n_internal] = True
+    t.count[:] = count
+    t.total[:] = total
+    algo = LaNAS(c=c)
+    algo._tree, algo._use_table = t, False
+    algo._dead = np.zeros(t.n_nodes, dtype=bool)
+    algo._n_fallbacks = 0
+    return algo
+
+
+def test_ucb_uses_the_parents_visit_count_below_the_root():
+    # height 3. Root: 100 visits; node 1: 4 (leaves 3: 1 visit, mean 0.5; 4: 3 visits,
+    # mean 0.7); node 2: 96 visits, mean 0.3. With c = 0.1 the bonus is 0.2*sqrt(2 ln n / m).
+    #   root -> node 1: 0.65 + 0.2*sqrt(2 ln 100 / 4) = 0.953 > node 2: 0.3 + 0.044
+    #   node 1 (n = 4):   leaf 3: 0.5 + 0.2*sqrt(2 ln 4)     = 0.833
+    #                     leaf 4: 0.7 + 0.2*sqrt(2 ln 4 / 3) = 0.892  -> leaf 4
+    #   with the root's 100 visits instead, leaf 3 (1.107) would beat leaf 4 (1.050)
+    algo = _hand_tree(3, [100, 4, 96, 1, 3, 48, 48], [28.8 + 2.6, 2.6, 28.8, 0.5, 2.1, 14.4, 14.4])
+    assert algo._ucb(3, 1) == pytest.approx(0.5 + 0.2 * math.sqrt(2 * math.log(4)), abs=1e-12)
+    assert algo._ucb(4, 1) == pytest.approx(0.7 + 0.2 * math.sqrt(2 * math.log(4) / 3), abs=1e-12)
+    assert algo._select() == 4
+    # height 4, one level deeper: root 1000 visits, node 1: 200, node 4: 20, whose leaves
+    # are 9 (2 visits, mean 0.5) and 10 (18 visits, mean 0.77):
+    #   n = 20 (node 4):  leaf 9: 0.5 + 0.2*sqrt(2 ln 20 / 2)  = 0.989
+    #                     leaf 10: 0.77 + 0.2*sqrt(2 ln 20 / 18) = 0.886 + ...  -> leaf 10
+    #   with node 1's 200 visits (the grandparent) or the root's 1000, leaf 9 would win
+    count = [1000, 200, 800, 180, 20, 400, 400, 90, 90, 2, 18, 200, 200, 200, 200]
+    mean = {7: 0.1, 8: 0.1, 9: 0.5, 10: 0.77, 11: 0.1, 12: 0.1, 13: 0.1, 14: 0.1}
+    total = [0.0] * 15
+    for k in range(14, -1, -1):
+        total[k] = mean[k] * count[k] if k >= 7 else total[2 * k + 1] + total[2 * k + 2]
+    algo = _hand_tree(4, count, total)
+
+    def by_hand(k, n):
+        return mean[k] + 0.2 * math.sqrt(2 * math.log(n) / count[k])
+
+    assert by_hand(10, 20) > by_hand(9, 20)
+    assert by_hand(10, 200) < by_hand(9, 200) and by_hand(10, 1000) < by_hand(9, 1000)
+    for k in (9, 10):
+        assert algo._ucb(k, 4) == pytest.approx(by_hand(k, 20), abs=1e-12)
+    assert algo._select() == 10
+
+
+def _leaf_by_recursion(tree, x, k=0):
+    """The leaf of one encoding: explicit descent on ``predict`` and ``thr``, node by node."""
+    if not tree.split[k]:
+        return k, math.inf
+    p = float(tree.predict(k, x[None, :])[0])
+    if p >= tree.thr[k]:
+        leaf, margin = _leaf_by_recursion(tree, x, 2 * k + 1)
+    else:
+        leaf, margin = _leaf_by_recursion(tree, x, 2 * k + 2)
+    return leaf, min(margin, abs(p - tree.thr[k]))
+
+
+@pytest.mark.parametrize("split", ["adam", "lstsq"])
+def test_every_architecture_is_routed_to_the_leaf_a_plain_descent_finds(split):
+    space = TinySpace((4, 3, 4, 3))
+    vals = linear_values(space, seed=10)
+    algo = _started(space, n_init=30, n_select=12, height=4, split=split,
+                    adam_epochs_first=300, adam_epochs_later=100, c=0.5)
+    X = space.encode_all()
+    for rebuild in range(4):
+        _feed(algo, space, vals, 30 if rebuild == 0 else 12)
+        t = algo._tree
+        assert algo._n_rebuilds == rebuild + 1 and t.split[0]
+        got = [_leaf_by_recursion(t, x) for x in X]
+        expected = np.array([g[0] for g in got])
+        clear = np.array([g[1] for g in got]) > 1e-9   # routing sums in another order
+        assert clear.mean() > 0.95
+        np.testing.assert_array_equal(algo._leaf_of[clear], expected[clear])
+        assert len(set(expected)) > 2
+        # the candidates left under every node: unevaluated architectures in its subtree
+        for k in range(t.n_nodes):
+            under = [j for j in range(space.size)
+                     if _is_under(int(algo._leaf_of[j]), k) and not algo._evaluated[j]]
+            assert algo._cand[k] == len(under)
