@@ -513,7 +513,7 @@ def _hand_tree(height, count, total, c=0.1):
 def test_ucb_uses_the_parents_visit_count_below_the_root():
     # height 3. Root: 100 visits; node 1: 4 (leaves 3: 1 visit, mean 0.5; 4: 3 visits,
     # mean 0.7); node 2: 96 visits, mean 0.3. With c = 0.1 the bonus is 0.2*sqrt(2 ln n / m).
-    #   root -> node 1: 0.65 + 0.2*sqrt(2 ln 100 / 4) = 0.953 > node 2: 0.3 + 0.044
+    #   root -> node 1: 0.65 + 0.2*sqrt(2 ln 100 / 4) = 0.953 > node 2: 0.3 + 0.062
     #   node 1 (n = 4):   leaf 3: 0.5 + 0.2*sqrt(2 ln 4)     = 0.833
     #                     leaf 4: 0.7 + 0.2*sqrt(2 ln 4 / 3) = 0.892  -> leaf 4
     #   with the root's 100 visits instead, leaf 3 (1.107) would beat leaf 4 (1.050)
@@ -523,9 +523,10 @@ def test_ucb_uses_the_parents_visit_count_below_the_root():
     assert algo._select() == 4
     # height 4, one level deeper: root 1000 visits, node 1: 200, node 4: 20, whose leaves
     # are 9 (2 visits, mean 0.5) and 10 (18 visits, mean 0.77):
-    #   n = 20 (node 4):  leaf 9: 0.5 + 0.2*sqrt(2 ln 20 / 2)  = 0.989
-    #                     leaf 10: 0.77 + 0.2*sqrt(2 ln 20 / 18) = 0.886 + ...  -> leaf 10
-    #   with node 1's 200 visits (the grandparent) or the root's 1000, leaf 9 would win
+    #   n = 20 (node 4):  leaf 9: 0.5 + 0.2*sqrt(2 ln 20 / 2)    = 0.846
+    #                     leaf 10: 0.77 + 0.2*sqrt(2 ln 20 / 18) = 0.885  -> leaf 10
+    #   with node 1's 200 visits (the grandparent): 0.960 vs 0.923, with the root's 1000:
+    #   1.026 vs 0.945; either would send the search to leaf 9
     count = [1000, 200, 800, 180, 20, 400, 400, 90, 90, 2, 18, 200, 200, 200, 200]
     mean = {7: 0.1, 8: 0.1, 9: 0.5, 10: 0.77, 11: 0.1, 12: 0.1, 13: 0.1, 14: 0.1}
     total = [0.0] * 15
