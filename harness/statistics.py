@@ -237,7 +237,8 @@ class Ratio:
     hi: float | None
     #: for a ratio of restricted means: "lower" (only the numerator's runs were censored, so
     #: the true ratio is at least this), "upper" (only the denominator's), "unknown" (both),
-    #: "exact" (no censoring; also always for medians, which KM handles)
+    #: "exact" (no censoring). For a ratio of KM medians: "lower" when ``a``'s median lies
+    #: beyond its last follow-up time, "upper" when ``b``'s does, "exact" otherwise
     bound: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -272,11 +273,17 @@ def sample_ratios(a_times: np.ndarray, a_observed: np.ndarray, b_times: np.ndarr
     out["mean"] = Ratio("restricted mean" if restricted else "mean", _none_if_inf(float(mean)),
                         *percentile_interval(draws, confidence), bound=bound)
     ma, mb = km_quantile_batch(a_t, a_e, 0.5)[0], km_quantile_batch(b_t, b_e, 0.5)[0]
-    med, med_bound = _ratio_draws(ma, mb), "exact"
+    MA, MB = km_quantile_batch(a_t[ia], a_e[ia], 0.5), km_quantile_batch(b_t[ib], b_e[ib], 0.5)
+    med, med_bound, draws = _ratio_draws(ma, mb), "exact", _ratio_draws(MA, MB)
+    # a median beyond its group's last follow-up time is at least that time, so the ratio is a
+    # bound; the resamples' ratios are the same bound, or the interval would not be of the
+    # estimate (tests/test_statistics.py: every interval contains its estimate)
     if np.isinf(ma) and np.isfinite(mb):
-        # a's median lies beyond its last follow-up time: the ratio is at least that over b's
         med, med_bound = a_t.max() / mb, "lower"
-    draws = _ratio_draws(km_quantile_batch(a_t[ia], a_e[ia], 0.5), km_quantile_batch(b_t[ib], b_e[ib], 0.5))
+        draws = np.where(np.isinf(MA) & np.isfinite(MB), a_t[ia].max(axis=1) / MB, draws)
+    elif np.isfinite(ma) and np.isinf(mb):
+        med, med_bound = ma / b_t.max(), "upper"
+        draws = np.where(np.isfinite(MA) & np.isinf(MB), MA / b_t[ib].max(axis=1), draws)
     out["median"] = Ratio("KM median" if restricted else "median",
                           None if np.isnan(med) else _none_if_inf(float(med)),
                           *percentile_interval(draws, confidence), bound=med_bound)

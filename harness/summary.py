@@ -285,7 +285,7 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             ratio = lambda v, b, lo, hi: "–" if v is None else f"{fmt(v)}×{b}" + _ci([lo, hi], fmt, "∞")  # noqa: E731
             rows.append([r["oracle"], f"{r['slower']} / {r['faster']}",
                          ratio(rm["value"], bound, rm["lo"], rm["hi"]),
-                         ratio(rd["value"], " (≥)" if rd["bound"] == "lower" else "", rd["lo"], rd["hi"]),
+                         ratio(rd["value"], {"lower": " (≥)", "upper": " (≤)"}.get(rd["bound"], ""), rd["lo"], rd["hi"]),
                          "–" if t is None else f"{t['p_value']:.2g}", "–" if t is None else f"{t['a12']:.2f}"])
         lines += _md_table(["oracle", "ratio", "of means", "of medians", "p", "A12"], rows)
         lines += ["", "(≥): a lower bound: for means, only the slower algorithm had censored runs "

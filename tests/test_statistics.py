@@ -208,3 +208,112 @@ def test_gehan_orders_only_pairs_the_data_order():
     a2, e2 = a.copy(), a < 100
     a2[0], e2[0] = 3.0, False
     assert censored_rank_test(a2, e2, b, b < 100, "less") == gehan(a2, e2, b, b < 100, "less")
+
+
+# --- every interval contains its estimate; each quartile at its own quantile --------------
+def _random_runs(rng):
+    """Samples-to-optimum of 1-24 runs from one of three shapes (geometric, heavy-tailed,
+    few distinct values: many ties), censored at a budget, some runs stopped (censored)
+    before it: (values with NaN where censored, censored, censoring time of each run)."""
+    n = int(rng.integers(1, 25))
+    budget = float(rng.integers(5, 60))
+    kind = rng.integers(3)
+    if kind == 0:
+        v = rng.geometric(1 / rng.uniform(3, 80), n).astype(float)
+    elif kind == 1:
+        v = np.ceil(rng.lognormal(2.5, 1.2, n))
+    else:
+        v = rng.integers(1, 12, n).astype(float)
+    censored = v > budget
+    at = np.full(n, budget)
+    stopped = ~censored & (rng.random(n) < rng.uniform(0, 0.3))
+    at[stopped] = np.maximum(np.minimum(v[stopped], budget) - rng.integers(0, 3, stopped.sum()), 1)
+    censored |= stopped
+    v[censored] = np.nan
+    return v, censored, at
+
+
+def _contains(lo, value, hi):
+    """``value`` in ``[lo, hi]``, a ``None`` bound or value lying beyond the budget (+inf)."""
+    if value is None:
+        return hi is None
+    return lo is not None and lo <= value and (hi is None or value <= hi)
+
+
+def test_every_bootstrap_interval_contains_its_estimate():
+    from harness.statistics import samples_to_optimum_cis
+    rng = np.random.default_rng(20)
+    checked = {}
+    for trial in range(300):
+        v, c, at = _random_runs(rng)
+        cis = samples_to_optimum_cis(v, c, at, n_boot=200, seed=trial)
+        s = samples_to_optimum(v, c, at, n_boot=200, seed=trial)
+        for k, e in cis.items():
+            assert _contains(e.lo, e.value, e.hi), (trial, k, e, v, c, at)
+            # the summary reports the same point and interval
+            assert getattr(s, k) == e.value and s.ci[k] == [e.lo, e.hi]
+            checked[k] = checked.get(k, 0) + (e.value is not None)
+        if not c.any() and len(v) > 1:
+            for stat, point in (("mean", v.mean()), ("median", np.median(v))):
+                lo, hi = bootstrap_ci(v, stat, n_boot=200, seed=trial)
+                assert _contains(lo, point, hi), (trial, stat, v)
+        w, d, bt = _random_runs(rng)
+        (ta, ea), (tb, eb) = censor_at(v, c, at), censor_at(w, d, bt)
+        for k, r in sample_ratios(ta, ea, tb, eb, n_boot=200, seed=trial).items():
+            if r.value is not None:          # None: both medians hidden, no ratio to give
+                assert _contains(r.lo, r.value, r.hi), (trial, k, r, (ta, ea), (tb, eb))
+                checked[f"{k} ratio {r.bound}"] = checked.get(f"{k} ratio {r.bound}", 0) + 1
+    # the random inputs reach every case: each estimate, hidden quantiles, bounded ratios
+    assert min(checked[k] for k in ("mean", "median", "q1", "q3")) > 100
+    assert checked["q3"] < checked["q1"] < 300
+    assert {"mean ratio exact", "mean ratio lower", "mean ratio unknown", "median ratio exact",
+            "median ratio lower", "median ratio upper"} <= set(checked)
+
+
+def test_quartile_intervals_are_computed_at_their_own_quantile():
+    # 100 runs in three well separated clusters of 40 / 20 / 40; half of the slow cluster
+    # censored at the budget (1000). Resampling can move the first quartile within its
+    # cluster only (the 25th of 100 runs needs fewer than 25 of the fast 40: P ~ 1e-3), and
+    # likewise the median and the third quartile, so the three intervals are disjoint
+    values = np.r_[10 + np.arange(40.0), 500 + np.arange(20.0), 900 + np.arange(20.0), np.full(20, np.nan)]
+    cens = np.isnan(values)
+    s = samples_to_optimum(values, cens, 1000, n_boot=2000)
+    assert (s.q1, s.median, s.q3) == (34, 509, 914)
+    (q1_lo, q1_hi), (m_lo, m_hi), (q3_lo, q3_hi) = s.ci["q1"], s.ci["median"], s.ci["q3"]
+    assert 10 <= q1_lo <= 34 <= q1_hi < 50
+    assert 500 <= m_lo <= 509 <= m_hi < 520
+    assert 900 <= q3_lo <= 914 and (q3_hi is None or q3_hi <= 1000)
+
+
+def test_kaplan_meier_quartiles_with_stopped_runs_by_hand():
+    # 8 runs: optimum after 2, 4, 4, 7, 9 samples; one run stopped after 3 and one after 6
+    # (censored there), one censored at the budget of 10. Sorted: 2, 3+, 4, 4, 6+, 7, 9, 10+
+    #   t=2: 8 at risk, 1 event   S = 7/8           1 - S = 1/8
+    #   t=4: 6 at risk, 2 events  S = 7/8 * 4/6     = 7/12   1 - S = 5/12
+    #   t=7: 3 at risk, 1 event   S = 7/12 * 2/3    = 7/18   1 - S = 11/18
+    #   t=9: 2 at risk, 1 event   S = 7/18 * 1/2    = 7/36   1 - S = 29/36
+    # (dropping the censored runs would give a median of 4, counting them as events 4 too)
+    values = np.array([2, np.nan, 4, 4, np.nan, 7, 9, np.nan])
+    cens = np.isnan(values)
+    at = np.array([10, 3, 10, 10, 6, 10, 10, 10.0])
+    t, e = censor_at(values, cens, at)
+    times, surv = kaplan_meier(t, e)
+    assert times.tolist() == [2, 4, 7, 9]
+    assert surv == pytest.approx([7 / 8, 7 / 12, 7 / 18, 7 / 36])
+    for q, expected in ((0.125, 2), (0.13, 4), (0.25, 4), (5 / 12, 4), (0.5, 7), (11 / 18, 7), (0.62, 9),
+                        (0.75, 9), (29 / 36, 9), (0.81, None)):
+        assert km_quantile(t, e, q) == expected, q
+        assert km_quantile_batch(t, e, q)[0] == (np.inf if expected is None else expected), q
+    s = samples_to_optimum(values, cens, at)
+    assert (s.q1, s.median, s.q3) == (4, 7, 9)
+    assert (s.n_runs, s.n_censored, s.min, s.max) == (8, 3, 2, 9)
+    assert s.mean == pytest.approx(45 / 8) and s.mean_is_restricted     # 2+3+4+4+6+7+9+10
+
+
+def test_ratio_of_medians_when_the_faster_groups_median_is_hidden_is_an_upper_bound():
+    # a's KM median is 2; b's lies beyond its budget of 10 (3 of 4 runs censored there): a
+    # needs at most 2/10 of b's samples, which is not a ratio of 0
+    r = sample_ratios(np.array([1, 2, 2, 3.0]), np.ones(4, bool),
+                      np.array([10, 10, 4, 10.0]), np.array([0, 0, 1, 0], bool), n_boot=200)
+    assert (r["median"].value, r["median"].bound) == (pytest.approx(0.2), "upper")
+    assert r["median"].lo is not None and r["median"].lo <= 0.2 <= r["median"].hi
