@@ -233,7 +233,8 @@ def load_table(directory: str | os.PathLike, verify: bool = True) -> Table:
         except ValueError:
             raise CorruptData(f"table file {path} is not a valid .npy array; re-import the table") from None
         if list(arr.shape) != info["shape"]:
-            raise CorruptData(f"table file {path} has shape {arr.shape}, manifest says {info['shape']}")
+            raise CorruptData(f"table file {path} has shape {arr.shape}, manifest says {info['shape']}; "
+                              "re-import the table")
         arrays[fname[:-4]] = arr
     axes = manifest["axes"]
     try:
