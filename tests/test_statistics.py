@@ -317,3 +317,17 @@ def test_ratio_of_medians_when_the_faster_groups_median_is_hidden_is_an_upper_bo
                       np.array([10, 10, 4, 10.0]), np.array([0, 0, 1, 0], bool), n_boot=200)
     assert (r["median"].value, r["median"].bound) == (pytest.approx(0.2), "upper")
     assert r["median"].lo is not None and r["median"].lo <= 0.2 <= r["median"].hi
+
+
+def test_ratio_intervals_resample_the_two_groups_independently():
+    # the groups are runs of two algorithms, unrelated run by run: with a = 2 b run by run,
+    # resampling them with the same indices would make every resampled ratio exactly 2 (an
+    # interval of width 0); independent resamples give about 2 +- 2 * 1.96 * sqrt(2) * cv / sqrt(n)
+    b = np.arange(1, 21.0)
+    a = 2 * b
+    r = sample_ratios(a, np.ones(20, bool), b, np.ones(20, bool), n_boot=2000)
+    cv = b.std(ddof=1) / b.mean()
+    half = 2 * 1.96 * np.sqrt(2) * cv / np.sqrt(20)
+    for k in ("mean", "median"):
+        assert r[k].value == 2 and r[k].bound == "exact"
+        assert r[k].lo < 2 < r[k].hi and r[k].hi - r[k].lo > half, (k, r[k], half)
