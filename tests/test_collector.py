@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sklearn")
+from optional import require_module
+
+# the collector trains with torch and splits with scikit-learn: this file is about them
+torch = require_module("torch")
+require_module("sklearn")
 
 from oracles.collectors import convnet as col  # noqa: E402
 from oracles.collectors.datasets import load_cifar10_split, load_digits_split  # noqa: E402
@@ -299,9 +302,16 @@ def _within_tolerance(got, stored):
 
 def test_embedded_rows_retrain_within_tolerance(embedded):
     meta = embedded.meta
-    versions = col.library_versions()
-    if versions.get("torch") != meta["library_versions"].get("torch"):
-        pytest.skip(f"table collected with torch {meta['library_versions'].get('torch')}, here {versions['torch']}")
+    # What matters is torch's release: a local build label (2.13.0+cpu, 2.13.0+cu124) runs the
+    # same CPU kernels, and another CPU is what the tolerance above allows for. CI pins the
+    # table's release, so there a mismatch fails (NAS_HARNESS_REQUIRE_OPTIONAL=1).
+    stored = meta["library_versions"].get("torch", "")
+    here = col.library_versions()["torch"]
+    if here.partition("+")[0] != stored.partition("+")[0]:
+        msg = f"table collected with torch {stored}, here {here}: another release may train differently"
+        if os.environ.get("NAS_HARNESS_REQUIRE_OPTIONAL") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
     data = load_digits_split(meta["dataset"]["split_seed"])
     assert data.meta["data_sha256"] == meta["dataset"]["data_sha256"]
     recipe = Recipe.from_dict(meta["recipe"])

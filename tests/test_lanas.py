@@ -14,6 +14,7 @@ from oracles.errors import UserError
 from oracles.nb201_space import NB201Space
 from oracles.oracle import Observation
 
+from optional import require_module
 from tiny_space import TinySpace, linear_values
 
 
@@ -313,7 +314,7 @@ def test_fast_adam_agrees_with_the_plain_reference():
 @pytest.mark.parametrize("scale", [1.0, 100.0])  # 100: gradient norm > 5, clipping active
 def test_adam_steps_is_torch_adam_on_a_linear_layer(scale):
     """What the authors' code runs: nn.Linear, MSELoss, clip_grad_norm_(5), Adam(lr=1e-5)."""
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")   # the reference here is torch's own Adam
     G, h, theta = _node_problems(1, sizes=(60,), scale=scale)
     rng = np.random.default_rng(1)  # the same data again, as samples
     X = np.zeros((60, 30))

@@ -12,6 +12,7 @@ from oracles.errors import CorruptData, UserError
 from oracles.importers.nb201 import DATASETS, detect_and_read, read_csv_tables, read_fast_mode, read_pth
 
 from conftest import NB201_DIR, require
+from optional import require_module
 
 FAST = NB201_DIR / "NATS-tss-v1_0-3ffb9-simple"
 CHECKED = [f"{ds}_{k}" for ds in DATASETS for k in ("valid", "test")] + [f"params_{ds}" for ds in DATASETS]
@@ -59,8 +60,8 @@ def test_fast_mode_has_per_seed_values_times_and_train_accuracy(fast_table):
 
 
 def _write_pth(tmp_path):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("nas_201_api")
+    torch = require_module("torch")       # reading .pth files is what needs them
+    require_module("nas_201_api")
     meta = pickle.loads(bz2.decompress((FAST / "meta.pickle.pbz2").read_bytes()))
     arch2infos = {}
     for idx in (0, 11, 284):

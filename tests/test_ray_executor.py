@@ -70,8 +70,7 @@ def test_generic_map_unordered(ray_local):
     assert sorted(RayExecutor(2).map_unordered(abs, [-3, 1, -2])) == [1, 2, 3]
 
 
-def test_resources_come_from_the_algorithm(monkeypatch, nb201_env, tmp_path):
-    pytest.importorskip("ray")
+def test_resources_come_from_the_algorithm(monkeypatch, nb201_env, ray_local, tmp_path):
     import algorithms
     from algorithms.random_search import RandomSearch
     from harness.ray_executor import task_resources
