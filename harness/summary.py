@@ -290,6 +290,7 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
         lines += _md_table(["oracle", "ratio", "of means", "of medians", "p", "A12"], rows)
         lines += ["", "(≥): a lower bound: for means, only the slower algorithm had censored runs "
                       "(restricted mean); for medians, the slower one's median lies beyond the budget. "
+                      "(≤): an upper bound: the faster one's median lies beyond its budget. "
                       "(?): both had censored runs, so the ratio of restricted means has no known direction "
                       "of bias.", ""]
     oracles = sorted({c["oracle"] for c in cells})
