@@ -4,7 +4,9 @@
 by (oracle, algorithm label); a cell left over on both sides with the same oracle and the
 same registered algorithm is matched too (``lanas`` vs ``lanas:split=random``). Cells must
 have run under the same conditions: the same oracle data (checksum), budget, protocol
-version, stopping rule and repeat charging; anything else is refused (:class:`UserError`),
+version, stopping rule, repeat charging and stuck limit (``max_repeats``: a stopped run is
+censored where it stopped, so another limit moves censoring); anything else is refused
+(:class:`UserError`),
 because a difference could then come from the setup rather than the algorithm.
 
 For every pair and metric there are two one-sided Mann-Whitney U tests (scipy):
@@ -55,7 +57,9 @@ from .metrics import CellRuns, ResultSet
 from .statistics import censor_at, censored_rank_test, holm, mann_whitney
 
 #: configuration fields that must agree for two cells to be comparable
-MUST_MATCH = ("oracle_checksum", "budget", "protocol", "until_optimum", "charge_repeats")
+MUST_MATCH = ("oracle_checksum", "budget", "protocol", "until_optimum", "charge_repeats", "max_repeats")
+#: what a configuration that predates a field meant by its absence
+_ABSENT = {"max_repeats": 10_000}
 METRICS = ("samples_to_optimum", "best_search", "incumbent_report")
 
 
@@ -164,15 +168,18 @@ def match_cells(base: ResultSet, cand: ResultSet) -> tuple[list[tuple[CellRuns, 
 
 def check_comparable(b: CellRuns, c: CellRuns) -> None:
     for k in MUST_MATCH:
-        bv, cv = b.config.get(k), c.config.get(k)
+        bv, cv = b.config.get(k, _ABSENT.get(k)), c.config.get(k, _ABSENT.get(k))
         if bv != cv:
             what = {"oracle_checksum": "oracle data (checksum)", "protocol": "run protocol version",
                     "until_optimum": "stopping rule (--until-optimum)",
-                    "charge_repeats": "repeat charging (--charge-repeats)"}.get(k, k)
+                    "charge_repeats": "repeat charging (--charge-repeats)",
+                    "max_repeats": "stuck limit (--max-repeats)"}.get(k, k)
             show = (lambda v: str(v)[:12]) if k == "oracle_checksum" else str
+            todo = ("the two ran on different oracle data (another version of the table, or another "
+                    "encoding of its columns): run the candidate on the baseline's data, or regenerate the "
+                    "baseline" if k == "oracle_checksum" else "re-run the candidate with the baseline's configuration")
             raise UserError(f"cannot compare {b.oracle} | {b.label} with {c.label}: {what} differs "
-                            f"(baseline {show(bv)}, candidate {show(cv)}); re-run the candidate with the "
-                            "baseline's configuration")
+                            f"(baseline {show(bv)}, candidate {show(cv)}); {todo}")
 
 
 def _sto(cell: CellRuns) -> tuple[np.ndarray, np.ndarray]:

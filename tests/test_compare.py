@@ -21,7 +21,7 @@ def cell(label, sto=None, quality=None, algorithm=None, **config):
     sto = np.full(n, np.nan) if sto is None else np.asarray(sto, float)
     quality = np.full(n, 0.9) if quality is None else np.asarray(quality, float)
     cfg = {"algorithm": algorithm or label.split(":")[0], "budget": BUDGET, "until_optimum": True,
-           "protocol": 1, "oracle_checksum": "abc", "charge_repeats": False, **config}
+           "protocol": 1, "oracle_checksum": "abc", "charge_repeats": False, "max_repeats": 10_000, **config}
     q = {"best_search": quality, "incumbent_report": quality - 0.03, "best_report": quality}
     return CellRuns(oracle="o", label=label, config=cfg, seeds=np.arange(n), samples_to_optimum=sto,
                     censored=np.isnan(sto), final=q, total_cost=np.full(n, np.nan),

@@ -198,7 +198,8 @@ def test_every_must_match_field_is_refused_in_one_line_naming_it(field):
 #: protocol version, stopping rule and repeat charging"), with the words the refusal uses
 DOCUMENTED = {"oracle_checksum": "oracle data (checksum) differs", "budget": "budget differs",
               "protocol": "run protocol version differs", "until_optimum": "stopping rule (--until-optimum) differs",
-              "charge_repeats": "repeat charging (--charge-repeats) differs"}
+              "charge_repeats": "repeat charging (--charge-repeats) differs",
+              "max_repeats": "stuck limit (--max-repeats) differs"}
 
 
 @pytest.mark.parametrize("field", sorted(DOCUMENTED))
@@ -219,3 +220,17 @@ def test_the_must_match_list_is_the_documented_one_and_the_rest_is_compared():
     c = compare(rs(base), rs(cand))
     assert c.pairs[0].verdict == "indistinguishable"
     assert any("hyper-parameters differ: split 'adam' -> 'lstsq'" in n for n in c.pairs[0].notes)
+
+
+def test_a_configuration_without_max_repeats_meant_the_runner_default():
+    """Baselines written before the stuck limit was compared carry no ``max_repeats``: they ran
+    with the runner's default (10,000), so they compare with a candidate that ran with it and
+    refuse one that ran with another."""
+    from harness.runner import RunConfig
+    from oracles.errors import UserError
+    old = cell("lanas", BASE)
+    del old.config["max_repeats"]
+    same = cell("lanas", BASE, max_repeats=RunConfig("lanas").max_repeats)
+    assert not compare(rs(old), rs(same)).regression
+    with pytest.raises(UserError, match="stuck limit"):
+        compare(rs(old), rs(cell("lanas", BASE, max_repeats=50)))
