@@ -510,10 +510,7 @@ def save_baseline(rs: ResultSet, path: str | os.PathLike, checkpoints: Iterable[
     body = ",\n".join(json.dumps(c, sort_keys=True, separators=(",", ":")) for c in cells)
     text = head[:-1] + ',"cells":[\n' + body + "\n]}\n"
     try:
-        _atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(path, 0o666 & ~umask)  # a file to share and commit, not a private temporary
+        _atomic_write_bytes(path, lambda fh: fh.write(text.encode()))  # mode from the umask
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
