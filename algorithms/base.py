@@ -1,12 +1,38 @@
 """The ask/tell surface every search algorithm implements (after Optuna's samplers).
 
-The runner owns the loop; an algorithm owns only its own state::
+The runner owns the loop; an algorithm owns only its own state. Most algorithms propose
+architectures and learn from their values::
 
     algo = RandomSearch()                # constructor stores configuration only
     algo.start(space, rng)               # fresh state for one run
-    for _ in range(budget):
-        arch = algo.ask()
-        algo.tell(arch, observation)     # an Observation: search metric, cost, train acc.
+    arch = algo.ask()                    # an architecture, WAIT or DONE
+    algo.tell(arch, observation)         # an Observation: search score, cost, train acc.
+
+Algorithms that choose fidelities, continue trials or keep a book of outstanding asks
+(multi-fidelity methods, anything that must match results to asks under asynchronous
+workers) work with trials instead, by overriding :meth:`SearchAlgorithm.ask_trial` and
+:meth:`SearchAlgorithm.tell_trial`::
+
+    algo.start(space, rng, fidelities)   # uses_fidelities = True: the oracle's Fidelities
+    ask = algo.ask_trial()               # Ask(arch, fidelity, continues), an arch, WAIT or DONE
+    algo.tell_trial(trial, observation)  # Trial(id, arch, fidelity, continues)
+
+The runner numbers trials 0, 1, 2, ... in the order it receives the asks (every answer of
+``ask_trial`` that is not WAIT or DONE is the next trial), so an algorithm that needs a
+trial's id before its result counts its own asks. Results may arrive in any order once a run has several workers
+(``workers_per_run``): trials finish in the order of their simulated training time. The
+default ``ask_trial``/``tell_trial`` call ``ask``/``tell``, so a plain algorithm runs
+unchanged with any number of workers.
+
+An algorithm ends its run by returning :data:`DONE` (e.g. every architecture of a finite
+space evaluated) and says "nothing to ask until a result arrives" with :data:`WAIT` (a
+synchronous rung of successive halving, a batch still being evaluated). Raising
+``StopIteration`` is *not* a way to end a run: it fails the run like any other exception,
+so a stray ``StopIteration`` from a bug never passes for an exhausted space.
+
+The observation's ``value`` is always a score to maximise: for an oracle whose metric is
+minimised (perplexity, loss) the runner negates it before telling the algorithm, so every
+algorithm maximises and none needs to know the direction.
 
 Algorithms see the search space and :class:`~oracles.oracle.Observation` objects, never the
 oracle, so they cannot read test metrics. Every source of randomness must come from the
@@ -31,12 +57,62 @@ from __future__ import annotations
 import inspect
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from oracles.oracle import Observation
+from oracles.oracle import Fidelities, Observation
 from oracles.space import Arch, SearchSpace
+
+
+class _Signal:
+    """A named answer of ``ask`` that is not an architecture (:data:`WAIT`, :data:`DONE`)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __reduce__(self):  # unpickles to the same object, so ``is`` comparisons hold
+        return self.name
+
+
+#: ``ask`` has nothing to propose until one of the running trials reports back
+WAIT = _Signal("WAIT")
+#: ``ask`` has nothing more to propose: the run is over (e.g. a finite space exhausted)
+DONE = _Signal("DONE")
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What an algorithm asks to have evaluated.
+
+    ``fidelity``: the training budget (e.g. epochs, one of the oracle's
+    :class:`~oracles.oracle.Fidelities`); ``None`` means the oracle's highest.
+    ``continues``: the id of an earlier trial of the same architecture to continue to this
+    higher fidelity. On *prefix* fidelities (epochs of one learning curve) it pays only the
+    extra epochs; on *restart* fidelities (separate trainings, e.g. NB201's 12 and 200 epochs)
+    continuing is a new training and costs the full fidelity.
+    """
+
+    arch: Arch
+    fidelity: int | None = None
+    continues: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One evaluation the runner scheduled: ``id`` is its position among the run's asks
+    (0, 1, 2, ...), ``fidelity`` the resolved training budget (never ``None``)."""
+
+    id: int
+    arch: Arch
+    fidelity: int
+    continues: int | None = None
 
 
 class SearchAlgorithm(ABC):
@@ -53,6 +129,10 @@ class SearchAlgorithm(ABC):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: optional dependency group (``pip install 'nas-harness[EXTRA]'``) the algorithm needs
     extra: ClassVar[str | None] = None
+    #: True if the algorithm chooses fidelities: ``start`` then takes the oracle's
+    #: :class:`~oracles.oracle.Fidelities` as a third argument, and the runner refuses
+    #: oracles with a single fidelity
+    uses_fidelities: ClassVar[bool] = False
 
     # -- configuration ------------------------------------------------------------------
     @classmethod
@@ -89,15 +169,28 @@ class SearchAlgorithm(ABC):
     # -- the search -----------------------------------------------------------------
     @abstractmethod
     def start(self, space: SearchSpace, rng: np.random.Generator) -> None:
-        """Reset all state for a new run on ``space``; ``rng`` is the run's only randomness."""
+        """Reset all state for a new run on ``space``; ``rng`` is the run's only randomness.
+
+        Algorithms with ``uses_fidelities = True`` take a third argument, the oracle's
+        :class:`~oracles.oracle.Fidelities`."""
 
     @abstractmethod
-    def ask(self) -> Arch:
-        """The next architecture to evaluate."""
+    def ask(self) -> Any:
+        """The next architecture to evaluate, or :data:`WAIT` / :data:`DONE`."""
 
     @abstractmethod
     def tell(self, arch: Arch, observation: Observation) -> None:
         """The result of evaluating ``arch`` (also called for repeats answered from cache)."""
+
+    def ask_trial(self) -> Any:
+        """The next trial: an :class:`Ask`, a bare architecture (an ask at the highest
+        fidelity), :data:`WAIT` or :data:`DONE`. By default, :meth:`ask`."""
+        return self.ask()
+
+    def tell_trial(self, trial: Trial, observation: Observation) -> None:
+        """The result of ``trial`` (results may come in any order with several workers).
+        By default, :meth:`tell` with the trial's architecture."""
+        self.tell(trial.arch, observation)
 
     def diagnostics(self) -> dict[str, Any]:
         """Optional JSON-able facts about the finished run (stored in its metadata)."""

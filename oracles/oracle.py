@@ -8,8 +8,11 @@
 * ``report`` -- what only the harness may see: the report metric (e.g. test accuracy).
 
 The runner hands algorithms the observation alone, so test accuracy cannot leak into a
-search. Every oracle also knows its global optimum under the search metric (the set of
-architectures attaining the maximum; ties are possible) and counts the queries it answered.
+search. An oracle says whether its metrics are maximised or minimised (``direction``), which
+fidelities it answers at and of which kind (:class:`Fidelities`), whether its answers are
+deterministic (a table) or not (a network trained live), and, where it is known, its global
+optimum under the search metric (the set of architectures attaining the best value; ties
+are possible). It counts the queries it answered.
 """
 
 from __future__ import annotations
@@ -29,11 +32,46 @@ from .table import Table
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """What a search algorithm is told about an architecture."""
+    """What a search algorithm is told about an architecture.
 
-    value: float                  #: search metric; accuracies are fractions in [0, 1]
+    ``value`` is the search metric as a score to maximise: the runner negates the values of
+    an oracle whose direction is ``"min"`` before an algorithm sees them."""
+
+    value: float                  #: search score; accuracies are fractions in [0, 1]
     cost: float | None = None     #: simulated training time in seconds, if known
     train: float | None = None    #: training accuracy, if the table has it
+
+
+@dataclass(frozen=True)
+class Fidelities:
+    """The training budgets an oracle answers at, in increasing order, and their kind.
+
+    ``kind="restart"``: each fidelity is its own training with its own schedule (NB201's 12-
+    and 200-epoch results, NB101's 4/12/36/108): a 12-epoch result is not the start of the
+    200-epoch run, so moving a trial up costs the full higher fidelity.
+    ``kind="prefix"``: the fidelities are epochs of one learning curve (NAS-Bench-NLP's 50
+    epochs, a live oracle's training steps): continuing a trial from ``f0`` to ``f1`` costs
+    only ``f1 - f0`` more epochs.
+    ``unit`` names what a fidelity counts (``"epochs"``).
+    """
+
+    values: tuple[int, ...]
+    kind: str = "restart"
+    unit: str = "epochs"
+
+    def __post_init__(self):
+        if self.kind not in ("restart", "prefix"):
+            raise ValueError(f"fidelity kind must be 'restart' or 'prefix', got {self.kind!r}")
+        if not self.values or list(self.values) != sorted(set(self.values)):
+            raise ValueError(f"fidelities must be distinct and increasing, got {self.values!r}")
+
+    @property
+    def max(self) -> int:
+        return self.values[-1]
+
+    @property
+    def min(self) -> int:
+        return self.values[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +82,7 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Optimum:
-    value: float                  #: best search metric over the space
+    value: float                  #: best search metric over the space (under the direction)
     indices: tuple[int, ...]      #: enumeration indices of the architectures attaining it
     identities: frozenset[str]    #: their identities
     report: float                 #: best report metric among them
@@ -57,18 +95,32 @@ class Oracle(ABC):
     space: SearchSpace
     search_metric: str
     report_metric: str
+    #: ``"max"`` (accuracy) or ``"min"`` (perplexity, loss): how the search and report
+    #: metrics are ranked. The runner turns values into scores to maximise for algorithms.
+    direction: str = "max"
+    #: True when the same query always gets the same answer (a table); a stochastic oracle
+    #: (a network trained live) is asked again for every query, never answered from a cache
+    deterministic: bool = True
 
     def __init__(self) -> None:
         self.n_queries = 0
 
     @abstractmethod
-    def query(self, arch: Arch, rng: np.random.Generator | None = None) -> Evaluation:
-        """Evaluate ``arch``; ``rng`` drives oracles that draw one training run at random."""
+    def query(self, arch: Arch, rng: np.random.Generator | None = None,
+              fidelity: int | None = None) -> Evaluation:
+        """Evaluate ``arch`` at ``fidelity`` (None: the highest, :attr:`fidelities`); ``rng``
+        drives oracles that draw one training run at random."""
+
+    @property
+    def fidelities(self) -> Fidelities | None:
+        """The fidelities :meth:`query` answers at; None for an oracle with no notion of one."""
+        return None
 
     @property
     @abstractmethod
-    def optimum(self) -> Optimum:
-        """The global optimum under the search metric."""
+    def optimum(self) -> Optimum | None:
+        """The global optimum under the search metric; None where it is not known (a
+        supernet, an infinite space)."""
 
     @property
     def checksum(self) -> str:
@@ -102,55 +154,90 @@ class TabularOracle(Oracle):
 
     def __init__(self, name: str, table: Table, space: FiniteSpace, search: str, report: str,
                  fidelity: int | None = None, cost: str | None = None, train: str | None = None,
-                 runs: str = "mean"):
+                 runs: str = "mean", fidelities: Sequence[int] | None = None,
+                 fidelity_kind: str = "restart", direction: str = "max"):
         super().__init__()
         if space.size != table.n_archs:
             raise UserError(f"oracle {name}: space has {space.size} architectures, table {table.n_archs}")
         if runs not in ("mean", "random"):
             raise UserError(f"oracle {name}: runs must be 'mean' or 'random', got {runs!r}")
+        if direction not in ("max", "min"):
+            raise UserError(f"oracle {name}: direction must be 'max' or 'min', got {direction!r}")
         self.name, self.table, self.space = name, table, space
         self.search_metric, self.report_metric = search, report
-        self.fidelity = table.fidelities[-1] if fidelity is None else int(fidelity)
+        self.direction = direction
+        served = sorted({int(f) for f in fidelities}) if fidelities else None
+        if fidelity is None:
+            fidelity = served[-1] if served else table.fidelities[-1]
+        self.fidelity = int(fidelity)
+        served = served or [self.fidelity]
+        if self.fidelity not in served:
+            raise UserError(f"oracle {name}: fidelity {self.fidelity} is not among the served {served}")
+        for f in served:
+            table.fidelity_index(f)  # a fidelity the table lacks is a one-line error
+        self._fidelities = Fidelities(tuple(served), kind=fidelity_kind)
         self.runs = runs
-        f = table.fidelity_index(self.fidelity)
-        self._search = table.column(search, self.fidelity)
-        if np.all(np.isnan(self._search)):
-            raise UserError(f"oracle {name}: the table {table.name!r} has no {search} values at fidelity "
-                            f"{self.fidelity}; import a source that has them")
-        self._report = table.column(report, self.fidelity)
-        self._cost = table.column(cost, self.fidelity) if cost else None
-        self._train = table.column(train, self.fidelity) if train else None
         self.cost_metric, self.train_metric = cost, train
-        if runs == "random":
-            # per-seed blocks, (archs, seeds); NaN marks seeds a row does not have
-            self._per_seed = {k: np.asarray(table.values[:, :, f, table.metric_index(m)], dtype=np.float64)
-                              for k, m in (("search", search), ("report", report), ("cost", cost),
-                                           ("train", train)) if m}
-        for arr in (self._search, self._report, self._cost, self._train):
-            if arr is not None:
-                arr.setflags(write=False)
+        roles = {"search": search, "report": report, "cost": cost, "train": train}
+        # per served fidelity: role -> column over architectures (None where the role is absent)
+        self._by_fidelity: dict[int, dict[str, np.ndarray | None]] = {}
+        self._per_seed: dict[int, dict[str, np.ndarray]] = {}
+        for f in served:
+            cols = {k: (table.column(m, f) if m else None) for k, m in roles.items()}
+            if np.all(np.isnan(cols["search"])):
+                raise UserError(f"oracle {name}: the table {table.name!r} has no {search} values at fidelity "
+                                f"{f}; import a source that has them")
+            for arr in cols.values():
+                if arr is not None:
+                    arr.setflags(write=False)
+            self._by_fidelity[f] = cols
+            if runs == "random":
+                # per-seed blocks, (archs, seeds); NaN marks seeds a row does not have
+                fi = table.fidelity_index(f)
+                self._per_seed[f] = {k: np.asarray(table.values[:, :, fi, table.metric_index(m)], dtype=np.float64)
+                                     for k, m in roles.items() if m}
+        top = self._by_fidelity[self.fidelity]
+        self._search, self._report, self._cost, self._train = top["search"], top["report"], top["cost"], top["train"]
         self._optimum: Optimum | None = None
         self._checksum: str | None = None
 
+    @property
+    def fidelities(self) -> Fidelities:
+        return self._fidelities
+
     # -- single queries -------------------------------------------------------------
-    def query(self, arch, rng=None) -> Evaluation:
-        return self.query_index(self.space.index(arch), rng)
+    def query(self, arch, rng=None, fidelity=None) -> Evaluation:
+        return self.query_index(self.space.index(arch), rng, fidelity)
 
-    def query_index(self, i: int, rng: np.random.Generator | None = None) -> Evaluation:
+    def query_index(self, i: int, rng: np.random.Generator | None = None,
+                    fidelity: int | None = None) -> Evaluation:
         self.n_queries += 1
+        f = self.fidelity if fidelity is None else fidelity
         if self.runs == "random":
-            return self._query_random_run(i, rng)
-        cost = None if self._cost is None else float(self._cost[i])
-        train = None if self._train is None else float(self._train[i])
-        return Evaluation(Observation(float(self._search[i]), cost, train), float(self._report[i]))
+            return self._query_random_run(i, rng, f)
+        if f == self.fidelity:
+            search, report, cost, train = self._search, self._report, self._cost, self._train
+        else:
+            cols = self._columns_at(f)
+            search, report, cost, train = cols["search"], cols["report"], cols["cost"], cols["train"]
+        return Evaluation(Observation(float(search[i]), None if cost is None else float(cost[i]),
+                                      None if train is None else float(train[i])), float(report[i]))
 
-    def _query_random_run(self, i, rng):
+    def _columns_at(self, f: int) -> dict[str, np.ndarray | None]:
+        try:
+            return self._by_fidelity[f]
+        except KeyError:
+            raise UserError(f"oracle {self.name}: no fidelity {f}; it serves {list(self._fidelities.values)}") from None
+
+    def _query_random_run(self, i, rng, f):
         if rng is None:
             raise ValueError("runs='random' needs the query's rng")
-        row = self._per_seed["search"][i]
+        self._columns_at(f)
+        per_seed = self._per_seed[f]
+        row = per_seed["search"][i]
         seeds = np.flatnonzero(~np.isnan(row))
         s = int(seeds[rng.integers(len(seeds))])
-        get = lambda k: None if k not in self._per_seed else float(self._per_seed[k][i, s])  # noqa: E731
+        get = lambda k: None if k not in per_seed else float(per_seed[k][i, s])  # noqa: E731
         return Evaluation(Observation(get("search"), get("cost"), get("train")), get("report"))
 
     # -- batched queries ------------------------------------------------------------
@@ -174,16 +261,18 @@ class TabularOracle(Oracle):
     @property
     def optimum(self) -> Optimum:
         if self._optimum is None:
-            best = float(np.nanmax(self._search))
+            # scores: higher is better whatever the direction
+            sign = 1.0 if self.direction == "max" else -1.0
+            best = float(np.nanmax(sign * self._search))
             # Means of identical per-seed scores can differ in the last bit depending on the
             # order they were summed in; real differences between architectures are orders of
             # magnitude larger (one test image of a thousand is 1e-3), so closer than
             # TIE_TOLERANCE counts as a tie.
-            idx = np.flatnonzero(self._search >= best - TIE_TOLERANCE)
+            idx = np.flatnonzero(sign * self._search >= best - TIE_TOLERANCE)
             self._optimum = Optimum(
-                value=best, indices=tuple(int(i) for i in idx),
+                value=sign * best, indices=tuple(int(i) for i in idx),
                 identities=frozenset(self.space.identity(self.space.arch(int(i))) for i in idx),
-                report=float(np.nanmax(self._report[idx])))
+                report=float(sign * np.nanmax(sign * self._report[idx])))
         return self._optimum
 
     @property
@@ -215,7 +304,10 @@ class TabularOracle(Oracle):
                 "optimum": {"search": opt.value, "report_of_optimum": opt.report,
                             "n_tied": len(opt.indices),
                             "architectures": sorted(opt.identities)[:5]},
-                "best_report": float(np.nanmax(self._report)),
+                "direction": self.direction,
+                "fidelities": list(self._fidelities.values), "fidelity_kind": self._fidelities.kind,
+                "best_report": float(np.nanmax(self._report) if self.direction == "max"
+                                     else np.nanmin(self._report)),
                 "search_quantiles": {q: float(np.nanquantile(self._search, float(q)))
                                      for q in ("0", "0.25", "0.5", "0.75", "1")},
             })
@@ -234,7 +326,11 @@ def served_checksum(oracle: TabularOracle) -> str:
     assembled (one CSV or a folder of them, extra fidelities, metrics or columns the oracle
     does not serve, the row order of the file) does not enter. The hashed canonical form:
 
-    * a JSON header: :data:`SERVED_FORMAT`, the fidelity (epochs), the served metric of
+    * a JSON header: :data:`SERVED_FORMAT`, the fidelity (epochs; with the other served
+      fidelities and their kind under ``fidelities`` when the oracle serves more than one),
+      the direction when it is ``"min"`` (both keys are absent from the header of a
+      maximised, single-fidelity oracle, whose checksum is what it was before they existed),
+      the served metric of
       each role (``search``, ``report``, ``cost``, ``train``; ``null`` when absent), ``runs``
       and, for ``runs="random"``, the seed labels in the table's order (a query draws a seed
       position, so the order is part of what is served); and the space's
@@ -243,7 +339,8 @@ def served_checksum(oracle: TabularOracle) -> str:
       way, so runs on them are not comparable);
     * the architectures' identities (:meth:`~oracles.space.SearchSpace.identity`), sorted by
       code point, UTF-8, each followed by a NUL byte;
-    * per role, in the header's order, the values in that same row order as little-endian
+    * per served fidelity (the default one first, then the others in increasing order), per
+      role, in the header's order, the values in that same row order as little-endian
       float64 bytes: the seed means the oracle answers (``runs="mean"``) or the
       ``(architecture, seed)`` block it draws from (``runs="random"``). NaN is written as one
       canonical NaN and -0.0 as 0.0, so equal values always give equal bytes.
@@ -258,6 +355,11 @@ def served_checksum(oracle: TabularOracle) -> str:
     seeds = list(table.seeds) if oracle.runs == "random" else None
     header = {"format": SERVED_FORMAT, "fidelity": int(oracle.fidelity), "metrics": roles,
               "runs": oracle.runs, "seeds": seeds}
+    served = [int(oracle.fidelity)] + [f for f in oracle.fidelities.values if f != oracle.fidelity]
+    if len(served) > 1:
+        header["fidelities"] = {"values": list(oracle.fidelities.values), "kind": oracle.fidelities.kind}
+    if oracle.direction != "max":
+        header["direction"] = oracle.direction
     representation = getattr(oracle.space, "representation", None)
     if representation is not None:
         header["representation"] = representation
@@ -268,17 +370,18 @@ def served_checksum(oracle: TabularOracle) -> str:
     ids = oracle.space.identities_all()
     order = np.argsort(ids, kind="stable")
     h.update(b"\0".join(str(i).encode() for i in ids[order]) + b"\0")
-    f = table.fidelity_index(oracle.fidelity)
-    for role, metric in roles.items():
-        if metric is None:
-            continue
-        if oracle.runs == "random":
-            block = np.asarray(table.values[:, :, f, table.metric_index(metric)], dtype=np.float64)
-        else:
-            block = np.asarray(table.column(metric, oracle.fidelity), dtype=np.float64)
-        block = block[order] + 0.0  # -0.0 + 0.0 == +0.0
-        block[np.isnan(block)] = np.nan
-        h.update(np.ascontiguousarray(block, dtype="<f8").tobytes())
+    for fidelity in served:
+        f = table.fidelity_index(fidelity)
+        for role, metric in roles.items():
+            if metric is None:
+                continue
+            if oracle.runs == "random":
+                block = np.asarray(table.values[:, :, f, table.metric_index(metric)], dtype=np.float64)
+            else:
+                block = np.asarray(table.column(metric, fidelity), dtype=np.float64)
+            block = block[order] + 0.0  # -0.0 + 0.0 == +0.0
+            block[np.isnan(block)] = np.nan
+            h.update(np.ascontiguousarray(block, dtype="<f8").tobytes())
     digest = h.hexdigest()
     if key[0]:
         _SERVED_CACHE[key] = digest

@@ -8,7 +8,11 @@ kind of search space its rows form (``meta["space"]["kind"]``), so an importer i
 only place that knows a source's layout and the registry stays generic.
 
 An oracle is named ``NAME[:key=value,...]``; options override the table's defaults:
-``runs=mean|random``, ``search=METRIC``, ``report=METRIC``, ``fidelity=EPOCHS``.
+``runs=mean|random``, ``search=METRIC``, ``report=METRIC``, ``fidelity=EPOCHS`` (the one a
+query without a fidelity gets), ``fidelities=all`` or ``fidelities=12+200`` (the fidelities
+multi-fidelity algorithms may ask for; by default only ``fidelity`` is served, so the
+oracle's checksum names exactly the data a run can see). A table declares per oracle its
+``direction`` (``max`` or ``min``) and ``fidelity_kind`` (``restart`` or ``prefix``).
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ def parse_name(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), options
 
 
-_OPTION_KEYS = {"runs", "search", "report", "fidelity"}
+_OPTION_KEYS = {"runs", "search", "report", "fidelity", "fidelities"}
 _CACHE: dict[tuple[str, float], Table] = {}
 
 
@@ -222,7 +226,29 @@ def load_oracle(spec: str, table: Table | None = None) -> TabularOracle:
         raise UserError(f"oracle {name}: fidelity must be an integer number of epochs, got {fidelity!r}") from None
     if fid is not None and fid not in table.fidelities:
         raise UserError(f"oracle {name}: no fidelity {fid}; the table has {list(table.fidelities)}")
+    fids = _served_fidelities(name, options.get("fidelities"), table)
+    if fids is not None and fid is None:
+        fid = fids[-1]
     oracle = TabularOracle(spec if options else name, table, space, search=search, report=report,
                            fidelity=fid, cost=decl.get("cost"), train=decl.get("train"),
-                           runs=options.get("runs", decl.get("runs", "mean")))
+                           runs=options.get("runs", decl.get("runs", "mean")), fidelities=fids,
+                           fidelity_kind=decl.get("fidelity_kind", table.meta.get("fidelity_kind", "restart")),
+                           direction=decl.get("direction", "max"))
     return oracle
+
+
+def _served_fidelities(name: str, text: str | None, table: Table) -> list[int] | None:
+    """The ``fidelities=`` option: ``all`` or epochs joined by ``+`` (``12+200``)."""
+    if text is None:
+        return None
+    if text == "all":
+        return list(table.fidelities)
+    try:
+        fids = sorted({int(x) for x in text.split("+")})
+    except ValueError:
+        raise UserError(f"oracle {name}: fidelities must be 'all' or epochs joined by '+' (e.g. 12+200), "
+                        f"got {text!r}") from None
+    missing = [f for f in fids if f not in table.fidelities]
+    if missing:
+        raise UserError(f"oracle {name}: no fidelity {missing[0]}; the table has {list(table.fidelities)}")
+    return fids
