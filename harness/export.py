@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from oracles.errors import UserError
 
-from .results import ResultsStore, _atomic_write_bytes, fingerprint, run_table
+from .files import atomic_write_bytes
+from .results import ResultsStore, fingerprint, run_table
 
 #: scores rliable can be given: the quality metrics read off the records at a budget
 #: (harness.metrics.QUALITY)
@@ -78,7 +79,7 @@ def write_long_table(path: str | os.PathLike, out: str | os.PathLike, fmt: str) 
     else:
         raise UserError(f"unknown export format {fmt!r}: choose csv or parquet")
     try:
-        _atomic_write_bytes(out, write)
+        atomic_write_bytes(out, write)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out, table.num_rows
@@ -142,8 +143,8 @@ def write_rliable(path: str | os.PathLike, out: str | os.PathLike, metric: str,
     buf = io.BytesIO()
     np.savez(buf, **scores)
     try:
-        _atomic_write_bytes(npz, lambda fh: fh.write(buf.getvalue()))
-        _atomic_write_bytes(meta, lambda fh: fh.write((json.dumps(info, indent=1) + "\n").encode()))
+        atomic_write_bytes(npz, lambda fh: fh.write(buf.getvalue()))
+        atomic_write_bytes(meta, lambda fh: fh.write((json.dumps(info, indent=1) + "\n").encode()))
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     return npz, meta, info

@@ -36,7 +36,9 @@ import numpy as np
 
 from oracles.errors import UserError
 
-from .results import ResultsStore, _atomic_write_bytes, code_version, machine_info
+from .files import atomic_write_bytes
+from .provenance import code_version
+from .results import ResultsStore, machine_info
 
 BASELINE_FORMAT = "nas-harness-baseline/1"
 
@@ -510,7 +512,7 @@ def save_baseline(rs: ResultSet, path: str | os.PathLike, checkpoints: Iterable[
     body = ",\n".join(json.dumps(c, sort_keys=True, separators=(",", ":")) for c in cells)
     text = head[:-1] + ',"cells":[\n' + body + "\n]}\n"
     try:
-        _atomic_write_bytes(path, lambda fh: fh.write(text.encode()))  # mode from the umask
+        atomic_write_bytes(path, lambda fh: fh.write(text.encode()))  # mode from the umask
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -44,17 +44,13 @@ any other tool's output, so a group share or another user's Ray worker can read 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
-import subprocess
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -63,6 +59,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from oracles.errors import UserError
+
+from .files import FileLock, atomic_write_bytes
+from .provenance import code_version
 
 FORMAT = "nas-harness-results/1"
 META_KEY = b"nas_harness"
@@ -87,22 +86,6 @@ def legacy_slug(text: str) -> str:
 
 def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@lru_cache(maxsize=1)
-def code_version() -> dict[str, Any]:
-    from harness import __version__
-    commit, dirty = None, None
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        if commit:
-            dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                        capture_output=True, text=True, timeout=5).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"version": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
 def cpu_model() -> str | None:
@@ -191,45 +174,6 @@ class Cell:
         return f"runs/{legacy_slug(self.oracle)}/{legacy_slug(self.label)}"
 
 
-def current_umask() -> int:
-    """The process's umask, read without changing it where Linux allows (``os.umask`` must set
-    one to read it, which would race with threads creating files meanwhile)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o077)  # the restrictive value, should another thread create a file now
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write ``path`` through ``write(file)`` atomically, with the mode the umask gives.
-
-    :func:`tempfile.mkstemp` creates its file ``0600`` whatever the umask, and that mode
-    survives the rename: the file is set to ``0666 & ~umask`` (what ``open()`` would
-    create) before it is renamed into place.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _os_error(exc: OSError, what: str) -> UserError:
     return UserError(f"cannot write {what}: {exc.strerror or exc} (check the folder is writable and "
                      "the disk is not full)")
@@ -252,15 +196,11 @@ class ResultsStore:
         """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
+            lock = FileLock(self.root / ".lock", f"another nas-harness command is writing to {self.root}; "
+                            "wait for it to finish or use another --out")
         except OSError as exc:
             raise _os_error(exc, f"results folder {self.root}") from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserError(f"another nas-harness command is writing to {self.root}; wait for it "
-                                "to finish or use another --out") from None
+        with lock:
             self.sweep_temporaries()
             try:
                 yield self
@@ -268,11 +208,9 @@ class ResultsStore:
                 # still holding the lock, every writer has stopped: an interrupted run leaves
                 # no temporary file behind (workers stopped mid-write cannot remove theirs)
                 self.sweep_temporaries()
-        finally:
-            os.close(fd)
 
     def temporaries(self) -> list[Path]:
-        """Temporary files of interrupted atomic writes (see :func:`_atomic_write_bytes`)."""
+        """Temporary files of interrupted atomic writes (see :func:`harness.files.atomic_write_bytes`)."""
         return sorted([*self.root.glob(".*.tmp"), *self.root.glob("runs/*/*/.*.tmp")])
 
     def sweep_temporaries(self) -> int:
@@ -339,8 +277,8 @@ class ResultsStore:
             data.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
             data["code"] = code_version()
             try:
-                _atomic_write_bytes(self.manifest_path,
-                                    lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode()))
+                atomic_write_bytes(self.manifest_path,
+                                   lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode()))
             except OSError as exc:
                 raise _os_error(exc, f"results folder {self.root}") from None
         return [replace(cell, stored_folder=data["cells"][cell.key]["folder"]) for cell in cells]
@@ -384,8 +322,8 @@ class ResultsStore:
             {META_KEY: json.dumps(meta, sort_keys=True, default=_json_default).encode()})
         path = self.run_path(cell, seed)
         try:
-            _atomic_write_bytes(path, lambda fh: pq.write_table(table, fh, compression="zstd",
-                                                                use_dictionary=list(DICTIONARY_COLUMNS)))
+            atomic_write_bytes(path, lambda fh: pq.write_table(table, fh, compression="zstd",
+                                                               use_dictionary=list(DICTIONARY_COLUMNS)))
         except OSError as exc:
             raise _os_error(exc, str(path)) from None
         try:  # the run succeeded after an earlier attempt failed
@@ -406,7 +344,7 @@ class ResultsStore:
                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         path = self.failure_path(cell, seed)
         try:
-            _atomic_write_bytes(path, lambda fh: fh.write(
+            atomic_write_bytes(path, lambda fh: fh.write(
                 json.dumps(data, indent=1, sort_keys=True, default=_json_default).encode()))
         except OSError as exc:
             raise _os_error(exc, str(path)) from None
