@@ -16,7 +16,7 @@ import numpy as np
 from oracles.errors import InvalidArchitecture, UserError
 from oracles.space import FiniteSpace, SearchSpace
 
-from .base import torch_seed
+from .base import DONE, torch_seed
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def random_unseen(space: SearchSpace, rng: np.random.Generator, seen: set[str], 
 
     Used as the documented fallback when a learned sampler keeps proposing invalid or
     already-evaluated architectures. On a finite space whose every architecture has been
-    seen it raises ``StopIteration`` (the search is over), as random search does.
+    seen it returns :data:`~algorithms.base.DONE` (the search is over), as random search does.
     """
     for _ in range(tries):
         a = space.sample(rng)
@@ -95,12 +95,12 @@ def random_unseen(space: SearchSpace, rng: np.random.Generator, seen: set[str], 
             return a
     if isinstance(space, FiniteSpace):
         if len(seen) >= space.size:
-            raise StopIteration("every architecture of the space has been evaluated")
+            return DONE  # every architecture of the space evaluated
         for i in rng.permutation(space.size):
             a = space.arch(int(i))
             if space.identity(a) not in seen:
                 return a
-        raise StopIteration("every architecture of the space has been evaluated")
+        return DONE
     return space.sample(rng)
 
 

@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 from ._torch_common import (adam, build_seeded, one_hot_tokens, random_unseen, segment_argmax, torch_setup,
                             try_arch, uniform)
 
@@ -243,6 +243,8 @@ class Cadam(SearchAlgorithm):
             force = True
         self.n_fallbacks += 1
         arch = random_unseen(space, self._rng, self._top_ids)
+        if arch is DONE:
+            return DONE
         a = one_hot_tokens(np.array(space.tokens(arch)), self._decisions)[0]
         self._pending.append((self.state.copy(), a, arch))
         return arch

@@ -99,7 +99,7 @@ import numpy as np
 from oracles.errors import InvalidArchitecture, UserError
 from oracles.space import FiniteSpace
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the authors' NAS-Bench-101 code (facts in docs/bibliography.md): Cp=0.1, 20 samples
@@ -313,8 +313,12 @@ class LaNAS(SearchAlgorithm):
     def ask(self):
         if self._tree is None:
             return self._random_unseen()
+        if self._use_table and self._cand[0] <= 0:
+            return DONE  # every architecture of the space evaluated
         leaf = self._select()
         arch = self._draw(leaf)
+        if arch is DONE:
+            return DONE
         self._pending[self._space.identity(arch)] = leaf
         self._leaf_hist[leaf] = self._leaf_hist.get(leaf, 0) + 1
         return arch
@@ -322,7 +326,7 @@ class LaNAS(SearchAlgorithm):
     def _random_unseen(self):
         if self._use_table:
             if self._evaluated.all():
-                raise StopIteration("lanas has evaluated every architecture of the space")
+                return DONE  # every architecture of the space evaluated
             while True:  # rejection over the index range: cheap while few are evaluated
                 i = int(self._rng.integers(len(self._evaluated)))
                 if not self._evaluated[i]:
@@ -345,8 +349,6 @@ class LaNAS(SearchAlgorithm):
         t = self._tree
         k = 0
         avail = self._cand if self._use_table else ~self._dead
-        if self._use_table and avail[0] <= 0:
-            raise StopIteration("lanas has evaluated every architecture of the space")
         while t.split[k]:
             left, right = 2 * k + 1, 2 * k + 2
             choose_left = self._ucb(left, k) > self._ucb(right, k)
@@ -369,7 +371,7 @@ class LaNAS(SearchAlgorithm):
             # no point of this leaf found: treat it as empty and choose again
             self._mark_dead(leaf)
             if self._dead[0]:
-                raise StopIteration("lanas: no leaf region yields a new architecture")
+                return DONE  # no leaf region yields a new architecture
             leaf = self._select()
 
     def _mark_dead(self, k: int):

@@ -67,7 +67,7 @@ import numpy as np
 from oracles.errors import InvalidArchitecture, UserError
 from oracles.space import FiniteSpace
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 
 
 class TokenActions:
@@ -340,7 +340,7 @@ class MCTS(SearchAlgorithm):
     # -- ask ------------------------------------------------------------------------
     def ask(self):
         if self._finite and len(self._evaluated) >= self._codes.size:
-            raise StopIteration("mcts has evaluated every architecture of the space")
+            return DONE  # every architecture of the space evaluated
         rng = self._rng
         n, w, child, left = self._n, self._w, self._child, self._left
         arity, first, total, unvisited = self._arity, self._first, self._total, self._unvisited

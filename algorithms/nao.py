@@ -81,7 +81,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 from ._torch_common import adam, build_seeded, random_unseen, segment_offsets, torch_setup, try_arch
 
 
@@ -238,6 +238,8 @@ class NAO(SearchAlgorithm):
                 self.n_fallbacks += 1
             else:
                 arch = self._queue.pop(0)
+        if arch is DONE:
+            return DONE
         self._asked.add(self._space.identity(arch))
         return arch
 
@@ -265,9 +267,8 @@ class NAO(SearchAlgorithm):
         n_fill = (self.top_k - len(proposals)) if self.fill_random else (0 if proposals else 1)
         taken = self._ids | self._asked | {self._space.identity(a) for a in proposals}
         for _ in range(n_fill):
-            try:
-                a = random_unseen(self._space, self._rng, taken)
-            except StopIteration:
+            a = random_unseen(self._space, self._rng, taken)
+            if a is DONE:
                 break
             taken.add(self._space.identity(a))
             self._queue.append(a)

@@ -98,7 +98,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 from ._torch_common import adam, build_seeded, random_unseen, require_finite, torch_setup, try_arch
 
 #: pretrained autoencoders, keyed by everything that determines them
@@ -311,6 +311,8 @@ class NASES(SearchAlgorithm):
                 or float(self._torch.rand((1,), generator=self._gen)) < self.epsilon:
             self.n_random += 1
             arch = random_unseen(space, self._rng, self._seen | {space.identity(p[0]) for p in self._pending})
+            if arch is DONE:
+                return DONE
             self._pending.append((arch, None, None))
             return arch
         x = self._last_x
@@ -331,6 +333,8 @@ class NASES(SearchAlgorithm):
             return arch
         self.n_fallbacks += 1
         arch = random_unseen(space, self._rng, taken)
+        if arch is DONE:
+            return DONE
         self._pending.append((arch, None, None))
         return arch
 

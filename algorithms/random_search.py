@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from oracles.space import FiniteSpace
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 
 
 class RandomSearch(SearchAlgorithm):
@@ -45,7 +45,7 @@ class RandomSearch(SearchAlgorithm):
             # scalar to convert per ask)
             self._order = self._rng.permutation(self._space.size).tolist()
         if self._next >= len(self._order):
-            raise StopIteration("random search has evaluated every architecture of the space")
+            return DONE  # every architecture of the space evaluated
         i = self._order[self._next]
         self._next += 1
         return self._space.arch(i)

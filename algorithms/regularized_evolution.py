@@ -38,7 +38,7 @@ architecture not evaluated in this run:
 
 Every ask on a finite space therefore returns an unevaluated architecture as long as one
 exists, so a run reaches any budget up to the space size (then ``ask`` raises
-``StopIteration``: the space is exhausted, as for random search). Selection, aging and the
+``DONE``: the space is exhausted, as for random search). Selection, aging and the
 population are unchanged; only a child that would have repeated is replaced, so the
 trajectory is the published one up to the first such child.
 ``diagnostics()`` counts the redraws, walks and uniform draws (``redrawn_children``,
@@ -88,7 +88,7 @@ import numpy as np
 
 from oracles.space import FiniteSpace
 
-from .base import SearchAlgorithm
+from .base import DONE, SearchAlgorithm
 
 PRESETS: dict[str, dict[str, Any]] = {
     # every cycle proposes an unevaluated architecture (reaches any budget up to the space
@@ -174,6 +174,8 @@ class RegularizedEvolution(SearchAlgorithm):
         child = self._space.mutate(parent, self._rng)
         if self.novel_children and self._is_seen(child):
             child = self._novel_child(parent, child)
+            if child is DONE:
+                return DONE
         if self._is_seen(child):
             self._n_repeat_children += 1
         return child
@@ -206,7 +208,7 @@ class RegularizedEvolution(SearchAlgorithm):
         exists; otherwise ``max_redraws`` uniform draws, then ``fallback``)."""
         if self._finite:
             if self._n_evaluated >= len(self._evaluated):
-                raise StopIteration("evolution has evaluated every architecture of the space")
+                return DONE  # every architecture of the space evaluated
             free = np.flatnonzero(~self._evaluated)
             return self._space.arch(int(free[int(self._rng.integers(len(free)))]))
         for _ in range(self.max_redraws):

@@ -4,8 +4,9 @@
 by (oracle, algorithm label); a cell left over on both sides with the same oracle and the
 same registered algorithm is matched too (``lanas`` vs ``lanas:split=random``). Cells must
 have run under the same conditions: the same oracle data (checksum), budget, protocol
-version, stopping rule, repeat charging and stuck limit (``max_repeats``: a stopped run is
-censored where it stopped, so another limit moves censoring); anything else is refused
+version, stopping rule, repeat charging, stuck limit (``max_repeats``: a stopped run is
+censored where it stopped, so another limit moves censoring), simulated workers per run and
+budget unit; anything else is refused
 (:class:`UserError`),
 because a difference could then come from the setup rather than the algorithm.
 
@@ -57,9 +58,10 @@ from .metrics import CellRuns, ResultSet
 from .statistics import censor_at, censored_rank_test, holm, mann_whitney
 
 #: configuration fields that must agree for two cells to be comparable
-MUST_MATCH = ("oracle_checksum", "budget", "protocol", "until_optimum", "charge_repeats", "max_repeats")
-#: what a configuration that predates a field meant by its absence
-_ABSENT = {"max_repeats": 10_000}
+MUST_MATCH = ("oracle_checksum", "budget", "protocol", "until_optimum", "charge_repeats", "max_repeats",
+              "workers_per_run", "budget_kind")
+#: what a configuration that predates a field (or leaves it at its default) meant by its absence
+_ABSENT = {"max_repeats": 10_000, "workers_per_run": 1, "budget_kind": "archs"}
 METRICS = ("samples_to_optimum", "best_search", "incumbent_report")
 
 
@@ -173,7 +175,9 @@ def check_comparable(b: CellRuns, c: CellRuns) -> None:
             what = {"oracle_checksum": "oracle data (checksum)", "protocol": "run protocol version",
                     "until_optimum": "stopping rule (--until-optimum)",
                     "charge_repeats": "repeat charging (--charge-repeats)",
-                    "max_repeats": "stuck limit (--max-repeats)"}.get(k, k)
+                    "max_repeats": "stuck limit (--max-repeats)",
+                    "workers_per_run": "simulated workers per run (--workers-per-run)",
+                    "budget_kind": "budget unit (--budget-kind)"}.get(k, k)
             show = (lambda v: str(v)[:12]) if k == "oracle_checksum" else str
             todo = ("the two ran on different oracle data (another version of the table, or another "
                     "encoding of its columns): run the candidate on the baseline's data, or regenerate the "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -29,53 +29,86 @@ from oracles.errors import UserError
 from oracles.registry import load_oracle
 
 from .results import Cell, ResultsStore, machine_info
-from .runner import PROTOCOL, RunConfig, resolve_budget, run_one
+from .runner import PROTOCOL, RunConfig, resolve_budget, run_one, setting
 
 
-@dataclass
-class Experiment:
-    oracles: list[str] = field(default_factory=list)
-    algorithms: list[str] = field(default_factory=list)
-    seeds: int = 10
-    seed_start: int = 0
-    budget: int | None = None
-    until_optimum: bool = False
-    charge_repeats: bool = False
-    max_repeats: int = 10_000
-    workers: int = 1
-    executor: str = "local"
-    address: str | None = None  #: Ray cluster address (executor "ray"); None: $RAY_ADDRESS or local
-    out: str = "runs-default"
-
-    def validate(self) -> "Experiment":
-        if not self.oracles:
-            raise UserError("no oracle given: use --oracle NAME (see `nas-harness oracles list`)")
-        if not self.algorithms:
-            raise UserError("no algorithm given: use --algorithm NAME")
-        for name, value, low in (("seeds", self.seeds, 1), ("seed_start", self.seed_start, 0),
-                                 ("workers", self.workers, 1), ("max_repeats", self.max_repeats, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise UserError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.budget is not None and (not isinstance(self.budget, int) or isinstance(self.budget, bool)
-                                        or self.budget < 1):
-            raise UserError(f"budget must be a positive integer number of architectures, got {self.budget!r}")
-        if self.executor not in ("local", "ray"):
-            raise UserError(f"executor must be 'local' or 'ray', got {self.executor!r}")
-        if self.address is not None and (self.executor != "ray" or not isinstance(self.address, str)):
-            raise UserError("--address is for the ray executor: add --executor ray")
-        if len(set(self.algorithms)) != len(self.algorithms):
-            raise UserError("the same algorithm label is listed twice")
-        return self
-
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seed_start, self.seed_start + self.seeds))
+def _experiment_fields() -> list[tuple[str, Any, Any]]:
+    """The experiment's own fields, then every run setting of :class:`RunConfig` (declared
+    there once: name, default, meaning, checks)."""
+    own = [
+        ("oracles", list[str], setting([], "oracle name, e.g. nb201/cifar10 (repeatable)", type=(list,),
+                                       flag="--oracle")),
+        ("algorithms", list[str], setting([], "algorithm with optional parameters, e.g. lanas:preset=paper "
+                                              "(repeatable)", type=(list,), flag="--algorithm")),
+        ("seeds", int, setting(10, "number of seeds (default 10)", low=1)),
+        ("seed_start", int, setting(0, "first seed (default 0)", low=0)),
+    ]
+    runs = [(f.name, f.type, setting(f.default, **{k: v for k, v in f.metadata.items() if v is not None}))
+            for f in RunConfig.settings()]
+    where = [
+        ("workers", int, setting(1, "parallel worker processes (default 1)", low=1)),
+        ("executor", str, setting("local", "where runs execute (default local)", choices=("local", "ray"))),
+        ("address", "str | None", setting(None, "Ray cluster to run on with --executor ray "
+                                               "(default $RAY_ADDRESS, else a local instance)", type=(str,))),
+        ("out", str, setting("runs-default", "results folder (default runs-default)")),
+    ]
+    return own + runs + where
 
 
-_TYPES = {f.name: f.type for f in fields(Experiment)}
+def _validate(self) -> "Experiment":
+    if not self.oracles:
+        raise UserError("no oracle given: use --oracle NAME (see `nas-harness oracles list`)")
+    if not self.algorithms:
+        raise UserError("no algorithm given: use --algorithm NAME")
+    for f in fields(self):
+        check_value(f, getattr(self, f.name), where="")
+    if self.address is not None and self.executor != "ray":
+        raise UserError("--address is for the ray executor: add --executor ray")
+    if self.budget_kind in ("time", "epochs") and self.budget is None:
+        raise UserError(f"a {self.budget_kind} budget needs --budget")
+    if self.budget is not None and self.budget_kind in ("archs", "queries") and isinstance(self.budget, float):
+        raise UserError(f"budget must be a whole number of {self.budget_kind}, got {self.budget!r}")
+    if len(set(self.algorithms)) != len(self.algorithms):
+        raise UserError("the same algorithm label is listed twice")
+    return self
 
 
-def load_toml(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Experiment:
+def check_value(f, value: Any, where: str) -> None:
+    """One-line error unless ``value`` suits the declared field ``f`` (None: its default)."""
+    meta = f.metadata
+    if value is None and f.default is None:
+        return
+    types = meta["type"]
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if ok and list in types:
+        ok = all(isinstance(x, str) for x in value)
+    name = f"{where}{f.name}"
+    if not ok:
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                list: "a list of strings"}
+        want = " or ".join(dict.fromkeys(kind.get(t, t.__name__) for t in types))
+        raise UserError(f"{name} must be {want}, got {value!r}")
+    if meta.get("low") is not None and value < meta["low"]:
+        raise UserError(f"{name} must be >= {meta['low']}, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise UserError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+
+
+#: An experiment: which algorithms, on which oracles, for which seeds, with which run
+#: settings, where. Its fields are declared once (:func:`_experiment_fields`, the run settings
+#: in :class:`~harness.runner.RunConfig`); the TOML reader and the ``run`` command's flags are
+#: built from the same declarations.
+Experiment = make_dataclass(
+    "Experiment", _experiment_fields(),
+    namespace={"validate": _validate,
+               "seed_list": property(lambda self: list(range(self.seed_start, self.seed_start + self.seeds))),
+               "__doc__": "An experiment: algorithms x oracles x seeds with run settings (see the module)."})
+
+Experiment.__module__ = __name__  # (make_dataclass's own module argument is Python >= 3.12)
+FIELDS = {f.name: f for f in fields(Experiment)}
+
+
+def load_toml(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "Experiment":
     """Read an experiment file; unknown keys and wrong types are one-line errors."""
     path = Path(path)
     try:
@@ -86,27 +119,15 @@ def load_toml(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
         raise UserError(f"cannot read experiment file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
-    unknown = set(data) - set(_TYPES)
+    unknown = set(data) - set(FIELDS)
     if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_TYPES)}")
+        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(FIELDS)}")
     for key in ("oracles", "algorithms"):
-        if key in data:
-            v = data[key]
-            if isinstance(v, str):
-                data[key] = [v]
-            elif not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
-                raise UserError(f"{path}: {key} must be a list of strings")
-    for key in ("seeds", "seed_start", "budget", "workers", "max_repeats"):
-        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)):
-            raise UserError(f"{path}: {key} must be an integer, got {data[key]!r}")
-    for key in ("until_optimum", "charge_repeats"):
-        if key in data and not isinstance(data[key], bool):
-            raise UserError(f"{path}: {key} must be true or false, got {data[key]!r}")
-    for key in ("out", "executor", "address"):
-        if key in data and not isinstance(data[key], str):
-            raise UserError(f"{path}: {key} must be a string")
-    if "out" in data and not os.path.isabs(data["out"]):
-        pass  # relative to the current directory, like --out
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
+    for key, value in data.items():
+        check_value(FIELDS[key], value, where=f"{path}: ")
+    # relative paths (out) are relative to the current directory, like --out
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return Experiment(**data).validate()
 
@@ -131,9 +152,12 @@ def plan(exp: Experiment) -> list[Cell]:
             if getattr(algo, "needs_finite_space", False) and not oracle.space.is_finite:
                 raise UserError(f"{name} needs a finite space; {oracle_spec} is not enumerable")
             rc = RunConfig(algorithm=name, params=algo.get_params(), oracle=oracle_spec,
-                           budget=exp.budget, until_optimum=exp.until_optimum,
-                           charge_repeats=exp.charge_repeats, max_repeats=exp.max_repeats)
-            config = rc.as_dict()
+                           **{f.name: getattr(exp, f.name) for f in RunConfig.settings()})
+            if getattr(algo, "uses_fidelities", False) and (oracle.fidelities is None
+                                                            or len(oracle.fidelities.values) < 2):
+                raise UserError(f"{name} chooses fidelities; oracle {oracle_spec} serves one: use "
+                                f"{oracle_spec.partition(':')[0]}:fidelities=all")
+            config = {"algorithm": name, "params": rc.params, "oracle": oracle_spec, **rc.settings_dict()}
             config["budget"] = resolve_budget(rc, oracle)
             config["oracle_checksum"] = oracle.checksum
             config["protocol"] = PROTOCOL
@@ -165,9 +189,7 @@ class Task:
 
     def run_config(self) -> RunConfig:
         c = self.cell.config
-        return RunConfig(algorithm=c["algorithm"], params=c["params"], oracle=c["oracle"],
-                         budget=c["budget"], until_optimum=c["until_optimum"],
-                         charge_repeats=c["charge_repeats"], max_repeats=c["max_repeats"])
+        return RunConfig.from_settings(c["algorithm"], c["params"], c["oracle"], c)
 
 
 _ORACLES: dict[str, Any] = {}

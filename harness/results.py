@@ -15,8 +15,11 @@ far), ``arch_index`` (enumeration index, -1 on infinite spaces), ``arch_id`` (id
 ``arch`` (string form; omitted when it equals ``arch_id``), ``search`` / ``report`` (the
 metrics), ``best_search`` / ``best_report`` (running maxima), ``incumbent_report`` (report
 metric of the best-by-search architecture so far), ``cost`` / ``cum_cost`` (simulated
-training seconds), ``repeat`` (answered from the run's cache) and ``algo_cpu_s`` (the
-algorithm's cumulative CPU time in ask/tell).
+training seconds), ``repeat`` (answered from the run's cache), ``algo_cpu_s`` (the
+algorithm's cumulative CPU time in ask/tell), ``trial`` (the trial's id: its place among the
+run's asks), ``fidelity`` (the epochs it was evaluated at; -1 in files written before
+fidelities), ``start`` / ``finish`` (the simulated clock, see :mod:`harness.runner`) and
+``epochs`` (training epochs the trial paid). Rows are in the order results were told.
 
 Every run file also holds the columns ``oracle``, ``algorithm`` (the label), ``seed`` and
 ``config_id`` (the cell's configuration fingerprint), constant per file and dictionary- or
@@ -467,6 +470,14 @@ def run_table(records: dict[str, np.ndarray] | pa.Table, *, oracle: str, algorit
     if "arch" not in table.column_names and "arch_id" in table.column_names:
         table = table.add_column(table.column_names.index("arch_id") + 1, "arch", table.column("arch_id"))
     n = table.num_rows
+    if "trial" not in table.column_names and "sample" in table.column_names:
+        # written before trials (one worker, one fidelity): trial k was the k-th query; the
+        # fidelity and the simulated clock were not recorded
+        sample = np.asarray(table.column("sample"), dtype=np.int64)
+        table = table.append_column("trial", _to_arrow(sample - 1))
+        table = table.append_column("fidelity", _to_arrow(np.full(n, -1, dtype=np.int64)))
+        for name in ("start", "finish", "epochs"):
+            table = table.append_column(name, _to_arrow(np.full(n, np.nan)))
     ids = {"oracle": oracle, "algorithm": algorithm, "seed": int(seed), "config_id": config_id}
     return pa.table({**{k: _constant(ids[k], n) for k in ID_COLUMNS},
                      **{k: table.column(k) for k in table.column_names}})

@@ -52,7 +52,7 @@ def test_oracles_list_info_query(nb201_env, capsys):
     (["run", "--oracle", "nb201/cifar10", "--algorithm", "random:replace=maybe"], "true or false"),
     (["run", "--oracle", "nb201/cifar10", "--algorithm", "random:colour=red"], "unknown parameter"),
     (["run", "--oracle", "nb201/cifar10:flavour=x", "--algorithm", "random"], "unknown oracle option"),
-    (["run", "--budget", "ten"], "invalid int value"),
+    (["run", "--budget", "ten"], "--budget: not a number: 'ten'"),
     (["oracles", "query", "nb201/cifar10", "|conv~0|"], "bad NB201 string"),
     (["report", "/nonexistent/folder"], "not a results folder"),
     (["run", "/nonexistent/e.toml"], "does not exist"),

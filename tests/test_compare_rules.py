@@ -199,13 +199,17 @@ def test_every_must_match_field_is_refused_in_one_line_naming_it(field):
 DOCUMENTED = {"oracle_checksum": "oracle data (checksum) differs", "budget": "budget differs",
               "protocol": "run protocol version differs", "until_optimum": "stopping rule (--until-optimum) differs",
               "charge_repeats": "repeat charging (--charge-repeats) differs",
-              "max_repeats": "stuck limit (--max-repeats) differs"}
+              "max_repeats": "stuck limit (--max-repeats) differs",
+              "workers_per_run": "simulated workers per run (--workers-per-run) differs",
+              "budget_kind": "budget unit (--budget-kind) differs"}
 
 
 @pytest.mark.parametrize("field", sorted(DOCUMENTED))
 def test_documented_must_match_fields_are_refused(field):
     base = cell("lanas", BASE)
-    cand = cell("lanas", BASE, **{field: changed(base.config[field])})
+    # settings added after the first protocol are absent from a configuration at their default
+    default = {"workers_per_run": 1, "budget_kind": "archs"}.get(field)
+    cand = cell("lanas", BASE, **{field: changed(base.config.get(field, default))})
     with pytest.raises(UserError) as err:
         compare(rs(base), rs(cand))
     assert DOCUMENTED[field] in str(err.value)

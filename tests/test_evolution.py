@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from algorithms import make_algorithm
+from algorithms.base import DONE
 from algorithms.regularized_evolution import RegularizedEvolution
 from oracles.errors import UserError
 from oracles.oracle import Observation
@@ -132,9 +133,8 @@ class _StuckMutation(TinySpace):
 def _run_to_exhaustion(algo, space, values, cap):
     asked = []
     for _ in range(cap):
-        try:
-            a = algo.ask()
-        except StopIteration:
+        a = algo.ask()
+        if a is DONE:
             break
         asked.append(space.identity(a))
         algo.tell(a, Observation(float(values[space.index(a)])))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from algorithms import make_algorithm
+from algorithms.base import DONE
 from algorithms.mcts import MCTS, LegalActions, make_actions
 from oracles.convnet_space import ConvNetSpace
 from oracles.errors import InvalidArchitecture, UserError
@@ -77,8 +78,7 @@ def test_finite_space_never_repeats_and_covers_everything():
         asked.append(space.identity(a))
         algo.tell(a, Observation(float(vals[space.index(a)])))
     assert len(set(asked)) == space.size
-    with pytest.raises(StopIteration):
-        algo.ask()
+    assert algo.ask() is DONE
 
 
 def test_invalid_completions_are_resampled():
@@ -201,7 +201,7 @@ class ReferenceMCTS(MCTS):
     def ask(self):
         bl = self._bisect.bisect_left
         if self._finite and len(self._evaluated) >= len(self._seqs):
-            raise StopIteration
+            return DONE
         prefix = ()
         while True:
             node = self._tree[prefix]
@@ -273,9 +273,8 @@ def _trajectory(cls, space, value, n, seed, **kw):
     algo.start(space, rng)
     out = []
     for _ in range(n):
-        try:
-            a = algo.ask()
-        except StopIteration:
+        a = algo.ask()
+        if a is DONE:
             break
         out.append(space.identity(a))
         algo.tell(a, Observation(value(a)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from algorithms import make_algorithm
+from algorithms.base import DONE
 from algorithms.reinforce import Reinforce
 from oracles.oracle import Observation
 from tiny_space import TinySpace, drive, linear_values
@@ -63,8 +64,7 @@ def test_distinct_asks_and_invalid_sequences_never_returned():
     assert not set(archs) & set(invalid)
     d = algo.diagnostics()
     assert d["invalid_sequences"] > 0 and d["updates"] > 0
-    with pytest.raises(StopIteration):
-        algo.ask()
+    assert algo.ask() is DONE
 
 
 def test_same_seed_same_trajectory_other_seed_differs():

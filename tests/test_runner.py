@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from algorithms import REGISTRY
-from algorithms.base import SearchAlgorithm
+from algorithms.base import DONE, SearchAlgorithm
 from harness.runner import STUCK_REASON, RunConfig, run_one
 from oracles.oracle import Observation
 
@@ -222,9 +222,8 @@ def reference_run(config, oracle, seed):
     best, incumbent_report, cum_cost = -np.inf, None, 0.0
     algo.start(space, algo_rng)
     while charged < budget:
-        try:
-            arch = algo.ask()
-        except StopIteration:
+        arch = algo.ask()
+        if arch is DONE:
             break
         ident = space.identity(arch)
         hit = cache.get(ident)
@@ -276,10 +275,31 @@ def _tiny_oracle(space):
     return TabularOracle("tiny", table, space, search="valid", report="test", cost="time")
 
 
+# every registered algorithm with its defaults, a few hundred queries on NB201: the run loop
+# of trials, fidelities and simulated workers (issue 14) must give, with one worker, the
+# trajectories of the plain sequential loop
+EVERY_ALGORITHM = {"random": 300, "evolution": 300, "mcts": 300, "lanas": 120, "reinforce": 40,
+                   "cadam": 40, "nao": 40, "nases": 12}    # NASES: 1 s per query, so under -m slow
+
+
+def _plain(name: str) -> bool:
+    """An algorithm of the plain ask/tell surface (multi-fidelity ones have their own tests)."""
+    from algorithms import algorithm_class
+    from algorithms.base import SearchAlgorithm
+    cls = algorithm_class(name)
+    return not cls.uses_fidelities and cls.tell_trial is SearchAlgorithm.tell_trial
+
+
 @pytest.mark.parametrize("case", ["random-nb201", "random-nb201-optimum", "spy-repeats", "spy-charged",
-                                  "evolution-nb201", "random-twins", "evolution-twins-charged"])
+                                  "evolution-nb201", "random-twins", "evolution-twins-charged",
+                                  *(pytest.param(f"every-{name}", marks=pytest.mark.slow) if name == "nases"
+                                    else f"every-{name}" for name in EVERY_ALGORITHM)])
 def test_records_agree_with_the_reference_loop(nb201_oracle, spy, case):
+    assert set(EVERY_ALGORITHM) >= {n for n in REGISTRY if n != "spy" and _plain(n)}, \
+        "a new algorithm: add it to EVERY_ALGORITHM"
     configs = {
+        **{f"every-{name}": (RunConfig(name, budget=budget, max_repeats=50), nb201_oracle)
+           for name, budget in EVERY_ALGORITHM.items()},
         "random-nb201": (RunConfig("random", budget=300), nb201_oracle),
         "random-nb201-optimum": (RunConfig("random", until_optimum=True), nb201_oracle),
         "spy-repeats": (RunConfig("spy", {"repeat_every": 3}, budget=200), nb201_oracle),

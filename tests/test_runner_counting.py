@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from algorithms import REGISTRY
-from algorithms.base import SearchAlgorithm
+from algorithms.base import DONE, SearchAlgorithm
 from harness.runner import STUCK_REASON, RunConfig, run_one
 from oracles.oracle import Evaluation, Observation, Oracle, Optimum, TabularOracle
 from oracles.table import Table
@@ -44,7 +44,7 @@ class Scripted(SearchAlgorithm):
     Parameters
     ----------
     script : the enumeration indices to ask, in order.
-    then : after the script, ``"stop"`` (raise StopIteration) or ``"cycle"`` (ask the
+    then : after the script, ``"stop"`` (answer DONE) or ``"cycle"`` (ask the
         script again, forever).
     guard : asks after which the algorithm raises instead of asking again, so a runner that
         never stops it fails the test instead of hanging it.
@@ -63,7 +63,7 @@ class Scripted(SearchAlgorithm):
         if self.n >= self.guard:
             raise RuntimeError(f"asked {self.n} times: the runner never stopped this run")
         if self.n >= len(self.script) and self.then == "stop":
-            raise StopIteration
+            return DONE
         i = self.script[self.n % len(self.script)]
         self.n += 1
         return self.space.arch(i)

@@ -16,7 +16,7 @@ import sys
 
 from oracles.errors import UserError
 
-from ..experiment import Experiment, execute, load_toml
+from ..experiment import FIELDS, Experiment, execute, load_toml
 from ..results import Cell, ResultsStore
 from ..summary import format_text, summarise
 
@@ -47,28 +47,34 @@ def register(sub) -> None:
                               "failed (the algorithm raised; run the same command again to retry them); "
                               "2 user error; 130 interrupted.")
     p.add_argument("experiment", nargs="?", help="TOML experiment file (flags override its fields)")
-    p.add_argument("--oracle", action="append", dest="oracles", metavar="NAME",
-                   help="oracle name, e.g. nb201/cifar10 (repeatable)")
-    p.add_argument("--algorithm", action="append", dest="algorithms", metavar="NAME[:k=v,...]",
-                   help="algorithm with optional parameters, e.g. lanas:preset=paper (repeatable)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default 10)")
-    p.add_argument("--seed-start", type=int, help="first seed (default 0)")
-    p.add_argument("--budget", type=int, help="distinct architectures per run (default: the space size)")
-    p.add_argument("--until-optimum", action="store_true", default=None,
-                   help="stop each run when it draws a global optimum (censored at the budget)")
-    p.add_argument("--charge-repeats", action="store_true", default=None,
-                   help="count repeated queries against the budget")
-    p.add_argument("--max-repeats", type=int, help="stop a run after this many repeats in a row")
-    p.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
-    p.add_argument("--executor", choices=("local", "ray"), help="where runs execute (default local)")
-    p.add_argument("--address", metavar="ADDR",
-                   help="Ray cluster to run on with --executor ray (default $RAY_ADDRESS, else a local instance)")
-    p.add_argument("--out", help="results folder (default runs-default)")
+    for f in FIELDS.values():  # one flag per experiment field, from its declaration
+        meta = f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        if list in meta["type"]:
+            p.add_argument(flag, action="append", dest=f.name, metavar="NAME", help=meta["help"])
+        elif bool in meta["type"]:
+            p.add_argument(flag, action="store_true", default=None, dest=f.name, help=meta["help"])
+        else:
+            kind = float if float in meta["type"] else meta["type"][0]
+            p.add_argument(flag, type=_number if kind is float else kind, dest=f.name, choices=meta.get("choices"),
+                           metavar=None if meta.get("choices") else f.name.upper().replace("_", "-"),
+                           help=meta["help"])
     p.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true",
                    help="print the full traceback of each failed run (also kept in its .failed.json)")
     p.set_defaults(func=main)
+
+
+def _number(text: str) -> int | float:
+    """A budget: an integer where it is one (architectures, queries), else a float (time)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _default_experiment() -> Experiment:
@@ -88,10 +94,7 @@ def _default_experiment() -> Experiment:
 
 
 def main(args: argparse.Namespace) -> int:
-    overrides = {"oracles": args.oracles, "algorithms": args.algorithms, "seeds": args.seeds,
-                 "seed_start": args.seed_start, "budget": args.budget, "until_optimum": args.until_optimum,
-                 "charge_repeats": args.charge_repeats, "max_repeats": args.max_repeats,
-                 "workers": args.workers, "executor": args.executor, "address": args.address, "out": args.out}
+    overrides = {name: getattr(args, name) for name in FIELDS}
     if args.experiment:
         exp = load_toml(args.experiment, overrides)
     elif all(v is None for v in overrides.values()):
