@@ -43,6 +43,12 @@ equal-budget-per-rung property holds only approximately.
 
 Ties between results are broken by trial id (the earlier ask ranks first); a non-finite
 result (a failed training) ranks last.
+
+These algorithms (and Hyperband, ASHA, BOHB, all on :class:`MultiFidelitySearch`) speak
+only the trial surface: ``ask_trial``/``tell_trial``. Plain ``ask()``/``tell()`` raise
+``RuntimeError`` saying so, because an architecture without its fidelity would be evaluated
+at the wrong budget and a result without its trial id cannot be matched to a rung. They end
+a run with ``DONE`` once every architecture of a finite space has a result at the top rung.
 """
 
 from __future__ import annotations
@@ -177,9 +183,6 @@ class Bracket:
         self.members[lvl].append(member)
         self._entry[trial_id] = (lvl, member)
         return Ask(arch, fidelity=self.rungs[lvl], continues=continues)
-
-    def owns(self, trial_id: int) -> bool:
-        return trial_id in self._entry
 
     def tell(self, trial_id: int, value: float) -> None:
         lvl, member = self._entry[trial_id]
