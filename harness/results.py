@@ -16,7 +16,8 @@ far), ``arch_index`` (enumeration index, -1 on infinite spaces), ``arch_id`` (id
 metrics), ``best_search`` / ``best_report`` (running maxima), ``incumbent_report`` (report
 metric of the best-by-search architecture so far), ``cost`` / ``cum_cost`` (simulated
 training seconds), ``repeat`` (answered from the run's cache), ``algo_cpu_s`` (the
-algorithm's cumulative CPU time in ask/tell), ``trial`` (the trial's id: its place among the
+algorithm's cumulative CPU time in ask/tell: its share of the run's wall time, read with the
+performance counter around every call, times the run's CPU time, read once at each end), ``trial`` (the trial's id: its place among the
 run's asks), ``fidelity`` (the epochs it was evaluated at; -1 in files written before
 fidelities), ``start`` / ``finish`` (the simulated clock, see :mod:`harness.runner`) and
 ``epochs`` (training epochs the trial paid). Rows are in the order results were told.

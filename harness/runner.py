@@ -59,8 +59,10 @@ Cost: the runner's own work per query is a cache look-up, the oracle's answer, a
 and pop and a few list appends. On finite spaces the cache is keyed by enumeration index
 (identity and string form are computed once per distinct architecture, and only once where
 a space's string form is its identity), the records are gathered from the per-evaluation
-answers in one vectorised step at the end, and the algorithm's CPU time takes three clock
-reads per query (``tests/benchmarks/bench_runner.py``).
+answers in one vectorised step at the end, and the algorithm's time takes three reads of the
+performance counter per query; its CPU time is its share of the run's wall time times the
+run's CPU time (two reads of the CPU clock per run: one costs a system call, 2.7 µs here,
+more than the rest of the runner's work per query). ``tests/benchmarks/bench_runner.py``.
 """
 
 from __future__ import annotations
@@ -284,16 +286,12 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     evals: list[_Evaluation] = []
     eval_of: dict[tuple[int, int], int] = {}
     trial_eval: dict[int, int] = {}   # trial id -> its evaluation (for prefix continuations)
-    # per recorded row (one per told trial, in tell order)
-    r_slot: list[int] = []
-    r_eval: list[int] = []
-    r_new: list[bool] = []
-    r_charged: list[bool] = []
-    r_trial: list[int] = []
-    r_start: list[float] = []
-    r_finish: list[float] = []
-    r_cpu: list[float] = []
-    running: list[tuple] = []          # heap of (finish, trial id, row data...)
+    # a trial is the tuple (finish, id, start, slot, evaluation, new, charged, found, what is
+    # told): running ones on a heap, told ones appended to ``rows`` with the algorithm's
+    # cumulative time after its tell in ``r_time``
+    running: list[tuple] = []
+    rows: list[tuple] = []
+    r_time: list[float] = []
     free = workers
     clock = 0.0
     charged = 0
@@ -304,8 +302,13 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     samples_to_optimum = time_to_optimum = epochs_to_optimum = None
     stopped = failure = None
     exhausted = False
-    cpu = time.process_time
-    wall0 = time.perf_counter()
+    # The algorithm's time is read with the performance counter around every ask and tell: a
+    # CPU-clock read is a system call (2.7 µs measured, more than the runner's own work per
+    # query), a performance-counter read is not (0.3 µs). The run's CPU time is read once at
+    # each end, and the algorithm is charged its share of it (see ``algo_cpu_s``).
+    cpu = time.perf_counter
+    cpu0 = time.process_time()
+    wall0 = cpu()
     algo_cpu = 0.0
     diagnostics: dict[str, Any] = {}
     try:
@@ -424,14 +427,8 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                         pay = False
                         if in_a_row >= max_repeats:
                             # recorded, not told: the run stops on it
-                            r_slot.append(slot)
-                            r_eval.append(e)
-                            r_new.append(False)
-                            r_charged.append(False)
-                            r_trial.append(tid)
-                            r_start.append(clock)
-                            r_finish.append(clock)
-                            r_cpu.append(algo_cpu)
+                            rows.append((clock, tid, clock, slot, e, False, False, False, None))
+                            r_time.append(algo_cpu)
                             stopped = STUCK_REASON.format(n=in_a_row)
                             break
                 trial_eval[tid] = e
@@ -448,34 +445,29 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
             if stopped is not None or not running:
                 break
             # -- the next trial to finish is told ---------------------------------------
-            finish, tid, start, slot, e, new, pay, found, what = heapq.heappop(running)
-            clock = finish
+            row = heapq.heappop(running)
+            clock = row[0]
             free += 1
             t_prev = cpu()
-            tell(what, evals[e].told)
+            tell(row[8], evals[row[4]].told)
             t = cpu()
             algo_cpu += t - t_prev
             t_prev = t
-            r_slot.append(slot)
-            r_eval.append(e)
-            r_new.append(new)
-            r_charged.append(pay)
-            r_trial.append(tid)
-            r_start.append(start)
-            r_finish.append(finish)
-            r_cpu.append(algo_cpu)
-            if found:
+            rows.append(row)
+            r_time.append(algo_cpu)
+            if row[7]:
                 # evaluations completed by then (with one worker, every one started)
-                samples_to_optimum = int(sum(r_charged))
-                time_to_optimum = finish
+                samples_to_optimum = sum(r[6] for r in rows)
+                time_to_optimum = clock
                 break
         diagnostics = algo.diagnostics()
     except Exception as exc:  # noqa: BLE001 -- any error of the algorithm fails this run only
         failure = exc
-    wall = time.perf_counter() - wall0
-
-    records = _finish_records(r_slot, r_eval, r_new, r_charged, r_trial, r_start, r_finish, r_cpu,
-                              slot_index, ids, texts, evals, minimise, top)
+    wall = cpu() - wall0
+    # the algorithm's share of the run's wall time, applied to the run's CPU time
+    share = (time.process_time() - cpu0) / wall if wall > 0 else 1.0
+    algo_cpu *= share
+    records = _finish_records(rows, r_time, share, slot_index, ids, texts, evals, minimise, top)
     n = len(records["sample"])
     if samples_to_optimum is not None:
         epochs_to_optimum = float(records["epochs"].sum())
@@ -512,16 +504,18 @@ def _last(column: np.ndarray) -> float | None:
     return float(column[-1]) if len(column) else None
 
 
-def _finish_records(r_slot, r_eval, r_new, r_charged, r_trial, r_start, r_finish, r_cpu,
-                    slot_index: list[int], ids: list[str], texts: list[str], evals: list[_Evaluation],
-                    minimise: bool, top: int) -> dict[str, np.ndarray]:
+def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_index: list[int],
+                    ids: list[str], texts: list[str], evals: list[_Evaluation], minimise: bool,
+                    top: int) -> dict[str, np.ndarray]:
     """Every told trial's record, gathered from the per-evaluation answers in one step."""
-    slots = np.asarray(r_slot, dtype=np.int64)
-    ev = np.asarray(r_eval, dtype=np.int64)
-    n = len(slots)
+    n = len(rows)
+    # a row: (finish, trial id, start, slot, evaluation, new, charged, found, told object)
+    finish_, trial_, start_, slot_, eval_, new_, charged_ = list(zip(*rows))[:7] if n else ((),) * 7
+    slots = np.asarray(slot_, dtype=np.int64)
+    ev = np.asarray(eval_, dtype=np.int64)
     m = len(evals)
-    repeat = ~np.asarray(r_new, dtype=bool) if n else np.zeros(0, dtype=bool)
-    charged = np.asarray(r_charged, dtype=bool) if n else np.zeros(0, dtype=bool)
+    repeat = ~np.asarray(new_, dtype=bool)
+    charged = np.asarray(charged_, dtype=bool)
     obs = [x.answer.observation for x in evals]
     search = np.fromiter((o.value for o in obs), dtype=np.float64, count=m)[ev]
     report = np.fromiter((x.answer.report for x in evals), dtype=np.float64, count=m)[ev]
@@ -560,11 +554,11 @@ def _finish_records(r_slot, r_eval, r_new, r_charged, r_trial, r_start, r_finish
         "cost": cost,
         "cum_cost": np.cumsum(paid),
         "repeat": repeat,
-        "algo_cpu_s": np.asarray(r_cpu, dtype=np.float64),
-        "trial": np.asarray(r_trial, dtype=np.int64),
+        "algo_cpu_s": np.asarray(r_time, dtype=np.float64) * share,
+        "trial": np.asarray(trial_, dtype=np.int64),
         "fidelity": fidelity,
-        "start": np.asarray(r_start, dtype=np.float64),
-        "finish": np.asarray(r_finish, dtype=np.float64),
+        "start": np.asarray(start_, dtype=np.float64),
+        "finish": np.asarray(finish_, dtype=np.float64),
         "epochs": epochs,
     }
     # Where the string form is the identity (NB201, ConvNet) the column is kept once here;
