@@ -16,13 +16,14 @@ Why it is built this way:
   (``nb201/cifar10`` and ``nb201/cifar100``) share one object. Workers cache the oracle they
   build per process, like the local pool's workers.
 * **The driver writes the results.** Tasks return their records and summary; the driver
-  writes each run with the same atomic write as the local executor
-  (:func:`harness.experiment.write_task`) the moment it arrives. Worker nodes therefore
+  writes each run with the ``write`` function :meth:`RayExecutor.run` is given (the same
+  atomic write as the local executor's) the moment it arrives. Worker nodes therefore
   never need the results folder, a crash of the driver loses only unfinished runs, and
   resuming works exactly as locally (a run is done when its file exists).
-* **Bounded submission.** At most ``2 x`` the cluster's CPUs (or ``4 x workers`` when
-  larger) tasks are in flight, so a study of many thousands of runs does not flood the
-  scheduler, and Ctrl-C has little to cancel.
+* **Bounded submission** (:func:`harness.processes.bounded`, as the local pool). At most
+  ``2 x`` the cluster's CPUs (or ``4 x workers`` when larger) tasks are in flight, so a
+  study of many thousands of runs does not flood the scheduler, and Ctrl-C has little to
+  cancel: the tasks in flight are cancelled.
 * **Per-task resources.** A task asks for ``num_cpus=1`` unless the algorithm class (or the
   oracle) declares a ``resources`` mapping, e.g. ``resources = {"num_cpus": 1,
   "num_gpus": 0.25}`` for a torch algorithm that wants a slice of a GPU; Ray then places
@@ -44,6 +45,8 @@ import numpy as np
 
 from oracles.errors import UserError
 
+from .processes import bounded
+
 try:
     import ray
 except ImportError as _exc:  # executors.make_executor turns this into a one-line UserError
@@ -61,10 +64,9 @@ def _shippable(table):
                  columns={k: np.asarray(v) for k, v in table.columns.items()}, meta=dict(table.meta))
 
 
-def _compute_remote(task, table):
-    # Runs in a Ray worker: Ray resolves ``table`` from the object store before the call.
-    from harness.experiment import compute_task
-    return compute_task(task, table)
+def _compute_remote(compute, task, table):
+    # Runs in a Ray worker: Ray resolves ``compute`` and ``table`` from the object store first.
+    return compute(task, table)
 
 
 def _call_remote(fn, item):
@@ -129,23 +131,36 @@ class RayExecutor:
         return max(2 * cpus, 4 * self.workers, 2)
 
     # -- generic map -------------------------------------------------------------------
-    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
-        """``fn(task)`` for every task, as Ray tasks (one CPU each); results as they finish."""
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any],
+                      resources: dict[str, float] | None = None) -> Iterator[Any]:
+        """``fn(task)`` for every task, as Ray tasks; results as they finish.
+
+        ``resources``: what each Ray task asks for (``num_cpus``, ``num_gpus``, ``memory``);
+        default :data:`DEFAULT_RESOURCES`, one CPU.
+        """
         tasks = list(tasks)
         if not tasks:
             return
         self._connect()
-        remote = ray.remote(num_cpus=1)(_call_remote)
-        fn_ref = ray.put(fn)
         try:
-            yield from self._stream(((remote, (fn_ref, t), {}) for t in tasks), lambda r: r)
+            remote = ray.remote(_call_remote).options(**(resources or DEFAULT_RESOURCES))
+            fn_ref = ray.put(fn)
+            yield from self._stream(((remote, (fn_ref, t)) for t in tasks), lambda r: r)
         finally:
             self._close()
 
     # -- experiment runs -----------------------------------------------------------------
-    def run_tasks(self, tasks: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        """Run experiment tasks remotely, write each finished run here; yield result rows."""
-        from harness.experiment import write_task
+    def run(self, tasks: Iterable[Any], compute: Callable[..., tuple],
+            write: Callable[..., Any]) -> Iterator[Any]:
+        """Compute experiment tasks remotely, write each finished one here; yield ``write``'s rows.
+
+        ``tasks``: experiment tasks (:class:`harness.experiment.Task`: ``task.cell.oracle``
+        names the oracle, ``task.cell.config["algorithm"]`` the algorithm, whose declared
+        resources the task asks for, :func:`task_resources`). ``compute(task, table)`` runs
+        in a Ray worker with the oracle's table from the object store and returns a tuple;
+        ``write(*that tuple)`` runs here, as each task finishes (the interface of
+        :meth:`harness.executors.LocalExecutor.run`).
+        """
         from oracles.registry import load_oracle
         tasks = list(tasks)
         if not tasks:
@@ -169,43 +184,44 @@ class RayExecutor:
             refs = {key: ray.put(_shippable(table)) for key, table in tables.items()}
             self.tables_put = len(refs)
             remote = ray.remote(_compute_remote)
+            compute_ref = ray.put(compute)
 
             def submissions():
                 for t in tasks:
-                    yield remote.options(**resources[t.cell.key]), (t, refs[by_spec[t.cell.oracle]]), {}
+                    yield remote.options(**resources[t.cell.key]), (compute_ref, t, refs[by_spec[t.cell.oracle]])
 
-            yield from self._stream(submissions(), lambda out: write_task(*out))
+            yield from self._stream(submissions(), lambda out: write(*out))
         finally:
             self._close()
 
-    def _stream(self, submissions, finish) -> Iterator[Any]:
-        limit = self._in_flight()
-        pending: list = []
-        subs = iter(submissions)
-        try:
-            for remote, args, kwargs in subs:
-                pending.append(remote.remote(*args, **kwargs))
-                if len(pending) >= limit:
-                    break
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    try:
-                        out = ray.get(ref)
-                    except ray.exceptions.RayTaskError as exc:
-                        cause = getattr(exc, "cause", None)
-                        if isinstance(cause, UserError):
-                            raise UserError(str(cause)) from None
-                        raise
-                    yield finish(out)
-                    nxt = next(subs, None)
-                    if nxt is not None:
-                        remote, args, kwargs = nxt
-                        pending.append(remote.remote(*args, **kwargs))
-        except BaseException:
+    def run_tasks(self, tasks: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        """Deprecated: what :func:`harness.experiment.execute` calls until it calls :meth:`run`
+        (issue 14); delete it then, with execute()'s ``getattr(executor, "run_tasks", None)``."""
+        from harness.experiment import compute_task, write_task
+        return self.run(tasks, compute_task, write_task)
+
+    def _stream(self, submissions: Iterable[tuple[Any, tuple]], finish: Callable[[Any], Any]) -> Iterator[Any]:
+        """Submit ``(remote function, args)`` pairs with a bounded number in flight; yield
+        ``finish(result)`` as each finishes. A :class:`UserError` raised in a task is raised
+        here as itself (one line, no remote traceback); on any error or Ctrl-C the tasks in
+        flight are cancelled."""
+
+        def result(ref):
+            try:
+                out = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, UserError):
+                    raise UserError(str(cause)) from None
+                raise
+            return finish(out)
+
+        def cancel(pending):
             for ref in pending:
                 try:
                     ray.cancel(ref, force=True)
                 except Exception:  # already finished or the cluster is gone: nothing to cancel
                     pass
-            raise
+
+        return bounded(submissions, lambda sub: sub[0].remote(*sub[1]),
+                       lambda refs: ray.wait(refs, num_returns=1), result, self._in_flight(), cancel)

@@ -185,12 +185,9 @@ def test_other_config_and_concurrent_collector_refused(tmp_path):
     col.collect(tiny_job(max_depth=1, seeds=1), out, progress=False, log=lambda *_: None)
     with pytest.raises(UserError, match="different collection"):
         col.collect(tiny_job(max_depth=1, seeds=2), out, progress=False, log=lambda *_: None)
-    lock = col._Lock(out)
-    try:
+    with col.lock(out):
         with pytest.raises(UserError, match="another collector"):
             col.collect(tiny_job(max_depth=1, seeds=1), out, progress=False, log=lambda *_: None)
-    finally:
-        lock.release()
 
 
 _CHILD = """

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.crashproof import comparable_summary
-from harness.experiment import Experiment, Task, execute, plan
+from harness.experiment import Experiment, Task, compute_task, execute, plan, write_task
 from harness.results import ResultsStore
 from oracles.errors import UserError
 
@@ -47,7 +47,7 @@ def test_each_table_goes_to_the_object_store_once(nb201_env, ray_local, tmp_path
     store.register(cells)
     tasks = [Task(c, s, exp.out) for c in cells for s in exp.seed_list]
     ex = RayExecutor(2)
-    rows = list(ex.run_tasks(tasks))
+    rows = list(ex.run(tasks, compute_task, write_task))
     # two oracles over the one NB201 table: one object
     assert ex.tables_put == 1
     assert sorted((r["cell"], r["seed"]) for r in rows) == sorted((t.cell.key, t.seed) for t in tasks)
@@ -68,6 +68,60 @@ def test_ray_resumes_like_local(nb201_env, ray_local, tmp_path):
 def test_generic_map_unordered(ray_local):
     from harness.ray_executor import RayExecutor
     assert sorted(RayExecutor(2).map_unordered(abs, [-3, 1, -2])) == [1, 2, 3]
+
+
+def test_local_and_ray_executors_share_one_interface(nb201_env, ray_local, tmp_path):
+    """``run(tasks, compute, write)`` on both executors: the same rows and the same files,
+    whether the workers write (local pool) or the driver does (Ray)."""
+    from harness.executors import LocalExecutor
+    from harness.ray_executor import RayExecutor
+    folders = {}
+    for name, ex in (("local", LocalExecutor(2)), ("ray", RayExecutor(2))):
+        exp = _exp(tmp_path / name, algorithms=["random"], oracles=["nb201/cifar10"], seeds=3, budget=40,
+                   until_optimum=False)
+        store = ResultsStore(exp.out)
+        cells = store.register(plan(exp))
+        tasks = [Task(c, s, exp.out) for c in cells for s in exp.seed_list]
+        rows = sorted(ex.run(tasks, compute_task, write_task), key=lambda r: r["seed"])
+        assert [r["seed"] for r in rows] == [0, 1, 2] and all(store.is_done(t.cell, t.seed) for t in tasks)
+        folders[name] = (_folder(tmp_path / name)[0], [comparable_summary(r) for r in rows])
+    assert folders["local"] == folders["ray"]
+
+
+def test_a_user_error_in_a_ray_task_is_one_line(ray_local, tmp_path):
+    # a configuration or data error inside a task reaches the user as the one-line UserError
+    # it was (no remote traceback); the tasks still in flight are cancelled
+    from harness.experiment import load_toml
+    from harness.ray_executor import RayExecutor
+    missing = str(tmp_path / "missing.toml")
+    with pytest.raises(UserError, match="missing.toml does not exist") as info:
+        list(RayExecutor(2).map_unordered(load_toml, [missing] * 3))
+    assert info.value.__cause__ is None and "Traceback" not in str(info.value)
+
+
+@pytest.mark.slow  # Ray workers import torch: about a minute on 2 busy cores
+def test_the_collector_on_ray_collects_the_local_table(ray_local, tmp_path):
+    """``collect convnet --executor ray`` trains the same networks to the same numbers as the
+    local pool (the executor's bounded map with a per-task resource request)."""
+    from optional import require_module
+    require_module("torch")
+    require_module("sklearn")
+    import numpy as np
+
+    from oracles.collectors import convnet as col
+    from oracles.collectors.train import METRICS, Recipe
+    from oracles.convnet_space import ConvNetSpace
+    from oracles.table import load_table
+    job = col.make_job("digits", "digits", 1, recipe=Recipe(epochs=1, batch_size=256, lr=0.02, batch_norm=True),
+                       space=ConvNetSpace(channels=(4,), kernels=(3, 5), max_depth=1), name="convnet-tiny")
+    # local: in this process (the pool's numbers are these: tests/test_collector.py)
+    tables = {ex: load_table(col.collect(job, tmp_path / ex, workers=n, executor=ex, progress=False,
+                                         log=lambda *_: None))
+              for ex, n in (("local", 1), ("ray", 2))}
+    keep = [METRICS.index(m) for m in METRICS if m != "train_time"]
+    local, ray_ = (np.asarray(tables[ex].values)[..., keep] for ex in ("local", "ray"))
+    assert local.shape == (2, 1, 1, len(keep)) and not np.isnan(local).any()
+    np.testing.assert_allclose(ray_, local, rtol=0, atol=1e-6)
 
 
 def test_resources_come_from_the_algorithm(monkeypatch, nb201_env, ray_local, tmp_path):

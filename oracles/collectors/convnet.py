@@ -48,12 +48,11 @@ Installing a collected table for ``nas-harness run``: copy ``OUT/table`` to
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import functools
 import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -61,6 +60,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from harness.files import FileLock, atomic_write_bytes
+from harness.processes import map_unordered
+from harness.provenance import code_version as _harness_code_version
 
 from ..convnet_space import ConvNetSpace
 from ..errors import CorruptData, UserError
@@ -210,30 +213,13 @@ class _Shard:
         os.close(self._fd)
 
 
-class _Lock:
-    def __init__(self, out: Path):
-        import fcntl
-        self._fh = open(out / ".lock", "w")
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            raise UserError(f"another collector is writing to {out}; wait for it or use another --out") from None
-
-    def release(self):
-        self._fh.close()
+def lock(out: Path) -> FileLock:
+    """Hold ``out`` for this collector: ``OUT/.lock``, refused while another collector holds it."""
+    return FileLock(out / ".lock", f"another collector is writing to {out}; wait for it or use another --out")
 
 
 # --- workers ---------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
-
-
-def _pool_worker_init(parent: int, *args) -> None:
-    # Ctrl-C is the parent's to handle (no worker tracebacks), orphans exit, SIGTERM cleans
-    # up: the same treatment as the experiment pool (harness.executors, issue 8)
-    from harness.executors import _worker_init as _safe_worker
-    _safe_worker(parent)
-    _worker_init(*args)
 
 
 def _worker_init(dataset: str, split_seed: int, cifar_dir: str | None, recipe: dict, device: str) -> None:
@@ -244,80 +230,41 @@ def _worker_init(dataset: str, split_seed: int, cifar_dir: str | None, recipe: d
                    device=device, key=(dataset, split_seed, cifar_dir))
 
 
-def _worker_run(index: int, layers: tuple, seed: int) -> tuple[int, int, dict[str, float]]:
+def _worker_run(task: tuple[int, tuple, int]) -> tuple[int, int, dict[str, float]]:
     from .train import train_network
+    index, layers, seed = task
     return index, seed, train_network(layers, seed, _WORKER["recipe"], _WORKER["data"], _WORKER["device"])
 
 
-def _ray_task(dataset, split_seed, cifar_dir, recipe, device, index, layers, seed):
+def _ray_task(args: tuple, task: tuple[int, tuple, int]) -> tuple[int, int, dict[str, float]]:
     # Ray reuses worker processes: load the dataset once per process
+    dataset, split_seed, cifar_dir, recipe, device = args
     if _WORKER.get("key") != (dataset, split_seed, cifar_dir):
-        _worker_init(dataset, split_seed, cifar_dir, recipe, device)
+        _worker_init(*args)
     _WORKER["recipe"] = Recipe.from_dict(recipe)
     _WORKER["device"] = device
-    return _worker_run(index, layers, seed)
+    return _worker_run(task)
 
 
 def _run_local(tasks, job: Job, workers: int, device: str) -> Iterable[tuple[int, int, dict]]:
+    # Spawned workers (no fork after torch/threads in the parent) that leave Ctrl-C to this
+    # process and exit when it dies, as the experiment's (harness.processes). Interrupted,
+    # the networks in training are abandoned at once; their rows were never written, so a
+    # resume trains them again. Two tasks per worker in flight keep the seed-by-seed order.
     args = (job.dataset, job.split_seed, job.cifar_dir, job.recipe.to_dict(), device)
-    if workers == 1:
-        _worker_init(*args)
-        for index, layers, seed in tasks:
-            yield _worker_run(index, layers, seed)
-        return
-    from harness.executors import _sigint_deferred, _stop_pool, spawn_pool
-    # spawned, not forked: no fork after torch/threads in the parent
-    pool = spawn_pool(workers, _pool_worker_init, (os.getpid(), *args))
-    try:
-        it = iter(tasks)
-        pending: set[cf.Future] = set()
-        while True:
-            with _sigint_deferred():  # workers start with Ctrl-C blocked, then ignore it
-                while len(pending) < 2 * workers:
-                    task = next(it, None)
-                    if task is None:
-                        break
-                    pending.add(pool.submit(_worker_run, *task))
-            if not pending:
-                break
-            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
-    except BaseException:
-        # interrupted (or a worker failed): abandon the networks in training now instead of
-        # waiting for them; their rows were never written, a resume trains them again
-        _stop_pool(pool)
-        raise
-    pool.shutdown(wait=True, cancel_futures=True)
+    return map_unordered(_worker_run, tasks, workers, initializer=_worker_init, initargs=args,
+                         in_flight=2 * workers)
 
 
 def _run_ray(tasks, job: Job, workers: int, device: str) -> Iterable[tuple[int, int, dict]]:
     try:
-        import ray
+        from harness.ray_executor import RayExecutor
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'ray[default]' (or use --executor local)") from None
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None)
-    gpus = 0
-    if device.startswith("cuda"):
-        # several small networks share a GPU: one task per GPU slice
-        gpus = 1.0 / max(1, workers)
-    remote = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_task)
+    # several small networks share a GPU: one task per GPU slice
+    resources = {"num_cpus": 1, "num_gpus": 1.0 / max(1, workers) if device.startswith("cuda") else 0}
     args = (job.dataset, job.split_seed, job.cifar_dir, job.recipe.to_dict(), device)
-    limit = max(2 * int(ray.cluster_resources().get("CPU", workers)), 2)
-    it = iter(tasks)
-    pending = []
-    while True:
-        while len(pending) < limit:
-            task = next(it, None)
-            if task is None:
-                break
-            pending.append(remote.remote(*args, *task))
-        if not pending:
-            break
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            yield ray.get(ref)
+    return RayExecutor(workers).map_unordered(functools.partial(_ray_task, args), tasks, resources=resources)
 
 
 # --- the collection --------------------------------------------------------------------------
@@ -344,9 +291,7 @@ def _prepare(out: Path, job: Job) -> None:
         return
     config["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     config["code_version"] = code_version()  # recorded, not compared when resuming
-    tmp = cfg_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(config, indent=1))
-    os.replace(tmp, cfg_path)
+    atomic_write_bytes(cfg_path, lambda fh: fh.write(json.dumps(config, indent=1).encode()))
 
 
 def _space(job: Job) -> ConvNetSpace:
@@ -385,8 +330,7 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str 
         from .datasets import load_split
         load_split(job.dataset, job.split_seed, job.cifar_dir)
     _prepare(out, job)
-    lock = _Lock(out)
-    try:
+    with lock(out):
         rows, stats = read_shards(out)
         space = _space(job)
         todo = [(i, s) for i, s in all_tasks(job) if (i, s) not in rows]
@@ -412,8 +356,6 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str 
             return target
         finalize(job, out, rows, target)
         return target
-    finally:
-        lock.release()
 
 
 def _train(job, out, space, todo, total, workers, device, executor, progress):
@@ -451,23 +393,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+#: the collector's own sources: a change to them, committed or not, changes collected tables
+COLLECTOR_SOURCES = ("oracles/collectors", "oracles/convnet_space.py")
+
+
 def code_version() -> dict[str, Any]:
     """The package version and, in a git checkout, the commit and whether the collector's
-    files differ from it."""
-    from harness import __version__
-    info: dict[str, Any] = {"package": __version__}
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10)
-        if commit.returncode == 0:
-            info["git_commit"] = commit.stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "oracles/collectors",
-                                    "oracles/convnet_space.py"], cwd=root, capture_output=True,
-                                   text=True, timeout=10)
-            info["collector_modified"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
+    files (:data:`COLLECTOR_SOURCES`) differ from it (:func:`harness.provenance.code_version`,
+    under the names collected tables have always used)."""
+    v = _harness_code_version(COLLECTOR_SOURCES)
+    info: dict[str, Any] = {"package": v["version"]}
+    if v["git_commit"]:
+        info.update(git_commit=v["git_commit"], collector_modified=v["git_dirty"])
     return info
 
 
