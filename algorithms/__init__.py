@@ -24,6 +24,9 @@ REGISTRY: dict[str, str] = {
     "cadam": "algorithms.cadam:Cadam",
     "nao": "algorithms.nao:NAO",
     "nases": "algorithms.nases:NASES",
+    "successive-halving": "algorithms.successive_halving:SuccessiveHalving",
+    "hyperband": "algorithms.hyperband:Hyperband",
+    "asha": "algorithms.asha:ASHA",
 }
 
 
@@ -49,6 +52,8 @@ def _annotated_type(annotation: Any) -> type | None:
 def _coerce(name: str, key: str, text: str, default: Any, annotation: Any = None) -> Any:
     """Turn a command-line value into the type of the parameter's default (for a ``None``
     default, the type its annotation names, e.g. ``float | None``)."""
+    if default is None and text is None:
+        return None       # an optional parameter left at None (as stored in a run's configuration)
     if default is None and annotation is not None:
         kind = _annotated_type(annotation)
         if kind is not None and not (isinstance(text, str) and text.strip().lower() in ("none", "null")):
