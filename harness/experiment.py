@@ -240,11 +240,6 @@ def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any],
     return {"cell": task.cell.key, "seed": task.seed, **summary}
 
 
-def run_task(task: Task) -> dict[str, Any]:
-    """Execute one task and write its file; runs in a worker (oracles cached per process)."""
-    return write_task(*compute_task(task))
-
-
 def pending_tasks(exp: Experiment, cells: list[Cell], store: ResultsStore) -> tuple[list[Task], int]:
     """The runs of ``cells`` not yet done (failed runs included: they are retried)."""
     from algorithms import REGISTRY
@@ -272,9 +267,9 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
         cells = store.register(cells)  # as the folder holds them (older folders keep their names)
         tasks, done = pending_tasks(exp, cells, store)
         bar = _progress_bar(len(tasks) + done, done, progress)
-        # executors whose workers may be on other machines compute remotely and write here
-        run_tasks = getattr(executor, "run_tasks", None)
-        results = run_tasks(tasks) if run_tasks is not None else executor.map_unordered(run_task, tasks)
+        # one interface: the local pool computes and writes in its workers; Ray computes
+        # remotely (the oracle's table from its object store) and writes here
+        results = executor.run(tasks, compute_task, write_task)
         try:
             raise_if_swallowed()          # a Ctrl-C lost while modules loaded stops us here
             for result in results:
