@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import bz2
 import errno
+import functools
 import json
 import os
 import pickle
+import re
 import shutil
 import string
 from pathlib import Path
@@ -58,15 +60,21 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 from oracles.nb201_space import NB201Space, OPS as NB201_OPS  # noqa: E402
 
 
-def assert_parses_or_refuses_in_one_line(space, text):
+def assert_parses_or_refuses_in_one_line(space, text, expected=None):
     """``text`` is either refused with a one-line InvalidArchitecture, or parses to an
-    architecture whose printed form parses back to the same identity."""
+    architecture whose printed form parses back to the same identity. ``expected(text)``,
+    written without the space's parser, gives what a valid text must parse to (None: the
+    text is not a valid architecture, so the parser must refuse it)."""
+    want = expected(text) if expected else None
     try:
         arch = space.parse(text)
     except InvalidArchitecture as exc:
         assert "\n" not in str(exc)
+        assert want is None, (text, want, str(exc))
         return
     assert space.identity(space.parse(space.to_string(arch))) == space.identity(arch)
+    if expected:
+        assert want is not None and arch == want, (text, arch, want)
 
 
 NB201 = NB201Space()
@@ -75,10 +83,38 @@ nb201_like = st.lists(st.sampled_from(["|", "~", "+", "0", "1", "2", "3", *NB201
                       max_size=30).map("".join)
 
 
+def nb201_expected(text):
+    """The op indices an NB201 string names, read with a regular expression: exactly the
+    official form ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (surrounding whitespace aside)."""
+    if not isinstance(text, str):
+        return None
+    ops = "|".join(map(re.escape, NB201_OPS))
+    m = re.fullmatch(r"\|({0})~0\|\+\|({0})~0\|({0})~1\|\+\|({0})~0\|({0})~1\|({0})~2\|".format(ops),
+                     text.strip())
+    return None if m is None else tuple(NB201_OPS.index(op) for op in m.groups())
+
+
+#: NB201-like texts that must parse (every op, whitespace around), so that the property's
+#: success branch is reached whatever hypothesis draws
+nb201_valid = st.builds(lambda ops, pre, post: pre + "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops) + post,
+                        st.lists(st.sampled_from(NB201_OPS), min_size=6, max_size=6),
+                        st.sampled_from(["", " ", "\n\t"]), st.sampled_from(["", " ", "\n"]))
+
+
 @SETTINGS
-@given(st.one_of(junk, nb201_like))
+@given(st.one_of(junk, nb201_like, nb201_valid))
 def test_nb201_parse_accepts_or_refuses_cleanly(text):
-    assert_parses_or_refuses_in_one_line(NB201, text)
+    assert_parses_or_refuses_in_one_line(NB201, text, nb201_expected)
+
+
+def test_nb201_expected_parse_by_hand():
+    text = "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|"
+    assert NB201_OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    assert NB201.parse(" " + text + "\n") == nb201_expected(text) == (0, 1, 2, 3, 4, 0)
+    for bad in (text.replace("~2", "~1"), text[:-1], text + "+", text.replace("none", "None", 1)):
+        assert nb201_expected(bad) is None
+        with pytest.raises(InvalidArchitecture):
+            NB201.parse(bad)
 
 
 @SETTINGS
@@ -105,23 +141,119 @@ nb101_like = st.builds(
     st.sampled_from([";", ":", ""]))
 
 
+def nb101_reference(matrix, ops):
+    """The NB101 paper's rules applied to a raw (matrix, ops), written apart from the
+    module: None when they make it no model, else the pruned :class:`Cell`.
+
+    A cell is a square 0/1 strictly upper-triangular matrix with ops ``input``, interior
+    ops of :data:`OPS`, ``output``; vertices off every input->output path are dropped
+    (here found by a Warshall transitive closure, not the module's bit sweeps), and the
+    rest must be connected, at most 7 vertices and at most 9 edges."""
+    m = np.asarray(matrix)
+    n = len(ops)
+    if m.ndim != 2 or m.shape != (n, n) or n < 2:
+        return None
+    if not np.isin(m, (0, 1)).all() or any(m[i, j] for i in range(n) for j in range(i + 1)):
+        return None
+    if ops[0] != "input" or ops[-1] != "output" or any(o not in nb101_space.OPS for o in ops[1:-1]):
+        return None
+    reach = m.astype(bool) | np.eye(n, dtype=bool)
+    for k in range(n):
+        reach |= reach[:, [k]] & reach[[k], :]
+    if not reach[0, n - 1]:
+        return None
+    keep = [v for v in range(n) if reach[0, v] and reach[v, n - 1]]
+    sub = m[np.ix_(keep, keep)]
+    if len(keep) > 7 or sub.sum() > 9:
+        return None
+    return nb101_space.Cell(tuple(tuple(int(x) for x in row) for row in sub), tuple(ops[v] for v in keep))
+
+
+def nb101_expected(text):
+    """What ``<n*n bits>;<op>,...,<op>`` must parse to (None: no model)."""
+    if not isinstance(text, str):
+        return None
+    m = re.fullmatch(r"([01]*)\s*;(.*)", text.strip(), re.S)
+    if m is None:
+        return None
+    names = [o.strip() for o in m.group(2).split(",")]
+    n = len(names)
+    if len(m.group(1)) != n * n:
+        return None
+    return nb101_reference(np.array([int(c) for c in m.group(1)], dtype=np.int64).reshape(n, n), names)
+
+
+def test_nb101_reference_by_hand():
+    c3, c1, mp = nb101_space.OPS
+    # input -> conv3 -> output, plus a dangling maxpool fed by the input: pruned away
+    cell = nb101_expected("0110 0001 0000 0000".replace(" ", "") + f";input,{c3},{mp},output")
+    assert cell == nb101_space.Cell(((0, 1, 0), (0, 0, 1), (0, 0, 0)), ("input", c3, "output"))
+    assert nb101_space.NB101Space().parse("0110000100000000" + f"; input ,{c3},{mp}, output ") == cell
+    assert nb101_expected(f"0000000000000000;input,{c3},{c1},output") is None          # disconnected
+    eight = "".join("1" if j == i + 1 else "0" for i in range(8) for j in range(8))   # a chain of 8
+    assert nb101_expected(eight + ";input," + ",".join([c3] * 6) + ",output") is None  # 8 vertices
+    full7 = "".join("1" if j > i else "0" for i in range(7) for j in range(7))        # 21 edges
+    assert nb101_expected(full7 + ";input," + ",".join([c1] * 5) + ",output") is None
+    # 9 edges on 7 vertices is the limit: a chain of 6 edges plus 3 skips
+    nine = np.zeros((7, 7), dtype=np.int64)
+    for i in range(6):
+        nine[i, i + 1] = 1
+    nine[0, 2] = nine[0, 3] = nine[0, 4] = 1
+    text = "".join(map(str, nine.ravel())) + ";input," + ",".join([mp] * 5) + ",output"
+    assert nb101_expected(text).n_edges == 9 and nb101_space.NB101Space().parse(text) == nb101_expected(text)
+    nine[0, 5] = 1
+    assert nb101_expected("".join(map(str, nine.ravel())) + ";input," + ",".join([mp] * 5) + ",output") is None
+
+
+def _nb101_text(spec):
+    n, bits, ops, skew = spec
+    m = np.zeros((n, n), dtype=np.int64)
+    m[np.triu_indices(n, 1)] = bits[: n * (n - 1) // 2]
+    names = ["input", *ops[: n - 2], "output"]
+    if skew == 1:            # one entry below the diagonal
+        m[n - 1, 0] = 1
+    elif skew == 2:          # an unknown op
+        names[-2 if n > 2 else 0] = "conv5x5"
+    return "".join(map(str, m.ravel())) + ";" + ",".join(names)
+
+
+#: well-formed cell strings (every size up to 8 vertices, random edges): the parser's
+#: pruning and limits, not only its refusals
+nb101_cells = st.tuples(st.integers(2, 8), st.lists(st.integers(0, 1), min_size=28, max_size=28),
+                        st.lists(st.sampled_from(nb101_space.OPS), min_size=6, max_size=6),
+                        st.sampled_from([0, 0, 0, 1, 2])).map(_nb101_text)
+
+
 @SETTINGS
-@given(st.one_of(junk, nb101_like))
+@given(st.one_of(junk, nb101_like, nb101_cells))
 def test_nb101_strings_accept_or_refuse_cleanly(text):
-    assert_parses_or_refuses_in_one_line(nb101_space.NB101Space(), text)
+    assert_parses_or_refuses_in_one_line(nb101_space.NB101Space(), text, nb101_expected)
+
+
+upper = st.integers(2, 8).flatmap(lambda n: st.tuples(
+    st.lists(st.integers(0, 1), min_size=n * n, max_size=n * n).map(
+        lambda b: (np.triu(np.array(b, dtype=np.int64).reshape(n, n), 1)).tolist()),
+    st.lists(st.sampled_from(nb101_space.OPS), min_size=n - 2, max_size=n - 2).map(
+        lambda o: ["input", *o, "output"])))
 
 
 @SETTINGS
-@given(st.integers(0, 8).flatmap(lambda n: st.tuples(
+@given(st.one_of(st.integers(0, 8).flatmap(lambda n: st.tuples(
     st.lists(st.lists(st.integers(-1, 2), min_size=n, max_size=n), min_size=n, max_size=n),
-    st.lists(st.sampled_from([*nb101_space.OPS, "input", "output", "pool"]), min_size=0, max_size=n + 1))))
+    st.lists(st.sampled_from([*nb101_space.OPS, "input", "output", "pool"]), min_size=0, max_size=n + 1))),
+    upper))
 def test_nb101_cell_validation(spec):
     matrix, ops = spec
+    m = np.array(matrix, dtype=np.int64).reshape(len(matrix), -1) if matrix else np.zeros((0, 0), dtype=np.int64)
+    want = nb101_reference(m, ops)
     try:
-        nb101_space.validate(nb101_space.make_cell(np.array(matrix, dtype=np.int64).reshape(len(matrix), -1)
-                                                   if matrix else np.zeros((0, 0), dtype=np.int64), ops))
+        cell = nb101_space.validate(nb101_space.make_cell(m, ops))
     except InvalidArchitecture as exc:
         assert "\n" not in str(exc)
+        assert want is None, (matrix, ops, str(exc))
+        return
+    assert cell == want, (matrix, ops)
+    assert nb101_space.is_valid(cell) and nb101_space.prune(cell) == cell
 
 
 from oracles.convnet_space import ConvNetSpace  # noqa: E402
@@ -131,10 +263,25 @@ convnet_like = st.lists(st.sampled_from(["3", "5", "x", "-", "8", "16", "32", "1
                         max_size=20).map("".join)
 
 
+def convnet_expected(text):
+    """The layers a ``KxC-KxC...`` string names in the digits preset (kernels 3 and 5,
+    8 or 16 channels, 1 to 5 layers: LaNAS §2's space at digits scale), read with a
+    regular expression; None when it names no network of the space."""
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]+x[0-9]+(-[0-9]+x[0-9]+)*", text.strip()):
+        return None
+    layers = tuple((int(k), int(c)) for k, c in re.findall(r"([0-9]+)x([0-9]+)", text))
+    ok = 1 <= len(layers) <= 5 and all(k in (3, 5) and c in (8, 16) for k, c in layers)
+    return layers if ok else None
+
+
+convnet_valid = st.lists(st.tuples(st.sampled_from(["3", "5", "03", "4"]), st.sampled_from(["8", "16", "016", "32"])),
+                         min_size=0, max_size=6).map(lambda ls: " " + "-".join(f"{k}x{c}" for k, c in ls) + "\n")
+
+
 @SETTINGS
-@given(st.one_of(junk, convnet_like))
+@given(st.one_of(junk, convnet_like, convnet_valid))
 def test_convnet_strings_accept_or_refuse_cleanly(text):
-    assert_parses_or_refuses_in_one_line(CONVNET, text)
+    assert_parses_or_refuses_in_one_line(CONVNET, text, convnet_expected)
 
 
 from algorithms import REGISTRY, algorithm_class, make_algorithm, parse_spec  # noqa: E402
@@ -164,7 +311,20 @@ def test_algorithm_specs_build_or_refuse_cleanly(spec):
     except UserError as exc:
         assert "\n" not in str(exc)
         return
-    assert set(algo.get_params()) == set(algorithm_class(name).default_params())
+    defaults = algorithm_class(name).default_params()
+    got = algo.get_params()
+    assert set(got) == set(defaults)
+    # every value given is the value the algorithm runs with (a parameter dropped or
+    # mis-typed on the way would pass the line above)
+    assert "bogus" not in params
+    for key, text in params.items():
+        default = defaults[key]
+        if isinstance(default, bool):
+            assert got[key] is (text.strip().lower() in ("1", "true", "yes", "on")), (key, text, got[key])
+        elif isinstance(default, (int, float)):
+            assert got[key] == float(text) and type(got[key]) is type(default), (key, text, got[key])
+        elif isinstance(default, str):
+            assert got[key] == text, (key, text, got[key])
 
 
 @SETTINGS
@@ -173,12 +333,49 @@ def test_algorithm_specs_build_or_refuse_cleanly(spec):
 def test_parse_spec_and_parse_name(text):
     from oracles.registry import parse_name
     for parse in (parse_spec, parse_name):
+        # parse_spec strips the whole spec first, so "name: " has no options; parse_name
+        # does not, and refuses the blank option of "name: "
+        want = spec_expected(text.strip() if parse is parse_spec else text)
         try:
-            name, params = parse(text)
+            got = parse(text)
         except UserError as exc:
             assert "\n" not in str(exc)
+            assert want is None, (text, want, str(exc))
             continue
-        assert isinstance(name, str) and all(isinstance(k, str) and k for k in params)
+        assert got == want, (parse.__name__, text, got, want)
+
+
+def spec_expected(text):
+    """``name[:key=value,...]`` read with regular expressions: the name and each key and
+    value without surrounding whitespace, a later key overriding an earlier one; None when
+    an option is not key=value with a non-empty key."""
+    m = re.fullmatch(r"([^:]*)(?::(.*))?", text, re.S)
+    params = {}
+    if m.group(2):
+        for part in re.split(",", m.group(2)):
+            kv = re.fullmatch(r"([^=]*)=(.*)", part, re.S)
+            if kv is None or not kv.group(1).strip():
+                return None
+            params[kv.group(1).strip()] = kv.group(2).strip()
+    return m.group(1).strip(), params
+
+
+@SETTINGS
+@given(st.text(alphabet="abc_/", min_size=1, max_size=8),
+       st.dictionaries(st.text(alphabet="xyz_", min_size=1, max_size=4), st.text(alphabet="0123.e-/=", max_size=5),
+                       max_size=4), st.sampled_from(["", " "]))
+def test_parse_spec_and_parse_name_read_back_what_was_written(name, params, pad):
+    from oracles.registry import parse_name
+    text = name + (":" + ",".join(f"{pad}{k}{pad}={pad}{v}{pad}" for k, v in params.items()) if params else "")
+    for parse in (parse_spec, parse_name):
+        assert parse(text) == (name, params), (parse.__name__, text)
+
+
+def test_spec_expected_by_hand():
+    assert spec_expected(" lanas : c = 0.5 ,split=lstsq,c=1") == ("lanas", {"c": "1", "split": "lstsq"})
+    assert spec_expected("random") == ("random", {}) == spec_expected("random:")
+    assert spec_expected("x:a=b=c") == ("x", {"a": "b=c"})
+    assert spec_expected("x:a=1,") is None and spec_expected("x: =1") is None and spec_expected("x:a") is None
 
 
 def test_oracle_names_load_or_refuse_cleanly(nb201_env):
@@ -192,11 +389,49 @@ def test_oracle_names_load_or_refuse_cleanly(nb201_env):
                                                       ":=", ":a=1,b"]))))
     def check(spec):
         try:
-            load_oracle(spec)
+            oracle = load_oracle(spec)
         except UserError as exc:
             assert "\n" not in str(exc)
+            return
+        assert_oracle_is_what_the_spec_says(oracle, spec)
 
     check()
+
+
+#: what the NB201 oracles serve by default (ours: the NB201 paper's validation/test
+#: accuracies, 200 epochs or the 12-epoch slice), and their optima from the shared CSVs
+NB201_DEFAULTS = {f"{prefix}/{ds}": (f"{ds}_valid", f"{ds}_test", epochs)
+                  for prefix, epochs in (("nb201", 200), ("nb201-12ep", 12))
+                  for ds in ("cifar10", "cifar100", "imagenet16")}
+
+
+@functools.lru_cache(maxsize=None)
+def _csv_optimum(metric, epochs):
+    import pandas as pd
+    from conftest import NB201_DIR
+    return pd.read_csv(NB201_DIR / f"nb201_{epochs}ep.csv", usecols=[metric])[metric].max() / 100
+
+
+def assert_oracle_is_what_the_spec_says(oracle, spec):
+    """An oracle ``load_oracle(spec)`` built serves what ``spec`` asks, option by option."""
+    base, _, opts = spec.partition(":")
+    assert base.strip() in NB201_DEFAULTS, spec   # the only installed table here
+    search, report, epochs = NB201_DEFAULTS[base.strip()]
+    runs = "mean"
+    options = dict(part.split("=", 1) for part in opts.split(",")) if opts.strip() else {}
+    options = {k.strip(): v.strip() for k, v in options.items()}
+    search, report = options.get("search", search), options.get("report", report)
+    epochs, runs = int(options.get("fidelity", epochs)), options.get("runs", runs)
+    assert oracle.name == (spec if options else base.strip())
+    assert (oracle.search_metric, oracle.report_metric, oracle.fidelity, oracle.runs) == (search, report, epochs, runs)
+    assert oracle.optimum.value == pytest.approx(_csv_optimum(search, epochs), abs=1e-9)
+
+
+@pytest.mark.parametrize("spec", ["nb201/cifar10", "nb201/cifar10:", "nb201-12ep/imagenet16:report=cifar10_test",
+                                  "nb201/cifar100: search = cifar100_test ,fidelity=12", "nb201/cifar10:runs=random"])
+def test_oracle_options_take_effect(nb201_env, spec):
+    from oracles.registry import load_oracle
+    assert_oracle_is_what_the_spec_says(load_oracle(spec), spec)
 
 
 # --- algorithms fed extreme (but parseable) values, through a real run ------------------------
@@ -219,11 +454,20 @@ def test_extreme_hyper_parameters_refused_or_harmless(nb201_oracle, name, key, v
     import torch
     torch.set_num_threads(1)
     from harness.runner import RunConfig, run_one
+    # the one line names the parameter, or its group ("adam epochs", "pretraining sizes")
+    words = [w for w in key.split("_") if len(w) > 2] + [key]
     try:
         algo = make_algorithm(name, {key: value})
-        run_one(RunConfig(name, algo.get_params(), "nb201/cifar10", budget=12), nb201_oracle, 0)
     except UserError as exc:
-        assert "\n" not in str(exc)
+        assert "\n" not in str(exc) and any(w in str(exc) for w in words), str(exc)
+        return
+    records, summary = run_one(RunConfig(name, algo.get_params(), "nb201/cifar10", budget=12), nb201_oracle, 0)
+    # a run the value breaks fails alone, saying in one line which setting to change
+    if "failed" in summary:
+        assert "\n" not in summary["failed"] and any(w in summary["failed"] for w in words), summary["failed"]
+        return
+    assert summary["stopped"] is None and summary["n_distinct"] == 12 == len(set(records["arch_id"]))
+    assert np.isfinite(records["search"]).all()
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -400,9 +644,13 @@ def test_damaged_run_files_are_recomputed_not_trusted(results, capsys):
     a.write_bytes(a.read_bytes()[:-40])  # truncated: footer gone
     t = pq.read_table(b)  # metadata that is JSON but not an object
     pq.write_table(t.replace_schema_metadata({b"nas_harness": b"[1, 2]"}), b)
-    assert cli(["report", str(results)]) == 0  # damaged runs are not counted
+    capsys.readouterr()
+    assert cli(["report", str(results), "--format", "json"]) == 0  # damaged runs are not counted
+    assert [c["runs"] for c in json.loads(capsys.readouterr().out)["cells"]] == [0]
     assert cli([*RUN, "--budget", "30", "--seeds", "2", "--out", str(results)]) == 0
     capsys.readouterr()
+    assert cli(["report", str(results), "--format", "json"]) == 0  # both recomputed
+    assert [c["runs"] for c in json.loads(capsys.readouterr().out)["cells"]] == [2]
     assert pq.read_table(a).drop_columns(["algo_cpu_s"]).equals(good)
     assert json.loads(pq.read_schema(b).metadata[b"nas_harness"])["seed"] == 1
 
@@ -422,24 +670,25 @@ def test_read_only_output(nb201_env, tmp_path, capsys):
 @pytest.mark.parametrize("where", ["fsync", "write"])
 def test_full_disk_keeps_existing_results(results, capsys, monkeypatch, where):
     before = snapshot(results)
+    failed = []   # where the full disk struck: the error must come from there
 
     def full(*args, **kwargs):
+        failed.append(where)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     if where == "fsync":
         monkeypatch.setattr(os, "fsync", full)
     else:  # the parquet writer itself fails half-way through the temporary file
         import harness.results as hr
-        real = hr.pq.write_table
 
         def half(table, fh, **kw):
             fh.write(b"PAR1 partial")
             full()
         monkeypatch.setattr(hr.pq, "write_table", half)
-        assert real is not None
     err = one_line_error(capsys, [*RUN, "--budget", "30", "--seeds", "4", "--workers", "1", "--out", str(results)])
+    assert failed, f"the run never reached {where}: the error came from somewhere else"
     assert "No space left on device" in err and "disk is not full" in err
-    assert snapshot(results) == before  # nothing half-written, old runs untouched
+    assert snapshot(results) == before  # nothing half-written (no temporary left), old runs untouched
 
 
 # --- pickle ------------------------------------------------------------------------------------
@@ -519,3 +768,8 @@ def test_printable_garbage_everywhere(nb201_env, tmp_path, capsys):
             rc = cli(args)
             _, err = capsys.readouterr()
             assert rc == 2 and "Traceback" not in err and err.count("\n") == 1, (flag, bad, err)
+            # the line says which value is wrong (printable: repr, so a newline cannot split it)
+            what = flag[2:]
+            assert err.startswith(f"nas-harness: error: unknown {what}"), (flag, bad, err)
+            if bad.strip() and bad != string.punctuation:
+                assert repr(bad.strip())[:60] in err, (flag, bad, err)
