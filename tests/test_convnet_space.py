@@ -124,11 +124,40 @@ def test_mutate_draws_neighbours_deterministically(digits):
     assert set(draws) <= nbrs and len(set(draws)) > len(nbrs) // 2
 
 
-def test_sample_uniform_over_depths(digits):
+#: false-alarm rate of the goodness-of-fit tests below: the chance that a uniform sampler
+#: fails one for a seed drawn at random (the seeds are fixed, so a run is deterministic)
+ALPHA = 1e-3
+
+
+def test_sample_uniform_over_the_space(digits):
+    """Uniform over networks, not depths: Pearson's chi-square over all 1,364 networks (8
+    draws each on average) and over the 5 depths, whose probabilities are counted by hand
+    (4^d networks of depth d: 4, 16, 64, 256, 1024 of 1,364). A sampler uniform over depths,
+    or one that never draws some networks, fails."""
+    from scipy import stats
     rng = np.random.default_rng(0)
-    depths = np.array([len(digits.sample(rng)) for _ in range(4000)])
-    # 1024 of 1364 networks have depth 5
-    assert abs(np.mean(depths == 5) - 1024 / 1364) < 0.04
+    n = 8 * digits.size
+    draws = [digits.sample(rng) for _ in range(n)]
+    counts = np.bincount([digits.index(a) for a in draws], minlength=digits.size)
+    assert counts.sum() == n and len(counts) == digits.size == 1364
+    assert stats.chisquare(counts).pvalue > ALPHA
+    depths = np.bincount([len(a) for a in draws], minlength=6)[1:]
+    assert stats.chisquare(depths, n * np.array([4, 16, 64, 256, 1024]) / 1364).pvalue > ALPHA
+
+
+def test_uniformity_check_has_power(digits):
+    """The same check, seed and size fail a sampler uniform over depths, and one that
+    redraws a seventh of the networks once (their probability 1/7 lower)."""
+    from scipy import stats
+    rng = np.random.default_rng(0)
+    n, size = 8 * 1364, 1364
+    start = np.cumsum([0, 4, 16, 64, 256])   # the enumeration is by depth (tested above)
+    by_depth = [start[d] + rng.integers(4 ** (d + 1)) for d in rng.integers(5, size=n)]
+    assert stats.chisquare(np.bincount(by_depth, minlength=size)).pvalue < ALPHA
+    redrawn = rng.integers(size, size=n)
+    again = redrawn % 7 == 0
+    redrawn[again] = rng.integers(size, size=again.sum())
+    assert stats.chisquare(np.bincount(redrawn, minlength=size)).pvalue < ALPHA
 
 
 def _walk(acts, prefix=()):

@@ -54,10 +54,42 @@ def test_encodings_are_one_hot_and_vectorised_matches(space):
     assert list(idx) == [5, 9, 3]
 
 
-def test_sampling_is_uniform_enough(space):
+#: false-alarm rate of each goodness-of-fit test below: the chance that a uniform sampler
+#: fails it for a seed drawn at random (the seeds are fixed, so a run is deterministic)
+ALPHA = 1e-3
+
+
+def test_sampling_is_uniform_over_the_whole_space(space):
+    """Pearson's chi-square over all 15,625 architectures (4 draws each on average, so a
+    sampler that never draws some architectures, or favours some indices, fails: bucketing
+    by index mod 5 let a sampler of the even indices only pass), and over the 5 ops of each
+    of the 6 edges (Bonferroni over the edges), where a bias of 5 % in one op shows."""
+    from scipy import stats
     rng = np.random.default_rng(2)
-    counts = np.bincount([space.index(space.sample(rng)) % 5 for _ in range(5000)], minlength=5)
-    assert counts.min() > 850
+    n = 4 * space.size
+    draws = [space.sample(rng) for _ in range(n)]
+    counts = np.bincount([space.index(a) for a in draws], minlength=space.size)
+    assert counts.sum() == n and len(counts) == space.size
+    assert stats.chisquare(counts).pvalue > ALPHA
+    ops = np.array(draws)                   # (n, 6) op indices, one column per edge
+    for edge in range(6):
+        per_op = np.bincount(ops[:, edge], minlength=len(OPS))
+        assert stats.chisquare(per_op).pvalue > ALPHA / 6, (edge, per_op)
+
+
+def test_uniformity_check_has_power():
+    """The check above fails the samplers it is meant to catch, with the same seed and size."""
+    from scipy import stats
+    size, n = 15_625, 4 * 15_625
+    rng = np.random.default_rng(2)
+    evens = 2 * rng.integers(size // 2, size=n)           # passes the old mod-5 buckets
+    assert np.bincount(evens % 5, minlength=5).min() > 0.19 * n
+    assert stats.chisquare(np.bincount(evens, minlength=size)).pvalue < ALPHA
+    # one op of one edge 5 % less likely than uniform (0.19 instead of 0.2): caught by the
+    # per-edge test with probability 0.95 at this size (measured over 200 seeds)
+    p = np.array([0.19, 0.2025, 0.2025, 0.2025, 0.2025])
+    edge = rng.choice(5, size=n, p=p)
+    assert stats.chisquare(np.bincount(edge, minlength=5)).pvalue < ALPHA / 6
 
 
 @pytest.mark.parametrize("bad", [
