@@ -124,6 +124,19 @@ def test_mutate_draws_neighbours_deterministically(digits):
     assert set(draws) <= nbrs and len(set(draws)) > len(nbrs) // 2
 
 
+def test_mutate_is_uniform_over_the_neighbours(digits):
+    """Each neighbour equally likely (chi-square, 100 draws per neighbour, false-alarm rate
+    ALPHA): a mutation that favoured some moves (say, changes over insertions) fails."""
+    from scipy import stats
+    rng = np.random.default_rng(3)
+    for text in ("3x8", "3x8-5x16-3x16", "5x16-5x16-5x16-5x16-5x16"):
+        a = digits.parse(text)
+        nbrs = digits.neighbours(a)
+        where = {b: i for i, b in enumerate(nbrs)}
+        counts = np.bincount([where[digits.mutate(a, rng)] for _ in range(100 * len(nbrs))], minlength=len(nbrs))
+        assert stats.chisquare(counts).pvalue > ALPHA / 3, (text, counts)
+
+
 #: false-alarm rate of the goodness-of-fit tests below: the chance that a uniform sampler
 #: fails one for a seed drawn at random (the seeds are fixed, so a run is deterministic)
 ALPHA = 1e-3

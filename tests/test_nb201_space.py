@@ -43,6 +43,17 @@ def test_mutation_changes_exactly_one_edge(space):
     assert all(sum(x != y for x, y in zip(a, b)) == 1 for b in nbrs)
 
 
+def test_mutation_is_uniform_over_the_24_neighbours(space):
+    """One edge uniformly, then one of its 4 other ops uniformly: each of the 24 neighbours
+    has probability 1/24 (chi-square, 200 draws each, false-alarm rate ALPHA)."""
+    from scipy import stats
+    rng = np.random.default_rng(4)
+    a = space.sample(rng)
+    where = {b: i for i, b in enumerate(space.neighbours(a))}
+    counts = np.bincount([where[space.mutate(a, rng)] for _ in range(24 * 200)], minlength=24)
+    assert stats.chisquare(counts).pvalue > ALPHA
+
+
 def test_encodings_are_one_hot_and_vectorised_matches(space):
     E = space.encode_all()
     assert E.shape == (15625, 30)
