@@ -17,6 +17,46 @@ Which official run each metric comes from (the usual NB201 protocol): ``cifar10_
 (trained on the train half), ``cifar10_test`` is ``ori-test`` of the ``cifar10`` run (trained
 on train+valid); cifar100 and ImageNet16-120 use ``x-valid`` / ``x-test`` of their single run.
 
+Per-epoch learning curves (``--curves``, fast-mode folder only) become a second table, one
+per training schedule, whose fidelities are the epochs of one curve (``fidelity_kind``
+``"prefix"``: continuing a trial from epoch ``e0`` to ``e1`` pays only ``e1 - e0`` epochs):
+
+* ``nas-harness oracles import nb201 FOLDER --curves`` (or ``--curves 200``): table
+  ``nb201-curves``, fidelities 1..200 (epochs completed of the 200-epoch schedule), oracle
+  ``nb201-curves/cifar10``;
+* ``--curves 12``: table ``nb201-12ep-curves``, fidelities 1..12 of the 12-epoch schedule (its
+  own cosine schedule: its epoch 12 is not epoch 12 of the 200-epoch run), oracles
+  ``nb201-12ep-curves/{cifar10,cifar100,imagenet16}``.
+
+Why separate tables and not more fidelities of ``nb201``: the endpoint table's fidelities 12
+and 200 are *restart* fidelities (two trainings); a fidelity axis has one kind, and the
+200-epoch curve's epoch 12 is another number than the 12-epoch schedule's result. Why 1..200
+and not only rungs: a prefix oracle must answer wherever a multi-fidelity method stops.
+
+A curve table's metrics, per dataset ``ds`` that has a per-epoch curve in that schedule:
+``ds_valid`` and ``ds_test`` at epoch ``e`` (accuracy fractions: ``x-valid@{e-1}`` and the test
+eval ``@{e-1}`` of the runs named above; the files count epochs from 0), ``ds_train``
+(training accuracy after epoch ``e`` of the valid run) and ``ds_train_time``: the
+**cumulative** training seconds of epochs 1..e of the valid run (the sum of its
+``train_times``, as the endpoint table's time at 200 epochs), the cost of reaching epoch
+``e`` from scratch; the runner charges a continuation the difference. The fast-mode files
+record one estimated time per epoch, the same for every epoch and seed of a run, so the cost
+grows linearly in the epoch. Which datasets have curves is read from the files, not assumed:
+in NATS-tss-v1_0-3ffb9 the 200-epoch runs of cifar100 and ImageNet16-120 were validated
+(``x-valid``) only after the last epoch (their per-epoch eval is ``ori-test``, the test set),
+so the 200-epoch curves serve cifar10 only; the 12-epoch runs have per-epoch ``x-valid`` and
+``x-test`` for all three datasets. At the last epoch a curve table's values equal the
+endpoint table's (same runs, same seeds, same sums).
+
+A complete folder (15,625 files) gives the NB201 space in the official order. A partial
+folder (some architectures only, e.g. the three shared test files) gives a table of the
+architectures present: its space is the set of those rows, each the tuple of its six edges'
+operations (``meta.space.kind = "product"``, columns ``1<-0 .. 3<-2`` in the official string's
+edge order, the five operations as categories of every column, so encodings and tokens are
+NAS-Bench-201's), since the NB201 space must enumerate all 15,625 cells; its rows keep the
+official index and string in the columns ``index`` and ``arch_str``. The endpoint import of
+a partial folder is still refused (its oracles are meant as NAS-Bench-201 itself).
+
 The official files are pickles. The fast-mode ``.pickle.pbz2`` files are read with a
 restricted unpickler that admits only the three classes they contain; the older
 ``NAS-Bench-201-v1_*.pth`` files are loaded through the ``nas-bench-201`` package, which runs
@@ -38,6 +78,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import CorruptData, UserError
+from ..nb201_space import EDGES, OPS, string_to_arch
 from ..table import Table, file_sha256
 
 NAME = "nb201"
@@ -181,25 +222,48 @@ def _fill_from_state(values: np.ndarray, row: int, fid: int, state: Mapping[str,
         raise CorruptData(f"{where}: unexpected NB201 result layout ({type(exc).__name__}: {exc})") from None
 
 
-def _seeds_in(states: Iterable[Mapping[str, Any]]) -> list[str]:
-    seeds = set()
-    for st in states:
-        for (_, seed) in _results_of(st):
-            seeds.add(int(seed))
-    return [str(s) for s in sorted(seeds)]
+def _seed_labels(by_fid: Mapping[int, Mapping[str, Any]], where: str) -> list[str]:
+    """The training seeds of one architecture's results, as labels in increasing order."""
+    try:
+        return [str(s) for s in sorted({int(seed) for st in by_fid.values() for (_, seed) in _results_of(st)})]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptData(f"{where}: unexpected NB201 result layout ({type(exc).__name__}: {exc})") from None
 
 
-def _table_from_states(arch_states: list[tuple[int, str, dict[int, Mapping]]], source: Path, fmt: str,
-                       meta_archs: list[str] | None) -> Table:
-    arch_states.sort(key=lambda t: t[0])
-    seeds = _seeds_in(st for _, _, by_fid in arch_states for st in by_fid.values())
-    values = _new_values(len(arch_states), len(seeds))
+def _add_seeds(values: np.ndarray, seeds: list[str], labels: Iterable[str]) -> np.ndarray:
+    """``values`` with one NaN seed column more (axis 1) per label not yet in ``seeds``
+    (appended to it): the seed axis grows as files are read, so no file is kept in memory."""
+    new = [label for label in labels if label not in seeds]
+    if not new:
+        return values
+    seeds.extend(new)
+    pad = np.full(values.shape[:1] + (len(new),) + values.shape[2:], np.nan)
+    return np.concatenate([values, pad], axis=1)
+
+
+def _sort_seeds(values: np.ndarray, seeds: list[str]) -> tuple[np.ndarray, list[str]]:
+    order = sorted(range(len(seeds)), key=lambda k: int(seeds[k]))
+    return values[:, order], [seeds[k] for k in order]
+
+
+def _table_from_states(arch_states: Iterable[tuple[int, str, dict[int, Mapping]]], n_rows: int, source: Path,
+                       fmt: str, meta_archs: list[str] | None) -> Table:
+    """The endpoint table of ``n_rows`` architectures' states, given in increasing official
+    index and consumed one at a time: a complete fast-mode folder held as Python objects
+    would take about 30 GB (1.9 MB per file)."""
+    seeds: list[str] = []
+    values = _new_values(n_rows, 0)
+    rows: list[tuple[int, str]] = []
     for row, (idx, arch_str, by_fid) in enumerate(arch_states):
-        if meta_archs is not None and meta_archs[idx] != arch_str:
+        where = f"{source} architecture {idx}"
+        if meta_archs is not None and (idx >= len(meta_archs) or meta_archs[idx] != arch_str):
             raise CorruptData(f"{source}: architecture {idx} is {arch_str!r} in its file but "
-                              f"{meta_archs[idx]!r} in the index list")
+                              f"{meta_archs[idx] if idx < len(meta_archs) else 'absent'!r} in the index list")
+        values = _add_seeds(values, seeds, _seed_labels(by_fid, where))
         for fid, state in by_fid.items():
-            _fill_from_state(values, row, fid, state, seeds, f"{source} architecture {idx}")
+            _fill_from_state(values, row, fid, state, seeds, where)
+        rows.append((idx, arch_str))
+    values, seeds = _sort_seeds(values, seeds)
     for ds in DATASETS:  # params/flops do not depend on the budget
         for kind in ("params", "flops"):
             m = METRICS.index(f"{kind}_{ds}")
@@ -208,10 +272,10 @@ def _table_from_states(arch_states: list[tuple[int, str, dict[int, Mapping]]], s
                 filled = np.nanmax(np.where(np.isnan(block), -np.inf, block), axis=(1, 2))
             filled[~np.isfinite(filled)] = np.nan
             values[:, :, :, m] = filled[:, None, None]
-    archs = [a for _, a, _ in arch_states]
-    index = np.array([i for i, _, _ in arch_states])
+    archs = [a for _, a in rows]
+    index = np.array([i for i, _ in rows])
     return _finish(archs, seeds, values, source, fmt, index,
-                   {"complete": len(arch_states) == N_ARCHS})
+                   {"complete": len(rows) == N_ARCHS})
 
 
 class _FastModeUnpickler(pickle.Unpickler):
@@ -241,30 +305,195 @@ def _load_pbz2(path: Path) -> Any:
 _FAST_FILE = re.compile(r"^(\d{6})\.pickle\.pbz2$")
 
 
-def read_fast_mode(directory: Path) -> Table:
-    """Every ``NNNNNN.pickle.pbz2`` of a NATS-tss fast-mode folder (rows = the files present)."""
+def _fast_meta_archs(directory: Path) -> list[str] | None:
+    """The official strings of all 15,625 architectures from ``meta.pickle.pbz2``, if present."""
     meta_path = directory / "meta.pickle.pbz2"
-    meta_archs = None
-    if meta_path.is_file():
-        meta = _load_pbz2(meta_path)
-        meta_archs = list(meta["meta_archs"]) if isinstance(meta, Mapping) and "meta_archs" in meta else None
+    if not meta_path.is_file():
+        return None
+    meta = _load_pbz2(meta_path)
+    return list(meta["meta_archs"]) if isinstance(meta, Mapping) and "meta_archs" in meta else None
+
+
+def _fast_files(directory: Path) -> list[Path]:
     files = sorted(p for p in directory.iterdir() if _FAST_FILE.match(p.name))
     if not files:
         raise UserError(f"{directory} has no NNNNNN.pickle.pbz2 files; expected the "
                         "NATS-tss-v1_0-3ffb9-simple folder")
-    states = []
-    for p in files:
-        d = _load_pbz2(p)
-        try:
-            idx = int(d["200"]["arch_index"])
-            arch_str = str(d["200"]["arch_str"])
-            by_fid = {int(k): d[k] for k in d if str(k) in ("12", "200")}
-        except (KeyError, TypeError, ValueError):
-            raise CorruptData(f"{p}: not a NATS-Bench topology result (no '200' arch_index/arch_str)") from None
-        if idx != int(_FAST_FILE.match(p.name).group(1)):
-            raise CorruptData(f"{p}: file holds architecture {idx}, its name says otherwise")
-        states.append((idx, arch_str, by_fid))
-    return _table_from_states(states, directory, "nats-tss-fast-mode", meta_archs)
+    return files
+
+
+def _load_fast_file(p: Path) -> tuple[int, str, dict[int, Mapping]]:
+    """(official index, official string, {schedule epochs: ArchResults state}) of one file."""
+    d = _load_pbz2(p)
+    try:
+        idx = int(d["200"]["arch_index"])
+        arch_str = str(d["200"]["arch_str"])
+        by_fid = {int(k): d[k] for k in d if str(k) in ("12", "200")}
+    except (KeyError, TypeError, ValueError):
+        raise CorruptData(f"{p}: not a NATS-Bench topology result (no '200' arch_index/arch_str)") from None
+    if idx != int(_FAST_FILE.match(p.name).group(1)):
+        raise CorruptData(f"{p}: file holds architecture {idx}, its name says otherwise")
+    return idx, arch_str, by_fid
+
+
+def read_fast_mode(directory: Path) -> Table:
+    """Every ``NNNNNN.pickle.pbz2`` of a NATS-tss fast-mode folder (rows = the files present)."""
+    meta_archs = _fast_meta_archs(directory)
+    files = _fast_files(directory)  # NNNNNN names: sorted by name is sorted by index
+    return _table_from_states((_load_fast_file(p) for p in files), len(files), directory,
+                              "nats-tss-fast-mode", meta_archs)
+
+
+# --- per-epoch curves (prefix fidelities) ---------------------------------------------------
+#: table name per training schedule (epochs) of the curves it holds
+CURVE_TABLES = {200: "nb201-curves", 12: "nb201-12ep-curves"}
+#: metric kinds of a curve table, per dataset: ``{ds}_{kind}``
+CURVE_KINDS = ("valid", "test", "train", "train_time")
+#: the product-space columns of a partial folder: the edges in the official string's order
+EDGE_COLUMNS = tuple(f"{to}<-{frm}" for to, frm in EDGES)
+
+
+def curve_oracle_declarations(schedule: int, datasets: Iterable[str]) -> list[dict[str, Any]]:
+    """The oracles of a curve table: one per dataset with a per-epoch curve, prefix fidelities
+    1..``schedule``, answering at ``schedule`` unless asked for another epoch."""
+    prefix = CURVE_TABLES[schedule]
+    return [{"name": f"{prefix}/{ds}", "search": f"{ds}_valid", "report": f"{ds}_test",
+             "fidelity": schedule, "cost": f"{ds}_train_time", "train": f"{ds}_train",
+             "direction": "max", "fidelity_kind": "prefix",
+             "description": f"NAS-Bench-201 {ds}, per-epoch curve of the {schedule}-epoch schedule "
+                            f"(prefix fidelities 1..{schedule}, cost = cumulative training seconds): "
+                            f"search {ds}_valid, report {ds}_test"}
+            for ds in datasets]
+
+
+def _curve_datasets(state: Mapping[str, Any], where: str) -> list[str]:
+    """The datasets whose valid and test evals are recorded after the first epoch, i.e. that
+    have a whole per-epoch curve in this schedule (read from one architecture's file)."""
+    out = []
+    try:
+        for ds in DATASETS:
+            (vrun, vname), (trun, tname) = _VALID[ds], _TEST[ds]
+            has_valid = has_test = False
+            for (run, _), res in _results_of(state).items():
+                acc = (res if isinstance(res, Mapping) else vars(res))["eval_acc1es"]
+                has_valid |= run == vrun and f"{vname}@0" in acc
+                has_test |= run == trun and f"{tname}@0" in acc
+            if has_valid and has_test:
+                out.append(ds)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptData(f"{where}: unexpected NB201 result layout ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+def _fill_curves(values: np.ndarray, row: int, state: Mapping[str, Any], seed_column, datasets: list[str],
+                 schedule: int, where: str) -> None:
+    """Copy one architecture's per-epoch results of one schedule into ``values[row]``
+    (axes: seed, epoch 1..schedule, metric); ``seed_column(label)`` is a seed's position on
+    the seed axis. A value the file lacks stays NaN."""
+    nan = float("nan")
+    try:
+        for (run, seed), res in _results_of(state).items():
+            res = res if isinstance(res, Mapping) else vars(res)
+            if int(res["epochs"]) != schedule:
+                raise CorruptData(f"{where}: run {run!r} seed {seed} has {res['epochs']} epochs in the "
+                                  f"{schedule}-epoch schedule")
+            acc = res["eval_acc1es"]
+            for d, ds in enumerate(datasets):
+                base = d * len(CURVE_KINDS)
+                (vrun, vname), (trun, tname) = _VALID[ds], _TEST[ds]
+                if run not in (vrun, trun):
+                    continue
+                s = seed_column(str(int(seed)))
+                if run == vrun:
+                    train, times = res["train_acc1es"], res["train_times"]
+                    values[row, s, :, base] = [float(acc.get(f"{vname}@{e}", nan)) / 100.0
+                                               for e in range(schedule)]
+                    values[row, s, :, base + 2] = [float(train[e]) / 100.0 for e in range(schedule)]
+                    # cumulative seconds, summed in epoch order as the endpoint table sums them
+                    values[row, s, :, base + 3] = np.cumsum([float(times[e]) for e in range(schedule)])
+                if run == trun:
+                    values[row, s, :, base + 1] = [float(acc.get(f"{tname}@{e}", nan)) / 100.0
+                                                   for e in range(schedule)]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CorruptData(f"{where}: unexpected NB201 result layout ({type(exc).__name__}: {exc})") from None
+
+
+def read_fast_mode_curves(directory: Path, schedule: int = 200) -> Table:
+    """The per-epoch curves of one training schedule (200 or 12 epochs) of every
+    ``NNNNNN.pickle.pbz2`` in a NATS-tss fast-mode folder: table ``CURVE_TABLES[schedule]``.
+
+    Files are read one at a time (the whole folder does not fit in memory as Python objects);
+    the values array is ``(files, seeds, schedule, 4 x datasets)`` float64, about 300 MB for
+    the complete folder's 200-epoch curves of cifar10 (3 seeds)."""
+    if schedule not in CURVE_TABLES:
+        raise UserError(f"--curves takes the schedule's epochs, 12 or 200, got {schedule}")
+    meta_archs = _fast_meta_archs(directory)
+    files = _fast_files(directory)
+    datasets: list[str] | None = None
+    seeds: list[str] = []
+    values = np.empty((0,))
+    rows: list[tuple[int, str]] = []
+
+    for row, p in enumerate(files):
+        idx, arch_str, by_fid = _load_fast_file(p)
+        if meta_archs is not None and (idx >= len(meta_archs) or meta_archs[idx] != arch_str):
+            raise CorruptData(f"{p}: architecture {idx} is {arch_str!r} in its file but not in meta.pickle.pbz2")
+        state = by_fid.get(schedule)
+        if state is None:
+            raise CorruptData(f"{p}: no {schedule}-epoch results")
+        if datasets is None:
+            datasets = _curve_datasets(state, str(p))
+            if not datasets:
+                raise UserError(f"{p}: the {schedule}-epoch runs have no per-epoch validation curve")
+            values = np.full((len(files), 0, schedule, len(datasets) * len(CURVE_KINDS)), np.nan)
+        values = _add_seeds(values, seeds, _seed_labels({schedule: state}, str(p)))
+        _fill_curves(values, row, state, seeds.index, datasets, schedule, str(p))
+        rows.append((idx, arch_str))
+    values, seeds = _sort_seeds(values, seeds)
+    return _curve_table(rows, seeds, values, datasets, schedule, directory)
+
+
+def _curve_table(rows: list[tuple[int, str]], seeds: list[str], values: np.ndarray, datasets: list[str],
+                 schedule: int, source: Path) -> Table:
+    index = np.array([i for i, _ in rows], dtype=np.int64)
+    strs = [a for _, a in rows]
+    metrics = tuple(f"{ds}_{kind}" for ds in datasets for kind in CURVE_KINDS)
+    decls = []
+    for d in curve_oracle_declarations(schedule, datasets):
+        for key in ("search", "report"):
+            # an oracle must answer at every epoch it serves
+            col = values[:, :, :, metrics.index(d[key])]
+            missing = [e + 1 for e in range(schedule) if np.all(np.isnan(col[:, :, e]))]
+            if missing:
+                raise CorruptData(f"{source}: no {d[key]} values at epoch(s) {missing[:5]} of the "
+                                  f"{schedule}-epoch curves; the files are incomplete")
+        decls.append(d)
+    complete = len(rows) == N_ARCHS and list(index) == list(range(N_ARCHS))
+    columns: dict[str, np.ndarray] = {"index": index}
+    if complete:
+        space: dict[str, Any] = {"kind": "nb201"}
+        archs = np.array(strs, dtype=str)
+    else:
+        # the NB201 space enumerates all 15,625 cells: a partial folder is the set of its rows
+        ops = np.array([string_to_arch(a) for a in strs], dtype=np.int64).reshape(-1, len(EDGE_COLUMNS))
+        space = {"kind": "product", "columns": list(EDGE_COLUMNS),
+                 "categories": {c: list(OPS) for c in EDGE_COLUMNS}, "numeric": [],
+                 "categorical": list(EDGE_COLUMNS), "nb201_subset": True}
+        archs = np.array([";".join(f"{c}={OPS[o]}" for c, o in zip(EDGE_COLUMNS, row)) for row in ops], dtype=str)
+        columns.update({"codes": ops.astype(np.int32), "arch_str": np.array(strs, dtype=str)})
+    meta = {
+        "source": {"format": "nats-tss-fast-mode", "name": source.name, "sha256": None},
+        "space": space,
+        "units": {"accuracy": "fraction", "train_time": "seconds (cumulative over epochs 1..e)"},
+        "oracles": decls,
+        "fidelity_kind": "prefix",
+        "schedule_epochs": schedule,
+        "n_archs_in_space": N_ARCHS,
+        "complete": complete,
+    }
+    return Table(name=CURVE_TABLES[schedule], archs=archs, seeds=tuple(seeds),
+                 fidelities=tuple(range(1, schedule + 1)), metrics=metrics, values=values,
+                 columns=columns, meta=meta)
 
 
 def read_pth(path: Path) -> Table:
@@ -290,7 +519,8 @@ def read_pth(path: Path) -> Table:
         states.append((int(idx), arch_str, by_fid))
     if not states:
         raise CorruptData(f"{path} holds no evaluated architectures")
-    return _table_from_states(states, path, "nas-bench-201-pth", list(api.meta_archs))
+    states.sort(key=lambda t: t[0])
+    return _table_from_states(states, len(states), path, "nas-bench-201-pth", list(api.meta_archs))
 
 
 # --- CLI protocol ---------------------------------------------------------------------------
@@ -300,11 +530,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fidelity of a single CSV file (default: from its name, else 200)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow loading a .pth file, which executes pickle code: only for files you trust")
+    parser.add_argument("--curves", type=int, nargs="?", const=200, choices=sorted(CURVE_TABLES),
+                        help="import the per-epoch learning curves of the 200-epoch schedule (default) or "
+                             "the 12-epoch one from a NATS-tss fast-mode folder, as table nb201-curves or "
+                             "nb201-12ep-curves (prefix fidelities: epochs 1..200 or 1..12)")
 
 
-def detect_and_read(source: Path, epochs: int | None = None, trust_pickle: bool = False) -> Table:
+def detect_and_read(source: Path, epochs: int | None = None, trust_pickle: bool = False,
+                    curves: int | None = None) -> Table:
+    """The table ``source`` holds; ``curves`` (12 or 200): the per-epoch curves of that
+    schedule instead of the 12/200-epoch endpoints (fast-mode folders only)."""
     if not source.exists():
         raise UserError(f"{source} does not exist")
+    if curves is not None:
+        if not (source.is_dir() and any(_FAST_FILE.match(p.name) for p in source.iterdir())):
+            raise UserError(f"--curves reads per-epoch results from a NATS-tss fast-mode folder "
+                            f"(NNNNNN.pickle.pbz2 files); {source} is not one")
+        return read_fast_mode_curves(source, curves)
     if source.is_dir():
         csvs = {fid: source / n for fid, n in _CSV_NAMES.items() if (source / n).is_file()}
         if csvs:
@@ -333,4 +575,5 @@ def _complete(table: Table, source: Path, what: str) -> Table:
 
 
 def build(args: argparse.Namespace) -> Table:
-    return detect_and_read(Path(os.path.expanduser(str(args.source))), args.epochs, args.trust_pickle)
+    return detect_and_read(Path(os.path.expanduser(str(args.source))), args.epochs, args.trust_pickle,
+                           getattr(args, "curves", None))
