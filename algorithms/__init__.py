@@ -27,6 +27,8 @@ REGISTRY: dict[str, str] = {
     "successive-halving": "algorithms.successive_halving:SuccessiveHalving",
     "hyperband": "algorithms.hyperband:Hyperband",
     "asha": "algorithms.asha:ASHA",
+    "bohb": "algorithms.bohb:BOHB",
+    "tpe": "algorithms.tpe:TPE",
 }
 
 

@@ -138,7 +138,7 @@ def test_algorithms_mistakes_get_one_line(capsys, args):
     assert code == 2 and not out
     assert err.count("\n") == 1 and "Traceback" not in err
     if "magic" in args:
-        assert "unknown algorithm 'magic'; choose from asha, cadam, evolution, hyperband" in err
+        assert "unknown algorithm 'magic'; choose from asha, bohb, cadam, evolution, hyperband" in err
 
 
 def test_algorithms_info_works_without_torch():
