@@ -194,12 +194,6 @@ class RayExecutor:
         finally:
             self._close()
 
-    def run_tasks(self, tasks: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        """Deprecated: what :func:`harness.experiment.execute` calls until it calls :meth:`run`
-        (issue 14); delete it then, with execute()'s ``getattr(executor, "run_tasks", None)``."""
-        from harness.experiment import compute_task, write_task
-        return self.run(tasks, compute_task, write_task)
-
     def _stream(self, submissions: Iterable[tuple[Any, tuple]], finish: Callable[[Any], Any]) -> Iterator[Any]:
         """Submit ``(remote function, args)`` pairs with a bounded number in flight; yield
         ``finish(result)`` as each finishes. A :class:`UserError` raised in a task is raised
