@@ -79,25 +79,35 @@ def test_novel_children_avoid_repeats_and_repeats_still_join_the_population():
     assert [space.identity(a) for a, _ in algo._pop] == [space.identity(c)] * 2
 
 
-def test_finds_the_optimum_of_a_tiny_space_and_is_deterministic():
+def _to_optimum(space, vals, seed, **kw):
+    """Enumeration indices asked until the best architecture is drawn (bounded: a search
+    that never draws it fails here)."""
+    best = int(np.argmax(vals))
+    algo = _started(space, seed=seed, **kw)
+    out = []
+    for _ in range(space.size):
+        a = algo.ask()
+        out.append(space.index(a))
+        algo.tell(a, Observation(float(vals[space.index(a)])))
+        if out[-1] == best:
+            return out
+    pytest.fail(f"evolution {kw} (seed {seed}) did not draw the optimum in {space.size} asks")
+
+
+def test_finds_the_optimum_of_a_tiny_space_faster_than_random_and_is_deterministic():
+    """Drawing the optimum of 144 architectures within 144 asks proves nothing (the default
+    never repeats); how many asks it takes does. Random search needs (144 + 1) / 2 = 72.5
+    on average (standard error of a 20-run mean: 9.3); evolution with P=10, S=3 on this
+    linear landscape needs 33.1 over seeds 0-19 (measured). Planted bugs measured: the
+    tournament's worst member as parent 124, the oldest kept and the best removed 100.5,
+    uniform children instead of mutations 76.7, a uniformly drawn parent 54."""
     space = TinySpace((4, 3, 4, 3))
     vals = linear_values(space, seed=2)
-    best = int(np.argmax(vals))
-
-    def trajectory(seed):
-        algo = _started(space, seed=seed, population=10, sample_size=3)
-        out = []
-        for _ in range(2000):
-            a = algo.ask()
-            out.append(space.index(a))
-            algo.tell(a, Observation(float(vals[space.index(a)])))
-            if out[-1] == best:
-                break
-        return out
-
-    t1, t2, t3 = trajectory(5), trajectory(5), trajectory(6)
+    kw = dict(population=10, sample_size=3)
+    t1, t2, t3 = _to_optimum(space, vals, 5, **kw), _to_optimum(space, vals, 5, **kw), _to_optimum(space, vals, 6, **kw)
     assert t1 == t2 and t1 != t3
-    assert t1[-1] == best
+    samples = [len(_to_optimum(space, vals, seed, **kw)) for seed in range(20)]
+    assert np.mean(samples) < 45, samples
 
 
 def test_registry_and_parameter_errors():
