@@ -70,9 +70,12 @@ def test_controller_starts_as_the_pretrained_simulator_and_warmup_is_random():
     assert algo.n_updates == 0 and algo.n_random == 10
     # warm-up entries carry no controller action: the first update follows the first
     # architecture the controller itself proposed
-    while algo.n_random == 10 + (len(algo._pool_r) - 10):
+    for _ in range(space.size - 10):      # bounded: a controller that never proposes fails
+        if algo.n_random != len(algo._pool_r):
+            break
         a = algo.ask()
         algo.tell(a, Observation(float(values[space.index(a)])))
+    assert algo.n_random < len(algo._pool_r), "the controller never proposed an architecture"
     assert algo.n_updates == 1
     # the pretrained autoencoder reconstructs (better than predicting the mean)
     d = algo.diagnostics()
