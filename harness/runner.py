@@ -229,11 +229,12 @@ class _Evaluation:
     """One distinct (architecture, fidelity) evaluation of a run: its answer, the observation
     the algorithm is told (a score to maximise) and its price."""
 
-    __slots__ = ("slot", "answer", "told", "fidelity", "duration", "epochs")
+    __slots__ = ("slot", "answer", "told", "fidelity", "duration", "epochs", "done")
 
     def __init__(self, slot, answer, told, fidelity, duration, epochs):
         self.slot, self.answer, self.told, self.fidelity = slot, answer, told, fidelity
         self.duration, self.epochs = duration, epochs
+        self.done = 0.0     # when its training finishes on the simulated clock
 
 
 def _run_one(config: RunConfig, oracle: Oracle, seed: int,
@@ -436,8 +437,12 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                 if pay:
                     epochs_paid += ev.epochs
                     finish = clock + ev.duration
+                    if new:
+                        ev.done = finish
                 else:
-                    finish = clock
+                    # a cached answer is free, but not known before its training has finished
+                    # (with several workers the first evaluation may still be running)
+                    finish = clock if clock >= ev.done else ev.done
                 found = new and fidelity == top and ids[canon[slot]] in optimum
                 heapq.heappush(running, (finish, tid, clock, slot, e, new, pay, found,
                                          Trial(tid, arch, fidelity, continues) if trial_aware else arch))
@@ -537,8 +542,10 @@ def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_i
         best_search = np.where(best == -np.inf, np.nan, sign * best)
         best_report = np.where(best_report == -np.inf, np.nan, sign * best_report)
     incumbent_report = np.where(incumbent >= 0, report[np.maximum(incumbent, 0)], np.nan) if n else report
-    # simulated training time is paid for every charged query (a cached answer costs nothing)
-    paid = np.where(charged, np.nan_to_num(cost, nan=0.0), 0.0)
+    # training seconds are paid by every charged query (a cached answer costs nothing): the
+    # trial's duration, which for a prefix continuation is only the part not yet trained
+    duration = np.fromiter((x.duration for x in evals), dtype=np.float64, count=m)[ev]
+    paid = np.where(charged & ~np.isnan(cost), duration, 0.0)
     arch_id = np.asarray(ids, dtype=object)[slots] if len(ids) else np.zeros(0, dtype=object)
     out = {
         "sample": np.arange(1, n + 1, dtype=np.int64),

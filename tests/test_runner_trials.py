@@ -323,3 +323,20 @@ def test_a_stochastic_oracle_is_asked_again_for_every_query():
     assert summary["n_distinct"] == 3
     with pytest.raises(UserError, match="no known optimum"):
         run(Noisy(), [3], until_optimum=True)
+
+
+def test_cum_cost_of_a_prefix_continuation_is_the_extra_seconds():
+    records, summary = run(table_oracle(cost_per_epoch=[10.0] * N, kind="prefix"), MF_SCRIPT, algo="multiscript")
+    # 10 s, then 40 - 10, nothing for the repeat, 20, then 40 - 20
+    assert col(records, "cum_cost") == [10, 40, 40, 60, 80]
+    assert summary["total_cost"] == 80
+
+
+def test_a_repeat_of_a_running_trial_is_told_when_its_training_ends():
+    cost = [1.0] * N
+    cost[0] = 100.0
+    records, _ = run(table_oracle(fidelities=(4,), cost_per_epoch=cost), [0, 0, 1], workers_per_run=4)
+    # trial 0 trains until 400; the repeat (trial 1) cannot know the answer before then
+    assert records["trial"].tolist() == [2, 0, 1]
+    assert col(records, "finish") == [4, 400, 400]
+    assert records["repeat"].tolist() == [False, False, True]
