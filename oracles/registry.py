@@ -87,6 +87,12 @@ KNOWN_TABLES: tuple[KnownTable, ...] = (
                               for d in ("cifar10", "cifar100", "imagenet16")),
                "nas-harness oracles import nb201 PATH (the folder with nb201_200ep.csv and nb201_12ep.csv, "
                "or the NATS-tss-v1_0-3ffb9-simple folder, or a NAS-Bench-201-v1_*.pth file)"),
+    KnownTable("nb201-curves", ("nb201-curves/cifar10",),
+               "nas-harness oracles import nb201 FOLDER --curves (the official NATS-tss-v1_0-3ffb9-simple "
+               "fast-mode folder: every epoch of the 200-epoch schedule as prefix fidelities)"),
+    KnownTable("nb201-12ep-curves", tuple(f"nb201-12ep-curves/{d}" for d in ("cifar10", "cifar100", "imagenet16")),
+               "nas-harness oracles import nb201 FOLDER --curves 12 (the official fast-mode folder: every "
+               "epoch of the 12-epoch schedule)"),
     KnownTable("nb101", ("nb101", "nb101/test-search"),
                "nas-harness oracles import nb101 nasbench_only108.tfrecord (the official NAS-Bench-101 "
                "file; no TensorFlow needed)"),

@@ -101,7 +101,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                         "writable folder with free space)") from None
     names = [o["name"] for o in table.meta.get("oracles", [])]
     print(f"imported {table.n_archs:,} architectures ({len(table.seeds)} seed column(s), fidelities "
-          f"{', '.join(map(str, table.fidelities))}) into {target} in {time.perf_counter() - t0:.1f}s")
+          f"{_ranges(table.fidelities)}) into {target} in {time.perf_counter() - t0:.1f}s")
     if names:
         print(f"oracles: {', '.join(names)}")
     space, source = table.meta.get("space", {}), table.meta.get("source", {})
@@ -113,3 +113,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"metric units: {source['units']} ({how}); stored as "
               f"{'fractions' if source['units'] != 'fraction' else 'they are'}")
     return 0
+
+
+def _ranges(values) -> str:
+    """``1, 2, 3, 5`` -> ``1..3, 5``: a table of per-epoch curves has hundreds of fidelities."""
+    out, run = [], []
+    for v in list(values) + [None]:
+        if run and (v is None or v != run[-1] + 1):
+            out.append(f"{run[0]}..{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)))
+            run = []
+        if v is not None:
+            run.append(v)
+    return ", ".join(out)
