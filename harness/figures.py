@@ -21,6 +21,23 @@
 * ``curves_time``: median/IQR best-so-far against the training time the table records for
   each sampled architecture, summed (the time axis says what the table measured and where,
   in s, min or h by range), for oracles whose tables carry training costs.
+* ``regret_epochs`` (:data:`TIME_FIGURES`): the regret figure against the training epochs
+  paid (summed over the told trials), median and IQR over runs: how multi-fidelity
+  methods (Li et al., Hyperband, JMLR 2018, §5; Falkner et al., BOHB, ICML 2018, Fig. 1)
+  are compared, since a 12-epoch evaluation costs a fraction of a 200-epoch one.
+* ``regret_clock``: the same against the simulated clock of the runs' ``workers_per_run``
+  workers (seconds where the oracle has training costs, else epochs), as asynchronous
+  methods are compared (Li et al., ASHA, MLSys 2020, Fig. 3: wall-clock time on a cluster).
+
+The time figures are drawn for the oracles whose runs have several fidelities, several
+simulated workers or a budget in epochs or time (:meth:`harness.metrics.ResultSet.time_axes`);
+the clock figure is left out where it would repeat the epochs one.
+
+Direction: a minimised metric (perplexity, loss) is drawn as the metric's own values with
+"lower is better" on its axis; regrets are >= 0 for both directions (best - optimum for a
+minimised metric). Accuracies (fractions in [0, 1]) are drawn in percent and their regrets
+in percentage points; any other metric in its own unit
+(:meth:`harness.metrics.OracleInfo.is_fraction`).
 
 Axes name metrics in words (:func:`metric_words`: ``cifar10_valid`` is "CIFAR-10
 validation accuracy"); an unknown column keeps its name. Colours are fixed per algorithm
@@ -42,7 +59,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .curves import Curve, cell_curve, regret_reference, sample_grid, time_grid
+from .curves import Curve, axis_grid, cell_curve, regret_reference, sample_grid
 from .metrics import CellRuns, OracleInfo, ResultSet
 from .statistics import curve_bands, km_quantile_batch
 
@@ -50,10 +67,13 @@ from .statistics import curve_bands, km_quantile_batch
 ALGORITHM_COLOURS = {
     "random": "#7f7f7f", "evolution": "#1f77b4", "mcts": "#2ca02c", "lanas": "#d62728",
     "reinforce": "#9467bd", "cadam": "#ff7f0e", "nao": "#8c564b", "nases": "#e377c2",
+    # multi-fidelity methods: the successive-halving family in shades of teal/olive
+    "successive-halving": "#17becf", "hyperband": "#bcbd22", "asha": "#006d6f", "bohb": "#393b79",
+    "tpe": "#ad494a",
 }
 #: colours handed out, in order, to any other algorithm name
-EXTRA_COLOURS = ("#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173",
-                 "#3182bd", "#31a354", "#756bb1")
+EXTRA_COLOURS = ("#637939", "#8c6d31", "#7b4173", "#3182bd", "#31a354", "#756bb1", "#e6550d",
+                 "#843c39", "#5254a3", "#9c9ede")
 #: line style and marker of the variants of one algorithm, in label order (the plain name,
 #: without parameters, is drawn solid without markers)
 VARIANT_STYLES = (("--", "o"), (":", "s"), ("-.", "^"), ((0, (5, 1, 1, 1)), "v"), ((0, (1, 1)), "D"),
@@ -61,6 +81,14 @@ VARIANT_STYLES = (("--", "o"), (":", "s"), ("-.", "^"), ((0, (5, 1, 1, 1)), "v")
 
 #: the sample axis: the runner's budget unit (a repeated architecture is not charged)
 X_SAMPLES = "architectures sampled"
+#: the sample axis of a multi-fidelity oracle: each (architecture, fidelity) pair is charged
+X_EVALUATIONS = "evaluations (architecture, fidelity)"
+
+
+def sample_words(info: OracleInfo | None) -> str:
+    """The sample axis's label: architectures, or evaluations where the oracle served
+    several fidelities (the runner charges each distinct architecture and fidelity)."""
+    return X_EVALUATIONS if info is not None and info.multi_fidelity else X_SAMPLES
 
 #: paper sizes: a two-column paper's full text width is about 7 inches
 PANEL_W, PANEL_H, MAX_W = 3.3, 2.3, 7.2
@@ -81,7 +109,11 @@ METRIC_WORDS = {"valid": "validation accuracy", "val": "validation accuracy", "t
                 "train": "training accuracy", "valid_acc": "validation accuracy",
                 "val_acc": "validation accuracy", "test_acc": "test accuracy", "train_acc": "training accuracy",
                 "validation_accuracy": "validation accuracy", "test_accuracy": "test accuracy",
-                "train_accuracy": "training accuracy"}
+                "train_accuracy": "training accuracy",
+                "valid_ppl": "validation perplexity", "val_ppl": "validation perplexity",
+                "test_ppl": "test perplexity", "valid_perplexity": "validation perplexity",
+                "test_perplexity": "test perplexity", "valid_loss": "validation loss", "val_loss": "validation loss",
+                "test_loss": "test loss", "train_loss": "training loss"}
 
 
 def metric_words(info: OracleInfo | None, which: str) -> str:
@@ -92,12 +124,49 @@ def metric_words(info: OracleInfo | None, which: str) -> str:
     if not name:
         return f"{which} metric"
     head, _, tail = name.partition("_")
+    words = None
     if head in DATASET_WORDS and tail in METRIC_WORDS:
-        return f"{DATASET_WORDS[head]} {METRIC_WORDS[tail]}"
-    if name in METRIC_WORDS:
+        words = f"{DATASET_WORDS[head]} {METRIC_WORDS[tail]}"
+    elif name in METRIC_WORDS:
         ds = DATASET_WORDS.get(info.dataset or "", info.dataset) if info.dataset else None
-        return f"{ds} {METRIC_WORDS[name]}" if ds else METRIC_WORDS[name]
-    return name
+        words = f"{ds} {METRIC_WORDS[name]}" if ds else METRIC_WORDS[name]
+    # "valid" names an accuracy only where the metric is one (a perplexity column may be
+    # called "valid" too): otherwise the column keeps its name
+    if words is None or ("accuracy" in words and not info.is_fraction(which)):
+        return name
+    return words
+
+
+def scale_of(info: OracleInfo | None, which: str) -> float:
+    """100 for an accuracy stored as a fraction (drawn in percent), else 1."""
+    return 100.0 if info is None or info.is_fraction(which) else 1.0
+
+
+def value_label(info: OracleInfo | None, which: str, what: str = "") -> str:
+    """The axis label of the ``which`` metric's values: its words, ``what`` (e.g. " of the
+    incumbent"), the unit ([%] for accuracies) and, for a minimised metric, "lower is better"."""
+    text = metric_words(info, which) + what
+    if scale_of(info, which) == 100.0:
+        text += " [%]"
+    if info is not None and info.minimise:
+        text += "\n(lower is better)"
+    return text
+
+
+def regret_label(info: OracleInfo | None, which: str) -> str:
+    """The axis label of the ``which`` metric's regret: in percentage points for an accuracy,
+    in the metric's unit otherwise."""
+    return f"regret in {metric_words(info, which)}" + (" [pp]" if scale_of(info, which) == 100.0 else "")
+
+
+def format_value(x: float | None, info: OracleInfo | None, which: str) -> str:
+    """A value for an annotation: ``91.61%`` for an accuracy, ``87.35`` (four significant
+    digits) otherwise."""
+    if x is None or not np.isfinite(x):
+        return "-"
+    if scale_of(info, which) == 100.0:
+        return f"{100 * x:.2f}%"
+    return f"{x:.4g}"
 
 
 def axis_words(text: str, width: int = 26) -> str:
@@ -250,26 +319,34 @@ class _Curves:
 
     def __init__(self, rs: ResultSet, n_boot: int):
         self.rs, self.n_boot, self._cache = rs, n_boot, {}
-        self._tgrid = {}
+        self._grids = {}
 
     def get(self, cell: CellRuns, metric: str, x: str = "samples", regret: bool = False) -> Curve | None:
         key = (cell.key, metric, x, regret)
         if key not in self._cache:
-            ref = regret_reference(self.rs.oracles.get(cell.oracle), metric) if regret else None
+            info = self.rs.oracles.get(cell.oracle)
+            direction = info.direction if info else "max"
+            ref = regret_reference(info, metric) if regret else None
             if regret and ref is None:
                 self._cache[key] = None
-            elif x == "time":
-                grid = self.time_grid(cell.oracle)
+            elif x != "samples":
+                grid = self.grid(cell.oracle, x)
+                unit = (info.clock_unit if info and info.clock_unit else "clock units") if x == "clock" else None
                 self._cache[key] = None if grid is None else cell_curve(
-                    cell, metric, "time", grid, ref, self.n_boot)
+                    cell, metric, x, grid, ref, self.n_boot, direction, unit)
             else:
-                self._cache[key] = cell_curve(cell, metric, "samples", sample_grid(cell.budget), ref, self.n_boot)
+                self._cache[key] = cell_curve(cell, metric, "samples", sample_grid(cell.sample_budget), ref,
+                                              self.n_boot, direction)
         return self._cache[key]
 
+    def grid(self, oracle: str, axis: str):
+        """The grid of ``axis`` shared by every cell of ``oracle`` (None: no run recorded it)."""
+        if (oracle, axis) not in self._grids:
+            self._grids[(oracle, axis)] = axis_grid([c for c in self.rs.cells if c.oracle == oracle], axis)
+        return self._grids[(oracle, axis)]
+
     def time_grid(self, oracle: str):
-        if oracle not in self._tgrid:
-            self._tgrid[oracle] = time_grid([c for c in self.rs.cells if c.oracle == oracle])
-        return self._tgrid[oracle]
+        return self.grid(oracle, "time")
 
 
 def _cells_by_oracle(rs: ResultSet) -> dict[str, list[CellRuns]]:
@@ -299,30 +376,36 @@ def _plain_number(x: float, _pos=None) -> str:
     return f"{x:,.0f}" if x >= 1 else f"{x:.10f}".rstrip("0")
 
 
-def _log_x(ax) -> None:
+def _log_x(ax, span: float | None = None) -> None:
     """A log x axis labelled in plain numbers at powers of ten only (on a short range
-    matplotlib labels the minor ticks as well, and they overlap)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    matplotlib labels the minor ticks as well, and they overlap); ``span`` (largest over
+    smallest x) below 30: at 1, 2 and 5 times powers of ten, so a short axis has labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     ax.set_xscale("log")
+    if span is not None and span < 30:
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _ylim_from(curves: list[Curve], top: float | None, scale: float, x_from: float) -> tuple[float, float] | None:
     """Zoom on the part of the curves after ``x_from`` samples (the first few random draws
-    would otherwise squash everything that distinguishes the algorithms)."""
+    would otherwise squash everything that distinguishes the algorithms); ``top`` is the
+    optimum, kept in view (below the curves for a minimised metric)."""
     lows, highs = [], []
     for cv in curves:
         keep = cv.x >= min(x_from, cv.x[-1])
-        if keep.any():
+        if keep.any() and np.isfinite(cv.bands["q1"][keep]).any():
             lows.append(np.nanmin(cv.bands["q1"][keep]))
             highs.append(np.nanmax(cv.bands["q3"][keep]))
     if not lows:
         return None
-    lo, hi = min(lows) * scale, max(highs + ([top] if top is not None else [])) * scale
+    extra = [top] if top is not None else []
+    lo, hi = min(lows + extra) * scale, max(highs + extra) * scale
     span = hi - lo if hi > lo else 1.0
-    # more room on top: the optimum's line carries a label
-    return lo - 0.05 * span, hi + 0.12 * span
+    # more room by the optimum: its line carries a label (on top, or below when minimised)
+    minimise = any(cv.direction == "min" for cv in curves)
+    return (lo - 0.12 * span, hi + 0.05 * span) if minimise else (lo - 0.05 * span, hi + 0.12 * span)
 
 
 def _censored_anywhere(by_oracle: dict[str, list[CellRuns]]) -> bool:
@@ -336,7 +419,7 @@ def _sto_panel(ax, cells: list[CellRuns], st: dict[str, Style], log_x: bool, lo:
     first panel of a row only, whose rows are the same)."""
     rng = np.random.default_rng(0)  # jitter only; fixed so figures are reproducible
     order = sorted(cells, key=lambda c: c.label, reverse=True)
-    budget = max(c.budget for c in cells)
+    budget = max(_sto_end(c) for c in cells)
     for y, c in enumerate(order):
         times = np.where(c.censored, c.censor_times, c.samples_to_optimum)
         obs = ~c.censored
@@ -347,7 +430,7 @@ def _sto_panel(ax, cells: list[CellRuns], st: dict[str, Style], log_x: bool, lo:
             ax.scatter(times[~obs], y + jit[~obs], s=18, marker=">", facecolors="none",
                        edgecolors=colour, linewidths=0.8, zorder=2)
         q1, med, q3 = (km_quantile_batch(times, obs, q)[0] for q in (0.25, 0.5, 0.75))
-        q3_drawn = q3 if np.isfinite(q3) else c.budget
+        q3_drawn = q3 if np.isfinite(q3) else _sto_end(c)
         if np.isfinite(q1):
             ax.plot([q1, q3_drawn], [y, y], color="black", linewidth=3.2, alpha=0.35,
                     solid_capstyle="butt", zorder=3)
@@ -368,6 +451,14 @@ def _sto_panel(ax, cells: list[CellRuns], st: dict[str, Style], log_x: bool, lo:
     else:
         ax.set_xlim(0, budget * 1.04)
     ax.set_xlabel("samples to the global optimum")
+
+
+def _sto_end(c: CellRuns) -> float:
+    """The end of a cell's samples-to-optimum axis: its budget, or, for a budget in epochs or
+    time, the most architectures a censored run drew."""
+    if c.budget_kind == "archs" or not c.n_runs:
+        return float(c.budget)
+    return float(max(c.sample_budget, np.max(c.censor_times)))
 
 
 def _sto_note(c: CellRuns) -> str:
@@ -408,26 +499,27 @@ def fig5(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
     for j, oracle in enumerate(oracles):
         ax = axes[0, j]
         cells = by_oracle[oracle]
+        info = rs.oracles.get(oracle)
+        k = scale_of(info, "search")
         cvs = []
         for c in cells:
             cv = curves.get(c, "best_search")
             cvs.append(cv)
             b = cv.bands
-            handles[c.label] = _band(ax, cv.x, 100 * b["q1"], 100 * b["q3"], 100 * b["median"],
+            handles[c.label] = _band(ax, cv.x, k * b["q1"], k * b["q3"], k * b["median"],
                                      st[c.label], c.label)
-        info = rs.oracles.get(oracle)
         opt = info.optimum_search if info else None
         if opt is not None:
-            ax.axhline(100 * opt, color="black", linestyle=":", linewidth=0.9)
-            ax.annotate(f"global optimum {100 * opt:.2f}%", (0.02, 100 * opt), xycoords=("axes fraction", "data"),
-                        va="bottom", fontsize=6.5)
-        lim = _ylim_from(cvs, opt, 100, 10)
+            ax.axhline(k * opt, color="black", linestyle=":", linewidth=0.9)
+            ax.annotate(f"global optimum {format_value(opt, info, 'search')}", (0.02, k * opt),
+                        xycoords=("axes fraction", "data"), va="top" if info.minimise else "bottom", fontsize=6.5)
+        lim = _ylim_from(cvs, opt, k, 10)
         if lim:
             ax.set_ylim(*lim)
-        _set_x(ax, log_x, max(c.budget for c in cells))
+        _set_x(ax, log_x, max(c.sample_budget for c in cells))
         ax.set_title(oracle)
-        ax.set_xlabel(X_SAMPLES)
-        ax.set_ylabel(axis_words(f"{metric_words(info, 'search')} [%]"))
+        ax.set_xlabel(sample_words(info))
+        ax.set_ylabel(axis_words(value_label(info, "search")))
         if with_sto:
             sto_cells = [c for c in cells if c.until_optimum]
             if sto_cells:
@@ -441,9 +533,76 @@ def fig5(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
     _legend(fig, h, labels, ncol=4)
     n = sorted({c.n_runs for cs in by_oracle.values() for c in cs})
     seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    multi = any(rs.oracles.get(o) and rs.oracles[o].multi_fidelity for o in oracles)
     _suptitle(fig, f"best-so-far: median and interquartile range over {seeds} seeds\n"
-                 "(samples: distinct architectures evaluated)")
+                 + ("(samples: distinct architectures evaluated)" if not multi else
+                    "(samples: distinct (architecture, fidelity) evaluations; best-so-far at the top fidelity)"))
     return fig
+
+
+def _linthresh(info: OracleInfo | None, which: str) -> float:
+    """Where a regret axis turns logarithmic: 0.01 pp for accuracies; for other metrics a
+    ten-thousandth of the optimum's magnitude (a regret of 0 stays visible either way)."""
+    if scale_of(info, which) == 100.0:
+        return 0.01
+    ref = info.reference("best_search" if which == "search" else "incumbent_report") if info else None
+    # a power of ten, so that the first logarithmic decade starts at a labelled tick
+    return float(10.0 ** np.floor(np.log10(1e-4 * abs(ref)))) if ref else 1e-4
+
+
+def _regret_panels(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool, axis: str,
+                   oracles: list[str], by_oracle: dict[str, list[CellRuns]]):
+    """Two rows (search metric; report metric of the incumbent) by one column per oracle of
+    regret curves against ``axis``: median and IQR over runs."""
+    fig, axes = _figure(2, len(oracles))
+    handles = {}
+    for j, oracle in enumerate(oracles):
+        info = rs.oracles.get(oracle)
+        for i, (metric, which) in enumerate((("best_search", "search"), ("incumbent_report", "report"))):
+            ax = axes[i, j]
+            k = scale_of(info, which)
+            xmax = 1.0
+            for c in by_oracle[oracle]:
+                cv = curves.get(c, metric, x=axis, regret=True)
+                if cv is None:
+                    continue
+                b = cv.bands
+                handles[c.label] = _band(ax, cv.x, k * b["q1"], k * b["q3"], k * b["median"], st[c.label], c.label)
+                xmax = max(xmax, float(cv.x[-1]))
+            ax.set_yscale("symlog", linthresh=_linthresh(info, which), linscale=0.5)
+            ax.set_ylim(bottom=0)
+            ax.set_ylabel(axis_words(regret_label(info, which)))
+            ax.set_title(oracle)
+            if axis == "samples":
+                _set_x(ax, log_x, max(c.sample_budget for c in by_oracle[oracle]))
+                ax.set_xlabel(sample_words(info))
+            else:
+                grid = curves.grid(oracle, axis)
+                if log_x:
+                    _log_x(ax, xmax / grid[0])
+                    ax.set_xlim(grid[0], xmax)
+                else:
+                    ax.set_xlim(0, xmax)
+                ax.set_xlabel(axis_words(axis_label(info, axis),
+                                         max(26, int(fig.get_figwidth() / len(oracles) / 0.065))))
+    _legend(fig, *_line_handles(handles))
+    return fig
+
+
+def axis_label(info: OracleInfo | None, axis: str) -> str:
+    """What the epochs and clock axes show."""
+    if axis == "epochs":
+        return "training epochs paid, summed over the trials"
+    unit = info.clock_unit if info and info.clock_unit else "time units"
+    return f"simulated time of the run's workers [{unit}]"
+
+
+def _direction_note(rs: ResultSet, oracles: list[str]) -> str:
+    minimised = [o for o in oracles if rs.oracles.get(o) and rs.oracles[o].minimise]
+    if not minimised:
+        return ""
+    return "; minimised metric: best found minus optimum" if len(minimised) == len(oracles) else \
+        f"; minimised ({', '.join(minimised)}): best found minus optimum"
 
 
 def regret(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
@@ -451,29 +610,38 @@ def regret(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
     oracles = [o for o in sorted(by_oracle) if rs.oracles.get(o) and rs.oracles[o].optimum_search is not None]
     if not oracles:
         return None
-    fig, axes = _figure(2, len(oracles))
-    handles = {}
-    for j, oracle in enumerate(oracles):
-        info = rs.oracles.get(oracle)
-        for i, (metric, which) in enumerate((("best_search", "search"), ("incumbent_report", "report"))):
-            ax = axes[i, j]
-            for c in by_oracle[oracle]:
-                cv = curves.get(c, metric, regret=True)
-                if cv is None:
-                    continue
-                b = cv.bands
-                handles[c.label] = _band(ax, cv.x, 100 * b["q1"], 100 * b["q3"], 100 * b["median"],
-                                         st[c.label], c.label)
-            ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
-            ax.set_ylim(bottom=0)
-            _set_x(ax, log_x, max(c.budget for c in by_oracle[oracle]))
-            ax.set_ylabel(axis_words(f"regret in {metric_words(info, which)} [pp]"))
-            ax.set_xlabel(X_SAMPLES)
-            ax.set_title(oracle)
-    _legend(fig, *_line_handles(handles))
-    _suptitle(fig, "regret to the best value in the space, median and IQR over seeds (axis linear below "
-                 "0.01 pp)\ntop: search metric; bottom: report metric of the best-by-search architecture")
+    fig = _regret_panels(rs, curves, st, log_x, "samples", oracles, by_oracle)
+    lin = ", ".join(sorted({f"{_linthresh(rs.oracles.get(o), 'search'):g}"
+                            + (" pp" if scale_of(rs.oracles.get(o), "search") == 100.0 else "") for o in oracles}))
+    _suptitle(fig, f"regret to the best value in the space, median and IQR over seeds (axis linear below {lin}"
+              f"{_direction_note(rs, oracles)})\ntop: search metric; bottom: report metric of the best-by-search "
+              "architecture")
     return fig
+
+
+def _time_regret(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool, axis: str):
+    by_oracle = _cells_by_oracle(rs)
+    oracles = [o for o in sorted(by_oracle) if rs.oracles.get(o) and rs.oracles[o].optimum_search is not None
+               and axis in rs.time_axes(o) and curves.grid(o, axis) is not None]
+    if not oracles:
+        return None
+    fig = _regret_panels(rs, curves, st, log_x, axis, oracles, by_oracle)
+    workers = sorted({c.workers_per_run for o in oracles for c in by_oracle[o]})
+    w = f"{workers[0]}" if len(workers) == 1 else f"{workers[0]}-{workers[-1]}"
+    what = ("training epochs paid" if axis == "epochs" else
+            f"simulated time ({w} worker{'s' if workers != [1] else ''} per run)")
+    _suptitle(fig, f"regret to the best value in the space against {what}, at the top fidelity; median and IQR "
+              f"over seeds{_direction_note(rs, oracles)}\ntop: search metric; bottom: report metric of the "
+              "best-by-search architecture")
+    return fig
+
+
+def regret_epochs(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
+    return _time_regret(rs, curves, st, log_x, "epochs")
+
+
+def regret_clock(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
+    return _time_regret(rs, curves, st, log_x, "clock")
 
 
 def found_fraction(cell: CellRuns, grid: np.ndarray, n_boot: int) -> dict[str, np.ndarray]:
@@ -496,16 +664,16 @@ def found_optimum(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: b
     for j, oracle in enumerate(oracles):
         ax = axes[0, j]
         for c in by_oracle[oracle]:
-            grid = sample_grid(c.budget)
+            grid = sample_grid(c.sample_budget)
             f = found_fraction(c, grid, curves.n_boot)
             s = st[c.label]
             ax.fill_between(grid, 100 * f["lo"], 100 * f["hi"], step="post", color=s.colour, alpha=0.15,
                             linewidth=0)
             handles[c.label] = ax.step(grid, 100 * f["fraction"], where="post", label=c.label, **s.line())[0]
-        _set_x(ax, log_x, max(c.budget for c in by_oracle[oracle]))
+        _set_x(ax, log_x, max(c.sample_budget for c in by_oracle[oracle]))
         ax.set_ylim(-2, 102)
         ax.set_title(oracle)
-        ax.set_xlabel(X_SAMPLES)
+        ax.set_xlabel(sample_words(rs.oracles.get(oracle)))
         ax.set_ylabel(axis_words("runs that found the global optimum [%]"))
     _legend(fig, *_line_handles(handles))
     stopped = any(c.n_stopped for cs in by_oracle.values() for c in cs)
@@ -523,23 +691,23 @@ def curves_mean(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
         info = rs.oracles.get(oracle)
         for i, (metric, which) in enumerate((("best_search", "search"), ("incumbent_report", "report"))):
             ax = axes[i, j]
+            k = scale_of(info, which)
             cvs = []
             for c in by_oracle[oracle]:
                 cv = curves.get(c, metric)
                 cvs.append(cv)
                 b = cv.bands
-                handles[c.label] = _band(ax, cv.x, 100 * b["mean_lo"], 100 * b["mean_hi"], 100 * b["mean"],
+                handles[c.label] = _band(ax, cv.x, k * b["mean_lo"], k * b["mean_hi"], k * b["mean"],
                                          st[c.label], c.label)
-            ref = None if info is None else (info.optimum_search if i == 0 else info.best_report)
+            ref = None if info is None else info.reference(metric)
             if ref is not None:
-                ax.axhline(100 * ref, color="black", linestyle=":", linewidth=0.9)
-            lim = _ylim_from([_as_mean(cv) for cv in cvs], ref, 100, 10)
+                ax.axhline(k * ref, color="black", linestyle=":", linewidth=0.9)
+            lim = _ylim_from([_as_mean(cv) for cv in cvs], ref, k, 10)
             if lim:
                 ax.set_ylim(*lim)
-            _set_x(ax, log_x, max(c.budget for c in by_oracle[oracle]))
-            words = metric_words(info, which)
-            ax.set_ylabel(axis_words(f"{words} [%]" if i == 0 else f"{words} of the incumbent [%]"))
-            ax.set_xlabel(X_SAMPLES)
+            _set_x(ax, log_x, max(c.sample_budget for c in by_oracle[oracle]))
+            ax.set_ylabel(axis_words(value_label(info, which, "" if i == 0 else " of the incumbent")))
+            ax.set_xlabel(sample_words(info))
             ax.set_title(oracle)
     _legend(fig, *_line_handles(handles))
     _suptitle(fig, "mean over seeds with a 95% bootstrap confidence interval; dotted: best in the space\n"
@@ -549,7 +717,7 @@ def curves_mean(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
 
 def _as_mean(cv: Curve) -> Curve:
     b = dict(cv.bands, q1=cv.bands["mean_lo"], q3=cv.bands["mean_hi"])
-    return Curve(cv.oracle, cv.label, cv.metric, cv.x, cv.x_unit, b, cv.regret)
+    return Curve(cv.oracle, cv.label, cv.metric, cv.x, cv.x_unit, b, cv.regret, cv.direction, cv.axis)
 
 
 def time_axis_label(info: OracleInfo | None, unit: str) -> str:
@@ -571,6 +739,8 @@ def curves_time(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
     for j, oracle in enumerate(oracles):
         ax = axes[0, j]
         unit, per = time_unit(float(curves.time_grid(oracle)[-1]))
+        info = rs.oracles.get(oracle)
+        k = scale_of(info, "search")
         cvs = []
         for c in by_oracle[oracle]:
             cv = curves.get(c, "best_search", x="time")
@@ -578,14 +748,13 @@ def curves_time(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
                 continue
             cvs.append(cv)
             b = cv.bands
-            handles[c.label] = _band(ax, cv.x / per, 100 * b["q1"], 100 * b["q3"], 100 * b["median"],
+            handles[c.label] = _band(ax, cv.x / per, k * b["q1"], k * b["q3"], k * b["median"],
                                      st[c.label], c.label)
-        info = rs.oracles.get(oracle)
         if info and info.optimum_search is not None:
-            ax.axhline(100 * info.optimum_search, color="black", linestyle=":", linewidth=0.9)
+            ax.axhline(k * info.optimum_search, color="black", linestyle=":", linewidth=0.9)
         if cvs:
             x0 = cvs[0].x[0]
-            lim = _ylim_from(cvs, info.optimum_search if info else None, 100, x0 * 10)
+            lim = _ylim_from(cvs, info.optimum_search if info else None, k, x0 * 10)
             if lim:
                 ax.set_ylim(*lim)
             if log_x:
@@ -593,7 +762,7 @@ def curves_time(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
         ax.set_title(oracle)
         # wrapped to the panel's width (7 pt text: about 0.06 in a character)
         ax.set_xlabel(axis_words(time_axis_label(info, unit), max(26, int(fig.get_figwidth() / len(oracles) / 0.065))))
-        ax.set_ylabel(axis_words(f"{metric_words(info, 'search')} [%]"))
+        ax.set_ylabel(axis_words(value_label(info, "search")))
     _legend(fig, *_line_handles(handles))
     _suptitle(fig, "best-so-far against the training time the table records (the harness trains nothing)\n"
                  "median and IQR over seeds")
@@ -601,8 +770,13 @@ def curves_time(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
 
 
 FIGURES = ("fig5", "regret", "found_optimum", "curves_mean", "curves_time")
+#: figures against training epochs and the simulated clock, drawn where runs have several
+#: fidelities, several workers or a budget in epochs or time (ResultSet.time_axes)
+TIME_FIGURES = ("regret_epochs", "regret_clock")
+#: every figure ``plot`` may draw (each one only where it applies)
+ALL_FIGURES = FIGURES + TIME_FIGURES
 _BUILDERS = {"fig5": fig5, "regret": regret, "found_optimum": found_optimum, "curves_mean": curves_mean,
-             "curves_time": curves_time}
+             "curves_time": curves_time, "regret_epochs": regret_epochs, "regret_clock": regret_clock}
 
 
 class Figures:
@@ -618,7 +792,7 @@ class Figures:
         does not apply (no optimum known, no training costs, no runs)."""
         import matplotlib
         if name not in _BUILDERS:
-            raise ValueError(f"unknown figure {name!r}; choose from {', '.join(FIGURES)}")
+            raise ValueError(f"unknown figure {name!r}; choose from {', '.join(ALL_FIGURES)}")
         if not _cells_by_oracle(self.rs):
             return None
         with matplotlib.rc_context(RC):
@@ -634,8 +808,10 @@ def build(rs: ResultSet, name: str, log_x: bool = True, n_boot: int = 1000):
 
 
 def plot_all(rs: ResultSet, out: str | Path, log_x: bool = True, formats: Iterable[str] = ("png", "pdf"),
-             which: Iterable[str] = FIGURES, n_boot: int = 1000) -> list[Path]:
-    """Write every applicable figure of ``rs`` into ``out``; return the files written."""
+             which: Iterable[str] = ALL_FIGURES, n_boot: int = 1000) -> list[Path]:
+    """Write every applicable figure of ``which`` (default: all, each where it applies: the
+    time figures for runs with several fidelities or workers) into ``out``; return the
+    files written."""
     import matplotlib
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,22 @@ run the runner stopped because it could not go on (a stuck algorithm; its summar
 ``stopped`` reason) keeps its final values too (nothing more would come) and counts as
 censored at the number of architectures it drew for samples-to-optimum (its value is only
 known to be larger; :attr:`CellRuns.censor_times`).
+
+**One loader.** :func:`read_runs` is the only code of the analysis that opens run files
+(:func:`load_folder` for statistics and figures, :func:`harness.export.long_table` for the
+long table, :func:`harness.summary.summarise` through :func:`load_folder`), and what the
+analysis knows about an oracle comes from ``experiment.json`` only (:func:`oracle_facts`,
+written by ``nas-harness run``): no table is loaded or re-hashed to read results. A folder
+written before the facts were stored has none (no optimum, so no regret): running the same
+``nas-harness run`` command again adds them without recomputing a run.
+
+**Direction, fidelities, clocks.** Records hold each metric's own values; ``best_*`` follow
+the oracle's direction (running minima for a minimised metric) and count the top fidelity
+only (NaN before a run's first top-fidelity evaluation). :meth:`OracleInfo.regret` is
+optimum - best for a maximised metric and best - optimum for a minimised one, so a regret
+is never negative. Besides samples (``n_distinct``), curves run against the training
+epochs paid (``cum_epochs``, summed over the told trials) and the simulated clock
+(``finish``, in :attr:`OracleInfo.clock_unit`), see :data:`AXES`.
 """
 
 from __future__ import annotations
@@ -47,8 +63,14 @@ BASELINE_FORMAT = "nas-harness-baseline/1"
 #: best report metric seen (an oracle-peeking upper bound, shown only in the JSON)
 QUALITY = ("best_search", "incumbent_report", "best_report")
 
-#: record columns a curve needs
-CURVE_COLUMNS = ("n_distinct", "best_search", "incumbent_report", "best_report", "cum_cost")
+#: record columns a curve needs (``epochs`` and ``finish`` are missing from files written
+#: before trials; they read as NaN)
+CURVE_COLUMNS = ("n_distinct", "best_search", "incumbent_report", "best_report", "cum_cost", "epochs", "finish")
+
+#: the x axes of curves -> the column of a run's loaded records holding them: distinct
+#: samples, simulated training time summed over the trials paid (the table's costs),
+#: training epochs paid (summed over the told trials) and the simulated clock at each tell
+AXES = {"samples": "n_distinct", "time": "cum_cost", "epochs": "cum_epochs", "clock": "finish"}
 
 
 def checkpoints_for(budget: int) -> list[int]:
@@ -63,18 +85,20 @@ def checkpoints_for(budget: int) -> list[int]:
 @dataclass
 class OracleInfo:
     """What the statistics and figures need to know about an oracle: its optimum, the size
-    of its space and what its metrics measure.
+    of its space, what its metrics measure, their direction, its fidelities and what its
+    simulated clock counts.
 
     ``nas-harness run`` knows all of it when it starts (it stops runs at the optimum) and
     writes it into ``experiment.json`` (:func:`oracle_facts`), so reading a results folder
-    never reloads or re-verifies a table; folders written before that load the oracle once
-    (:func:`oracle_info`)."""
+    never reloads or re-verifies a table. Fields added later have the defaults that describe
+    the oracles of that time: maximised, one fidelity. Fields are only ever appended (callers
+    build it positionally)."""
 
     name: str
     checksum: str
-    optimum_search: float | None = None       #: best search metric over the space
+    optimum_search: float | None = None       #: best search metric over the space (under the direction)
     optimum_report: float | None = None       #: report metric of that architecture
-    best_report: float | None = None          #: best report metric over the space
+    best_report: float | None = None          #: best report metric over the space (under the direction)
     search_metric: str | None = None
     report_metric: str | None = None
     cost_metric: str | None = None
@@ -86,6 +110,17 @@ class OracleInfo:
     dataset: str | None = None                #: the table's dataset where known (``cifar10``, ``digits``)
     units: dict[str, str] | None = None       #: search/report/cost metric -> the table's unit text
     cost_measured: str | None = None          #: what the cost column measured (where, by whom)
+    #: ``"max"`` or ``"min"``: how the search and report metrics rank (absent from folders
+    #: written before directions: max)
+    direction: str = "max"
+    #: the fidelities the oracle served, increasing (None: one, as in folders written before)
+    fidelities: list[int] | None = None
+    fidelity_kind: str | None = None          #: ``"restart"`` or ``"prefix"`` (oracles.oracle.Fidelities)
+    fidelity_unit: str | None = None          #: what a fidelity counts (``"epochs"``)
+    #: what the runner's simulated clock counts: ``"seconds"`` (the oracle's training cost),
+    #: ``"epochs"`` (no cost: a trial takes its fidelity) or ``"trials"`` (neither); None:
+    #: not stored (a folder written before the clock)
+    clock_unit: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -95,6 +130,51 @@ class OracleInfo:
         """From :meth:`as_dict` output of this or an older version (unknown keys ignored)."""
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def minimise(self) -> bool:
+        return self.direction == "min"
+
+    @property
+    def multi_fidelity(self) -> bool:
+        """True when the oracle served several fidelities (multi-fidelity search)."""
+        return bool(self.fidelities) and len(self.fidelities) > 1
+
+    def reference(self, metric: str) -> float | None:
+        """The optimum a record column's regret is measured from: the best search value over
+        the space for ``best_search``, the best report value over the space for the report
+        metrics (``incumbent_report``, ``best_report``)."""
+        return self.optimum_search if metric == "best_search" else self.best_report
+
+    def regret(self, values, metric: str):
+        """Regret of ``values`` of the record column ``metric``: optimum - value for a
+        maximised metric, value - optimum for a minimised one (>= 0 either way; NaN stays
+        NaN). None when the optimum is unknown."""
+        ref = self.reference(metric)
+        if ref is None:
+            return None
+        v = np.asarray(values, dtype=np.float64)
+        return v - ref if self.minimise else ref - v
+
+    def better(self, a: float, b: float) -> bool:
+        """True when ``a`` is strictly better than ``b`` under the direction."""
+        return a < b if self.minimise else a > b
+
+    def is_fraction(self, which: str) -> bool:
+        """Whether the ``which`` ("search" or "report") metric is an accuracy stored as a
+        fraction in [0, 1], shown in percent; anything else (perplexity, loss, a score) is
+        shown as a plain number. Decided by the table's unit text where there is one
+        (``fraction``, ``percent``, ``accuracy``), else by the direction (accuracies are
+        maximised), and never for a metric whose optimum lies outside [0, 1]."""
+        metric = getattr(self, f"{which}_metric", None)
+        ref = self.optimum_search if which == "search" else self.best_report
+        if ref is not None and not (0.0 <= ref <= 1.0):
+            return False
+        unit = (self.units or {}).get(metric) if metric else None
+        if unit:
+            text = str(unit).lower()
+            return any(w in text for w in ("fraction", "percent", "accuracy"))
+        return not self.minimise
 
 
 #: optimum identities kept in experiment.json (ties beyond are counted, not listed)
@@ -145,28 +225,50 @@ def _cost_measured(table_name: str, meta: dict[str, Any], kind: str | None) -> s
     return "training time from the table"
 
 
+def clock_unit(oracle) -> str:
+    """What the runner's simulated clock counts for ``oracle`` (see :mod:`harness.runner`: a
+    trial takes the oracle's training cost where it has one, else its fidelity in epochs,
+    else one unit)."""
+    if getattr(oracle, "cost_metric", None):
+        return "seconds"
+    return "epochs" if oracle.fidelities is not None else "trials"
+
+
 def oracle_facts(oracle) -> dict[str, Any]:
     """Everything :class:`OracleInfo` holds, from a loaded oracle (``nas-harness run`` stores
-    it in ``experiment.json`` next to each cell)."""
+    it in ``experiment.json`` next to each cell). An oracle without a known optimum (a
+    supernet) has no optimum fields."""
     opt = oracle.optimum
     table = getattr(oracle, "table", None)
     meta = table.meta if table is not None else {}
     report = getattr(oracle, "report_values", None)
+    direction = getattr(oracle, "direction", "max")
     search_m, report_m = oracle.search_metric, oracle.report_metric
     cost_m, train_m = getattr(oracle, "cost_metric", None), getattr(oracle, "train_metric", None)
     units = meta.get("units") or {}
     kind = (meta.get("space") or {}).get("kind")
     size = oracle.space.size
+    fids = oracle.fidelities
+    best_report = None
+    if report is not None and len(report):
+        best_report = float(np.nanmin(report) if direction == "min" else np.nanmax(report))
     return OracleInfo(
         name=oracle.name, checksum=oracle.checksum,
-        optimum_search=float(opt.value), optimum_report=float(opt.report),
-        best_report=None if report is None else float(np.nanmax(report)),
+        optimum_search=None if opt is None else float(opt.value),
+        optimum_report=None if opt is None else float(opt.report),
+        best_report=best_report,
         search_metric=search_m, report_metric=report_m, cost_metric=cost_m, train_metric=train_m,
-        space_size=None if size is None else int(size), n_optimum=len(opt.identities),
-        optimum_identities=sorted(opt.identities)[:MAX_IDENTITIES],
+        space_size=None if size is None else int(size),
+        n_optimum=None if opt is None else len(opt.identities),
+        optimum_identities=None if opt is None else sorted(opt.identities)[:MAX_IDENTITIES],
         table=getattr(table, "name", None), dataset=_dataset_of(getattr(table, "name", "") or "", meta, search_m),
         units={k: u for k, u in ((m, _unit_of(units, m)) for m in (search_m, report_m, cost_m) if m) if u},
         cost_measured=_cost_measured(getattr(table, "name", "") or "", meta, kind) if cost_m else None,
+        direction=direction,
+        fidelities=None if fids is None else [int(f) for f in fids.values],
+        fidelity_kind=None if fids is None else fids.kind,
+        fidelity_unit=None if fids is None else fids.unit,
+        clock_unit=clock_unit(oracle),
     ).as_dict()
 
 
@@ -190,15 +292,61 @@ class CellRuns:
     stopped: np.ndarray | None = None
     #: distinct architectures each run drew (None: not recorded, as in old baseline files)
     n_distinct: np.ndarray | None = None
+    #: each run's summary as the runner wrote it (wall time, epochs and clock spent...);
+    #: None for a baseline file
+    summaries: list[dict[str, Any]] | None = None
 
     @property
     def censor_times(self) -> np.ndarray:
         """Where each run's samples-to-optimum is censored: the budget, except for a stopped
-        run, whose samples-to-optimum is only known to exceed the architectures it drew."""
+        run, whose samples-to-optimum is only known to exceed the architectures it drew, and
+        for budgets that do not count architectures (epochs, time, queries), where a run is
+        censored at the architectures it drew."""
         out = np.full(self.n_runs, float(self.budget))
         if self.n_distinct is not None:
             stopped = np.array([r is not None for r in self.stop_reasons], dtype=bool)
+            if self.budget_kind != "archs":
+                stopped[:] = True
             out[stopped] = self.n_distinct[stopped]
+        return out
+
+    @property
+    def budget_kind(self) -> str:
+        """What the budget counts (``archs``, ``queries``, ``time``, ``epochs``; a cell
+        configuration holds it only when it is not the default ``archs``)."""
+        return str(self.config.get("budget_kind", "archs"))
+
+    @property
+    def workers_per_run(self) -> int:
+        """Simulated workers of each run (absent from the configuration: 1)."""
+        return int(self.config.get("workers_per_run", 1))
+
+    @property
+    def sample_budget(self) -> int:
+        """How far the sample axis goes: the budget where it counts architectures; otherwise
+        the fewest architectures a run drew before its budget (epochs, time or queries) was
+        spent, so that statistics on the sample axis never mix in runs that had ended (runs
+        that hold their final values, see :attr:`holds_final`, do not limit it)."""
+        if self.budget_kind == "archs" or self.n_distinct is None or not self.n_runs:
+            return self.budget
+        nd = self.n_distinct[np.isfinite(self.n_distinct)]
+        if not len(nd):
+            return self.budget
+        going = self.n_distinct[~self.holds_final & np.isfinite(self.n_distinct)]
+        return max(1, int(going.min() if len(going) else nd.max()))
+
+    def spent(self, what: str) -> np.ndarray:
+        """Per run, the training ``"epochs"`` paid or the simulated ``"clock"`` at its end
+        (NaN where not recorded: files written before trials)."""
+        key = {"epochs": "total_epochs", "clock": "clock"}[what]
+        out = np.full(self.n_runs, np.nan)
+        for i in range(self.n_runs):
+            s = self.summaries[i] if self.summaries is not None else {}
+            if s.get(key) is not None:
+                out[i] = float(s[key])
+            elif self.records is not None and len(self.records[i]["n_distinct"]):
+                col = self.records[i]["cum_epochs" if what == "epochs" else "finish"]
+                out[i] = col[-1] if what == "epochs" else np.max(col)
         return out
 
     @property
@@ -255,22 +403,39 @@ class CellRuns:
         """QUALITY metrics of every run after ``n`` distinct samples (NaN: run ended earlier
         without reaching the optimum, e.g. it exhausted the space)."""
         n = int(n)
-        if n > self.budget:
-            raise UserError(f"{self.oracle} | {self.label}: {n} samples is past the budget ({self.budget})")
+        if n > self.sample_budget:
+            if self.budget_kind == "archs":
+                raise UserError(f"{self.oracle} | {self.label}: {n} samples is past the budget ({self.budget})")
+            raise UserError(f"{self.oracle} | {self.label}: {n} samples is past what every run drew before "
+                            f"its {self.budget_kind} budget was spent ({self.sample_budget})")
         if self.records is None:
             if n not in self.checkpoints:
                 have = ", ".join(str(k) for k in sorted(self.checkpoints))
                 raise UserError(f"{self.oracle} | {self.label}: the baseline file keeps quality at "
                                 f"{have} samples only, not {n}")
             return self.checkpoints[n]
+        return self.quality_along("samples", n)
+
+    def quality_along(self, axis: str, at: float) -> dict[str, np.ndarray]:
+        """QUALITY metrics of every run at ``at`` on ``axis`` (:data:`AXES`: samples, epochs
+        paid, simulated clock, summed training time): the values after the last record at or
+        before ``at``; NaN for a run that had no record yet, or that ended before ``at``
+        without holding its final values (:attr:`holds_final`). No budget check: see
+        :meth:`quality_at` for samples."""
+        if self.records is None:
+            raise UserError(f"{self.oracle} | {self.label}: a baseline file keeps quality at fixed sample "
+                            "counts only; read the results folder")
+        col = AXES[axis]
         out = {k: np.full(self.n_runs, np.nan) for k in QUALITY}
         holds = self.holds_final
         for i, rec in enumerate(self.records):
-            nd = rec["n_distinct"]
-            j = int(np.searchsorted(nd, n, side="right")) - 1
+            x = rec[col]
+            if not len(x) or np.isnan(x).any():
+                continue
+            j = int(np.searchsorted(x, at, side="right")) - 1
             if j < 0:
                 continue
-            if nd[j] < n and not holds[i]:
+            if x[-1] < at and not holds[i]:
                 continue
             for k in QUALITY:
                 out[k][i] = rec[k][j]
@@ -338,22 +503,39 @@ class ResultSet:
     def labels(self) -> list[str]:
         return sorted({c.label for c in self.cells})
 
+    #: oracles whose facts ``experiment.json`` does not hold (folders written before
+    #: ``run`` stored them): known by name and checksum only
+    missing_facts: list[str] = field(default_factory=list)
+
+    def info(self, oracle: str) -> OracleInfo:
+        return self.oracles.get(oracle) or OracleInfo(oracle, "")
+
+    def time_axes(self, oracle: str) -> list[str]:
+        """The axes besides samples that the runs on ``oracle`` are shown against: training
+        epochs paid and the simulated clock, when the oracle served several fidelities, a
+        run had several simulated workers or its budget counted epochs or time. The clock is
+        left out where it would repeat the epochs axis (it counts epochs and every run had
+        one worker, so a trial's start was the previous one's end)."""
+        cells = [c for c in self.cells if c.oracle == oracle]
+        info = self.info(oracle)
+        workers = any(c.workers_per_run > 1 for c in cells)
+        kinds = {c.budget_kind for c in cells}
+        if not (info.multi_fidelity or workers or kinds & {"epochs", "time"}):
+            return []
+        if workers or "time" in kinds or info.clock_unit not in ("epochs", None):
+            return ["epochs", "clock"]
+        return ["epochs"]
+
+    def facts_note(self) -> str | None:
+        """One line when oracle facts are missing (what is left out, and how to add them)."""
+        if not self.missing_facts:
+            return None
+        return (f"{self.source}: experiment.json stores no facts about {', '.join(self.missing_facts)} (written "
+                "before `nas-harness run` stored them), so optimum, regret and direction are unknown (taken as "
+                "maximised); run the same `nas-harness run` command again to add them (no run is recomputed)")
+
 
 # --- reading ------------------------------------------------------------------------------
-def oracle_info(name: str, checksum: str) -> OracleInfo:
-    """The oracle's facts by loading it (folders written before ``run`` stored them), if
-    its data is installed and is the data the runs used; otherwise only its name."""
-    info = OracleInfo(name=name, checksum=checksum)
-    try:
-        from oracles.registry import load_oracle
-        oracle = load_oracle(name)
-    except (UserError, OSError, ValueError, KeyError):
-        return info
-    if oracle.checksum != checksum:
-        return info
-    return OracleInfo.from_dict(oracle_facts(oracle))
-
-
 def _f(x) -> float:
     return np.nan if x is None else float(x)
 
@@ -384,18 +566,29 @@ def _column(col, dtype) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
-def _read_runs(store: ResultsStore, cells, with_records: bool):
-    """Every finished run of ``cells``: (cell, run metadata, the curve columns or None).
+def _store(path: str | os.PathLike | ResultsStore) -> ResultsStore:
+    store = path if isinstance(path, ResultsStore) else ResultsStore(path)
+    if not store.manifest_path.is_file():
+        raise UserError(f"{store.root} is not a results folder (no experiment.json)")
+    return store
 
-    The same runs as :meth:`ResultsStore.iter_runs` (a file counts when its metadata carries
-    the cell's fingerprint), read with one open per file and only the columns a curve
-    needs: ``pq.read_table`` would first import pyarrow's dataset layer (a third of a second)
-    and decode every column, architecture strings included."""
+
+def read_runs(path: str | os.PathLike | ResultsStore, columns: Iterable[str] | None = CURVE_COLUMNS,
+              with_records: bool = True):
+    """Every finished run of a results folder: (cell, run metadata, records as an Arrow
+    table, or None without ``with_records``). The one reader of run files in the analysis.
+
+    ``columns``: the record columns to read (those a file lacks are left out; None: every
+    column). The same runs as :meth:`harness.results.ResultsStore.iter_runs` (a file counts
+    when its metadata carries the cell's fingerprint), read with one open per file and only
+    the columns asked for: ``pq.read_table`` would first import pyarrow's dataset layer (a
+    third of a second) and decode every column, architecture strings included."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from .results import META_KEY, fingerprint
-    for cell in cells:
+    store = _store(path)
+    for cell in store.cells():
         folder = store.root / cell.folder
         if not folder.is_dir():
             continue
@@ -410,29 +603,38 @@ def _read_runs(store: ResultsStore, cells, with_records: bool):
                 continue
             table = None
             if with_records:
+                names = pf.schema_arrow.names
                 try:
-                    table = pf.read(columns=[k for k in CURVE_COLUMNS if k in pf.schema_arrow.names])
+                    table = pf.read(columns=None if columns is None else [k for k in columns if k in names])
                 except (OSError, pa.ArrowException):
                     raise UserError(f"{path} is damaged; delete it and re-run the experiment to "
                                     "recompute that run") from None
             yield cell, meta, table
 
 
-def load_folder(path: str | os.PathLike, with_records: bool = True, optima: bool = True) -> ResultSet:
-    store = ResultsStore(path)
-    if not store.manifest_path.is_file():
-        raise UserError(f"{path} is not a results folder (no experiment.json)")
+def _curve_records(table, n: int) -> dict[str, np.ndarray]:
+    """A run's curve columns as numpy arrays (NaN for columns its file lacks), with the
+    epochs paid summed along the run (``cum_epochs``)."""
+    cols = {k: _column(table.column(k), np.float64 if k != "n_distinct" else np.int64)
+            for k in CURVE_COLUMNS if k in table.column_names}
+    for k in ("cum_cost", "epochs", "finish"):
+        if k not in cols:
+            cols[k] = np.full(n, np.nan)
+    cols["cum_epochs"] = np.cumsum(cols.pop("epochs"))
+    return cols
+
+
+def load_folder(path: str | os.PathLike, with_records: bool = True) -> ResultSet:
+    """Every finished run of the results folder ``path`` (:func:`read_runs`) with the oracle
+    facts ``experiment.json`` stores; ``with_records=False`` reads run metadata only."""
+    store = _store(path)
     by_cell: dict[str, dict[str, list]] = {}
     cells = {c.key: c for c in store.cells()}
-    for cell, meta, table in _read_runs(store, cells.values(), with_records):
+    for cell, meta, table in read_runs(store, with_records=with_records):
         d = by_cell.setdefault(cell.key, {"meta": [], "records": []})
         d["meta"].append(meta)
         if table is not None:
-            cols = {k: _column(table.column(k), np.float64 if k != "n_distinct" else np.int64)
-                    for k in CURVE_COLUMNS if k in table.column_names}
-            if "cum_cost" not in cols:
-                cols["cum_cost"] = np.full(len(cols["n_distinct"]), np.nan)
-            d["records"].append(cols)
+            d["records"].append(_curve_records(table, table.num_rows))
     out = []
     for key, cell in cells.items():
         d = by_cell.get(key, {"meta": [], "records": []})
@@ -446,21 +648,25 @@ def load_folder(path: str | os.PathLike, with_records: bool = True, optima: bool
             total_cost=np.array([_f(r.get("total_cost")) for r in s], dtype=np.float64),
             records=d["records"] if with_records else None,
             stopped=np.array([r.get("stopped") or None for r in s], dtype=object),
-            n_distinct=np.array([_f(r.get("n_distinct")) for r in s], dtype=np.float64)))
+            n_distinct=np.array([_f(r.get("n_distinct")) for r in s], dtype=np.float64),
+            summaries=s))
     out.sort(key=lambda c: (c.oracle, c.label))
-    stored = {e["oracle"]: e["oracle_facts"] for e in store.read_manifest()["cells"].values()
-              if isinstance(e.get("oracle_facts"), dict)}
-    infos = {}
+    # the facts each cell was run with (keyed by the oracle's checksum too: one folder may hold
+    # an oracle name run on two versions of its data only if its cells say so)
+    stored = {(e["oracle"], e["oracle_facts"].get("checksum")): e["oracle_facts"]
+              for e in store.read_manifest()["cells"].values() if isinstance(e.get("oracle_facts"), dict)}
+    infos, missing = {}, []
     for c in out:
         if c.oracle not in infos:
             chk = str(c.config.get("oracle_checksum", ""))
-            facts = stored.get(c.oracle)
-            if facts is not None and facts.get("checksum") == chk:
+            facts = stored.get((c.oracle, chk))
+            if facts is not None:
                 infos[c.oracle] = OracleInfo.from_dict(facts)
-            else:  # a folder from before `run` stored the facts: load the oracle once
-                infos[c.oracle] = oracle_info(c.oracle, chk) if optima else OracleInfo(c.oracle, chk)
+            else:  # written before `run` stored the facts: no table is loaded to find them
+                infos[c.oracle] = OracleInfo(c.oracle, chk)
+                missing.append(c.oracle)
     machines = _distinct(m.get("machine") for d in by_cell.values() for m in d["meta"])
-    return ResultSet(str(path), "folder", out, infos, machines)
+    return ResultSet(str(path), "folder", out, infos, machines, missing_facts=missing)
 
 
 def load(path: str | os.PathLike, with_records: bool = True) -> ResultSet:
@@ -481,7 +687,7 @@ def _num(x: float) -> float | None:
 def baseline_dict(rs: ResultSet, checkpoints: Iterable[int] | None = None) -> dict[str, Any]:
     cells = []
     for c in rs.cells:
-        cps = [n for n in (checkpoints or checkpoints_for(c.budget)) if n <= c.budget]
+        cps = [n for n in (checkpoints or checkpoints_for(c.sample_budget)) if n <= c.sample_budget]
         q = {str(n): {k: [_num(x) for x in v] for k, v in c.quality_at(n).items()} for n in cps}
         cells.append({
             "oracle": c.oracle, "label": c.label, "config": c.config,

@@ -4,48 +4,99 @@
 :func:`statistics_report` computes every statistic of :mod:`harness.statistics` from the
 records (``report --format json`` and ``--format md``), and :func:`format_markdown` turns it
 into a Markdown report: samples to the optimum, ratios between algorithms, the CADAM
-Table 4.1-style final-quality table and the figures.
+Table 4.1-style final-quality table, the epochs and simulated time spent with the final
+regret (runs with several fidelities or workers) and the figures. Both read the folder
+through :func:`harness.metrics.load_folder`, the one loader.
+
+Direction: values are each metric's own (the lowest perplexity found, for a minimised
+one); accuracies (fractions) are printed in percent, other metrics as plain numbers
+(:meth:`harness.metrics.OracleInfo.is_fraction`), and regrets are >= 0 for both directions.
+Every estimate of the time section comes with its percentile-bootstrap interval (Agarwal
+et al., Deep Reinforcement Learning at the Edge of the Statistical Precipice, NeurIPS 2021,
+§4: report interval estimates, not point estimates alone).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import os
 from typing import Any
 
 import numpy as np
 
 from oracles.errors import UserError
 
-from .metrics import ResultSet
+from .metrics import CellRuns, OracleInfo, ResultSet, load_folder
 from .results import ResultsStore
 from .statistics import (BOOT_SEED, CONFIDENCE, N_BOOT, bootstrap_ci, censor_at, censored_rank_test,
                          common_censoring, mean_std, sample_ratios, samples_to_optimum)
 
 
-def summarise(store: ResultsStore) -> list[dict[str, Any]]:
-    """One row per (oracle, algorithm) cell, from run metadata only (no records read)."""
-    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    cells = {c.key: c for c in store.cells()}
-    for cell, meta, _ in store.iter_runs():
-        runs[cell.key].append(meta["summary"])
+def _result_set(source: ResultsStore | ResultSet | str | os.PathLike, with_records: bool = False) -> ResultSet:
+    if isinstance(source, ResultSet):
+        return source
+    return load_folder(source.root if isinstance(source, ResultsStore) else source, with_records=with_records)
+
+
+def estimate(values: np.ndarray, n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Mean and median of ``values`` over runs (NaN left out), each with its percentile-
+    bootstrap interval, the std and the number of runs with a value."""
+    v = np.asarray(values, dtype=np.float64)
+    m, sd = mean_std(v)
+    if m is None:
+        return {"mean": None, "mean_ci": [None, None], "median": None, "median_ci": [None, None],
+                "std": None, "n": 0}
+    ok = v[~np.isnan(v)]
+    return {"mean": m, "mean_ci": list(bootstrap_ci(ok, "mean", n_boot=n_boot)),
+            "median": float(np.median(ok)), "median_ci": list(bootstrap_ci(ok, "median", n_boot=n_boot)),
+            "std": sd, "n": int(len(ok))}
+
+
+def final_regret(c: CellRuns, info: OracleInfo | None, n_boot: int = N_BOOT) -> dict[str, Any] | None:
+    """Each run's regret at its end, at the top fidelity (search metric; report metric of the
+    incumbent), with intervals; None when the optimum is unknown. A run that never evaluated
+    at the top fidelity has no regret (left out, counted by ``n``)."""
+    if info is None or info.optimum_search is None or not c.n_runs:
+        return None
+    return {k: estimate(info.regret(c.final[k], k), n_boot) for k in ("best_search", "incumbent_report")}
+
+
+def spent(c: CellRuns, info: OracleInfo | None, n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Training epochs paid and the simulated clock at each run's end, with intervals."""
+    return {"epochs": estimate(c.spent("epochs"), n_boot), "clock": estimate(c.spent("clock"), n_boot),
+            "clock_unit": info.clock_unit if info else None}
+
+
+def summarise(source: ResultsStore | ResultSet | str | os.PathLike, n_boot: int = N_BOOT) -> list[dict[str, Any]]:
+    """One row per (oracle, algorithm) cell, from run metadata only (no records read).
+
+    ``source``: a results folder (path or :class:`~harness.results.ResultsStore`) or a
+    :class:`~harness.metrics.ResultSet` already loaded. Rows of runs with several fidelities
+    or workers (:meth:`~harness.metrics.ResultSet.time_axes`) also hold the epochs and
+    simulated time spent and the final regret, with intervals (``n_boot`` resamples)."""
+    rs = _result_set(source)
     rows = []
-    for key, cell in cells.items():
-        summaries = runs.get(key, [])
-        s = {k: np.array([r[k] if r[k] is not None else np.nan for r in summaries], dtype=np.float64)
-             for k in ("samples_to_optimum", "best_search", "best_report", "incumbent_report",
-                       "n_distinct", "wall_s")}
-        censored = np.array([r["censored"] for r in summaries], dtype=bool)
-        row = {"oracle": cell.oracle, "algorithm": cell.label, "runs": len(summaries),
-               "budget": cell.config["budget"], "until_optimum": cell.config["until_optimum"],
-               "stopped": stopped_summary([r.get("stopped") for r in summaries])}
-        if cell.config["until_optimum"]:
+    for c in rs.cells:
+        info = rs.oracles.get(c.oracle)
+        summaries = c.summaries or []
+        s = {k: np.array([r[k] if r.get(k) is not None else np.nan for r in summaries], dtype=np.float64)
+             for k in ("best_search", "best_report", "incumbent_report", "n_distinct", "wall_s")}
+        row = {"oracle": c.oracle, "algorithm": c.label, "runs": c.n_runs,
+               "budget": c.config["budget"], "until_optimum": c.until_optimum,
+               "stopped": stopped_summary(c.stop_reasons),
+               "direction": info.direction if info else "max",
+               "percent": {w: (info.is_fraction(w) if info else True) for w in ("search", "report")}}
+        if c.budget_kind != "archs":
+            row["budget_kind"] = c.budget_kind
+        if c.until_optimum:
             # a stopped run is censored where it stopped (see harness.metrics.CellRuns.censor_times)
-            cap = np.where([bool(r.get("stopped")) for r in summaries], s["n_distinct"],
-                           float(cell.config["budget"])) if summaries else float(cell.config["budget"])
-            row["samples_to_optimum"] = samples_to_optimum(s["samples_to_optimum"], censored, cap).as_dict()
+            row["samples_to_optimum"] = samples_to_optimum(c.samples_to_optimum, c.censored,
+                                                           c.censor_times if c.n_runs else float(c.budget)).as_dict()
         for k in ("best_search", "incumbent_report", "best_report", "n_distinct", "wall_s"):
             m, sd = mean_std(s[k])
             row[k] = {"mean": m, "std": sd}
+        if rs.time_axes(c.oracle) and c.n_runs:
+            row["spent"] = spent(c, info, n_boot)
+            row["final_regret"] = final_regret(c, info, n_boot)
         rows.append(row)
     rows.sort(key=lambda r: (r["oracle"], r["algorithm"]))
     return rows
@@ -79,10 +130,51 @@ def _fmt(x: float | None, scale: float = 1.0, digits: int = 1) -> str:
     return "-" if x is None else f"{x * scale:.{digits}f}"
 
 
-def format_text(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table; accuracies shown in percent."""
+def decimals(x: float | None, significant: int = 4) -> int:
+    """Decimals that show ``x`` with about ``significant`` significant digits (0 to 6)."""
+    if x is None or not np.isfinite(x) or x == 0:
+        return 2
+    return int(min(6, max(0, significant - 1 - np.floor(np.log10(abs(x))))))
+
+
+def _quality(stat: dict[str, Any], percent: bool) -> str:
+    """``mean ± std``: accuracies in percent (two decimals), any other metric as a plain
+    number (about four significant digits, the std with the mean's decimals)."""
+    if percent:
+        return f"{_fmt(stat['mean'], 100, 2)} ± {_fmt(stat['std'], 100, 2)}"
+    d = decimals(stat["mean"])
+    return f"{_fmt(stat['mean'], 1, d)} ± {_fmt(stat['std'], 1, d)}"
+
+
+def _est(e: dict[str, Any] | None, scale: float = 1.0, digits: int | None = None, stat: str = "mean") -> str:
+    """``value [lo, hi]`` of an :func:`estimate`; ``-`` where there is none."""
+    if not e or e.get(stat) is None:
+        return "-"
+    d = decimals(e[stat] * scale) if digits is None else digits
+    lo, hi = e[f"{stat}_ci"]
+    ci = "" if lo is None or hi is None else f" [{lo * scale:,.{d}f}, {hi * scale:,.{d}f}]"
+    return f"{e[stat] * scale:,.{d}f}{ci}"
+
+
+def direction_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line naming the minimised oracles (their best values are the lowest)."""
+    low = sorted({r["oracle"] for r in rows if r.get("direction") == "min"})
+    return [f"minimised (lower is better; best = lowest value found, regret = best - optimum): {', '.join(low)}"] \
+        if low else []
+
+
+def format_text(rows: list[dict[str, Any]], notes: list[str] | None = None) -> str:
+    """A fixed-width table; accuracies in percent, other metrics (perplexity, loss) as plain
+    numbers. Rows of runs with several fidelities or workers add the epochs paid, the
+    simulated time and the final regret (mean and 95% bootstrap interval). ``notes``: more
+    lines under the table."""
+    all_pct = all(r.get("percent", {}).get(w, True) for r in rows for w in ("search", "report"))
+    unit = " %" if all_pct else ""
     head = ["oracle", "algorithm", "runs", "censored", "StO mean", "StO median", "StO IQR",
-            "best search %", "its report %"]
+            f"best search{unit}", f"its report{unit}"]
+    timed = any("spent" in r for r in rows)
+    if timed:
+        head += ["epochs paid", "simulated time", "final regret"]
     lines = []
     for r in rows:
         sto = r.get("samples_to_optimum")
@@ -95,21 +187,35 @@ def format_text(rows: list[dict[str, Any]]) -> str:
             cells = [str(sto["n_censored"]) + (f" ({n_st} stopped)" if n_st else ""), mean, median, iqr]
         else:
             cells = ["-", "-", "-", "-"]
-        bs, ir = r["best_search"], r["incumbent_report"]
-        lines.append([r["oracle"], r["algorithm"], str(r["runs"]), *cells,
-                      f"{_fmt(bs['mean'], 100, 2)} ± {_fmt(bs['std'], 100, 2)}",
-                      f"{_fmt(ir['mean'], 100, 2)} ± {_fmt(ir['std'], 100, 2)}"])
+        pct = r.get("percent", {"search": True, "report": True})
+        qual = [_quality(r["best_search"], pct["search"]) + ("" if all_pct or not pct["search"] else " %"),
+                _quality(r["incumbent_report"], pct["report"]) + ("" if all_pct or not pct["report"] else " %")]
+        line = [r["oracle"], r["algorithm"], str(r["runs"]), *cells, *qual]
+        if timed:
+            if "spent" in r:
+                sp, reg = r["spent"], (r.get("final_regret") or {}).get("best_search")
+                line += [_est(sp["epochs"], digits=0), _est(sp["clock"], digits=0 if sp["clock_unit"] != "seconds"
+                                                            else None) + (f" {sp['clock_unit']}" if sp["clock_unit"]
+                                                                          and sp["clock"]["mean"] is not None else ""),
+                         _est(reg, 100.0 if pct["search"] else 1.0, 2 if pct["search"] else None)
+                         + (" pp" if pct["search"] and reg and reg["mean"] is not None else "")]
+            else:
+                line += ["-", "-", "-"]
+        lines.append(line)
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
-    notes = ["StO = samples to the global optimum (distinct architectures, counting the optimum); "
-             "median and quartiles by Kaplan-Meier."]
+    notes_out = ["StO = samples to the global optimum (distinct architectures, counting the optimum); "
+                 "median and quartiles by Kaplan-Meier."]
     if any(r.get("samples_to_optimum", {}) and r["samples_to_optimum"]["mean_is_restricted"] for r in rows):
-        notes.append("* mean restricted to the budget: a censored run counts as the budget (a stopped one: "
-                     "where it stopped), a lower bound.")
-    notes.append("best search = best search metric found within the budget; its report = report metric "
-                 "of that architecture; mean ± std over runs.")
-    return "\n".join(out + [""] + notes + stopped_notes(rows))
+        notes_out.append("* mean restricted to the budget: a censored run counts as the budget (a stopped one: "
+                         "where it stopped), a lower bound.")
+    notes_out.append("best search = best search metric found within the budget; its report = report metric "
+                     "of that architecture; mean ± std over runs.")
+    if timed:
+        notes_out.append("epochs paid, simulated time (the clock of the run's workers) and final regret of the "
+                         "search metric at the top fidelity: mean [95% bootstrap interval] over runs.")
+    return "\n".join(out + [""] + notes_out + direction_notes(rows) + stopped_notes(rows) + list(notes or []))
 
 
 # --- every statistic, from records (``report --format json|md``) ---------------------------
@@ -125,11 +231,16 @@ def _num(x) -> float | None:
 
 
 def table_budgets(rs: ResultSet, budgets: list[int] | None = None) -> list[int]:
+    """The sample counts of the final-quality table: ``budgets`` if given, else
+    :data:`TABLE_BUDGETS` below the largest sample budget and each cell's own budget where
+    it counts architectures (an epoch or time budget is not a number of samples; those
+    cells' final values are in the time section)."""
     if budgets:
         return sorted(set(int(b) for b in budgets))
-    top = max((c.budget for c in rs.cells), default=0)
+    top = max((c.sample_budget for c in rs.cells if c.budget_kind == "archs"), default=0)
     # a cell's own budget says nothing when every run stopped at the optimum before it
-    ends = {c.budget for c in rs.cells if c.n_runs and not (c.until_optimum and not c.censored.any())}
+    ends = {c.budget for c in rs.cells if c.n_runs and c.budget_kind == "archs"
+            and not (c.until_optimum and not c.censored.any())}
     return sorted({b for b in TABLE_BUDGETS if b < top} | ends) or ([top] if top else [])
 
 
@@ -163,22 +274,31 @@ def ratio_rows(rs: ResultSet, n_boot: int) -> list[dict[str, Any]]:
 
 def statistics_report(rs: ResultSet, budgets: list[int] | None = None, n_boot: int = N_BOOT) -> dict[str, Any]:
     """All statistics of a result set: per cell samples-to-optimum (KM quartiles, restricted
-    mean, bootstrap CIs), quality at fixed budgets, curve statistics at CURVE_POINTS (folders
-    only), and the pairwise sample ratios."""
-    from .curves import cell_curve, regret_reference
+    mean, bootstrap CIs), quality at fixed budgets, the final regret (mean and median with
+    intervals), curve statistics at CURVE_POINTS samples (folders only), and the pairwise
+    sample ratios. Cells of runs with several fidelities or workers add ``spent`` (epochs
+    paid and simulated clock at the end, with intervals) and regret curves against epochs
+    (``curves_epochs``) and the clock (``curves_clock``) at 1-2-5 points of their grids.
+    ``budgets``: sample counts of the quality table (default :func:`table_budgets`);
+    ``n_boot``: bootstrap resamples (default :data:`harness.statistics.N_BOOT`)."""
+    from .curves import axis_grid, cell_curve, regret_reference
     budgets = table_budgets(rs, budgets)
+    grids: dict[tuple[str, str], Any] = {}
     cells = []
     for c in rs.cells:
         row: dict[str, Any] = {"oracle": c.oracle, "algorithm": c.label, "runs": c.n_runs,
                                "budget": c.budget, "until_optimum": c.until_optimum,
                                "seeds": c.seeds.tolist(),
-                               "stopped": stopped_summary(c.stop_reasons)}
+                               "stopped": stopped_summary(c.stop_reasons),
+                               "budget_kind": c.budget_kind, "workers_per_run": c.workers_per_run}
         if c.until_optimum and c.n_runs:
             row["samples_to_optimum"] = samples_to_optimum(c.samples_to_optimum, c.censored, c.censor_times,
                                                            n_boot=n_boot).as_dict()
+        info = rs.oracles.get(c.oracle)
+        row["direction"] = info.direction if info else "max"
         row["quality"] = {}
         for b in budgets:
-            if b > c.budget or not c.n_runs:
+            if b > c.sample_budget or not c.n_runs:
                 continue
             try:
                 q = c.quality_at(b)
@@ -188,22 +308,54 @@ def statistics_report(rs: ResultSet, budgets: list[int] | None = None, n_boot: i
         row["final"] = {k: quality_stats(v, n_boot) for k, v in c.final.items()} if c.n_runs else {}
         for k in ("best_search", "incumbent_report", "best_report"):
             row[k] = {"mean": row["final"].get(k, {}).get("mean"), "std": row["final"].get(k, {}).get("std")}
+        direction = row["direction"]
+        regret = final_regret(c, info, n_boot)
+        if regret is not None:
+            row["final_regret"] = regret
+        axes = rs.time_axes(c.oracle)
+        if axes and c.n_runs:
+            row["spent"] = spent(c, info, n_boot)
         if c.records is not None and c.n_runs:
             # the statistics on these points only (not the figures' dense grid): same numbers
-            pts = np.unique(np.array([p for p in CURVE_POINTS if p <= c.budget] + [c.budget], dtype=np.int64))
-            info = rs.oracles.get(c.oracle)
+            sb = c.sample_budget
+            pts = np.unique(np.array([p for p in CURVE_POINTS if p <= sb] + [sb], dtype=np.int64))
             row["curves"] = {}
             for metric in ("best_search", "incumbent_report"):
-                row["curves"][metric] = cell_curve(c, metric, grid=pts, n_boot=n_boot).at(pts)
+                row["curves"][metric] = cell_curve(c, metric, grid=pts, n_boot=n_boot, direction=direction).at(pts)
                 ref = regret_reference(info, metric)
                 if ref is not None:
-                    row["curves"][f"{metric}_regret"] = cell_curve(c, metric, grid=pts, regret_to=ref,
-                                                                   n_boot=n_boot).at(pts)
+                    row["curves"][f"{metric}_regret"] = cell_curve(c, metric, grid=pts, regret_to=ref, n_boot=n_boot,
+                                                                   direction=direction).at(pts)
+            for axis in axes:
+                grid = grids.setdefault((c.oracle, axis), axis_grid([x for x in rs.cells if x.oracle == c.oracle],
+                                                                    axis))
+                if grid is None:
+                    continue
+                # 1-2-5 points inside the common grid, and its ends
+                pts = np.unique(np.r_[[x for x in _one_two_five(grid[-1]) if grid[0] <= x <= grid[-1]],
+                                      grid[0], grid[-1]])
+                unit = (info.clock_unit if info else None) if axis == "clock" else None
+                cv = {}
+                for metric in ("best_search", "incumbent_report"):
+                    ref = regret_reference(info, metric)
+                    key = metric if ref is None else f"{metric}_regret"
+                    cv[key] = cell_curve(c, metric, axis, pts, ref, n_boot, direction, unit).at(pts)
+                row[f"curves_{axis}"] = cv
         cells.append(row)
     return {"source": rs.source, "kind": rs.kind, "budgets": budgets,
             "bootstrap": {"resamples": n_boot, "confidence": CONFIDENCE, "seed": BOOT_SEED},
             "oracles": {k: v.as_dict() for k, v in rs.oracles.items()},
-            "machines": rs.machines, "cells": cells, "ratios": ratio_rows(rs, n_boot)}
+            "machines": rs.machines, "cells": cells, "ratios": ratio_rows(rs, n_boot),
+            "notes": [n for n in (rs.facts_note(),) if n]}
+
+
+def _one_two_five(top: float) -> list[float]:
+    """1, 2, 5, 10, 20, 50, ... up to ``top``."""
+    out, base = [], 1.0
+    while base <= top:
+        out += [m * base for m in (1, 2, 5) if m * base <= top]
+        base *= 10
+    return out
 
 
 # --- Markdown --------------------------------------------------------------------------------
@@ -294,16 +446,29 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
                       "(?): both had censored runs, so the ratio of restricted means has no known direction "
                       "of bias.", ""]
     oracles = sorted({c["oracle"] for c in cells})
+    infos = {o: OracleInfo.from_dict(report["oracles"][o]) if o in report["oracles"] else None for o in oracles}
+    is_pct = {o: {w: (infos[o].is_fraction(w) if infos[o] else True) for w in ("search", "report")} for o in oracles}
+
+    def value(x, o, which, digits=None):
+        if x is None:
+            return "–"
+        return _pct(x) if is_pct[o][which] else f"{x:,.{decimals(x) if digits is None else digits}f}"
+
     if cells:
+        n_pct = sum(is_pct[o][w] for o in oracles for w in ("search", "report"))
+        units = ("in percent" if n_pct == 2 * len(oracles) else "in the metrics' own units" if n_pct == 0
+                 else "accuracies in percent, other metrics in their own units")
         lines += ["## Final quality at fixed budgets", "",
                   "Search metric of the best architecture found (by the search metric) and the report "
-                  "metric of that same architecture, in percent, mean ± std over runs (CADAM Table 4.1 "
-                  "layout).", ""]
+                  f"metric of that same architecture, {units}"
+                  + ", mean ± std over runs (CADAM Table 4.1 layout); a minimised metric's best is the lowest "
+                    "value found.", ""]
         head = ["algorithm", "budget"]
         for o in oracles:
             info = report["oracles"].get(o, {})
-            head += [f"{o} {info.get('search_metric') or 'search'} [%]",
-                     f"{o} {info.get('report_metric') or 'report'} [%]"]
+            low = " (lower is better)" if info.get("direction") == "min" else ""
+            head += [f"{o} {info.get('search_metric') or 'search'}{' [%]' if is_pct[o]['search'] else ''}{low}",
+                     f"{o} {info.get('report_metric') or 'report'}{' [%]' if is_pct[o]['report'] else ''}{low}"]
         rows = []
         labels = sorted({c["algorithm"] for c in cells})
         for b in report["budgets"]:
@@ -312,22 +477,76 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
                 for o in oracles:
                     c = next((x for x in cells if x["oracle"] == o and x["algorithm"] == lab), None)
                     q = (c or {}).get("quality", {}).get(str(b))
-                    for k in ("best_search", "incumbent_report"):
+                    for k, which in (("best_search", "search"), ("incumbent_report", "report")):
                         if q and q[k]["mean"] is not None:
-                            row.append(f"{_pct(q[k]['mean'])} ± {_pct(q[k]['std'])}")
+                            d = None if is_pct[o][which] else decimals(q[k]["mean"])
+                            row.append(f"{value(q[k]['mean'], o, which, d)} ± {value(q[k]['std'], o, which, d)}")
                             any_value = True
                         else:
                             row.append("–")
                 if any_value:
                     rows.append(row)
+        # cells whose budget is not a number of samples: their values at the end of the runs
+        for lab in labels:
+            for kind_budget in sorted({(x["budget_kind"], x["budget"]) for x in cells
+                                       if x["algorithm"] == lab and x.get("budget_kind", "archs") != "archs"
+                                       and x.get("final")}):
+                kind, budget = kind_budget
+                row = [lab, f"{budget:,} {kind} (end)"]
+                for o in oracles:
+                    c = next((x for x in cells if x["oracle"] == o and x["algorithm"] == lab
+                              and (x.get("budget_kind"), x["budget"]) == kind_budget), None)
+                    q = (c or {}).get("final")
+                    for k, which in (("best_search", "search"), ("incumbent_report", "report")):
+                        if q and q[k]["mean"] is not None:
+                            d = None if is_pct[o][which] else decimals(q[k]["mean"])
+                            row.append(f"{value(q[k]['mean'], o, which, d)} ± {value(q[k]['std'], o, which, d)}")
+                        else:
+                            row.append("–")
+                rows.append(row)
         opt_row = ["*optimal*", ""]
         for o in oracles:
             info = report["oracles"].get(o, {})
-            opt_row += [f"*{_pct(info.get('optimum_search'))}*", f"*{_pct(info.get('best_report'))}*"]
+            opt_row += [f"*{value(info.get('optimum_search'), o, 'search')}*",
+                        f"*{value(info.get('best_report'), o, 'report')}*"]
         lines += _md_table(head, rows + [opt_row])
         lines += ["", "Optimal: best search value and best report value over the whole space (the latter "
                       "need not belong to the same architecture). A run that stopped at the global optimum "
                       "keeps its final values at larger budgets.", ""]
+    timed = [c for c in cells if "spent" in c]
+    if timed:
+        lines += ["## Epochs, simulated time and final regret", "",
+                  "Runs with several fidelities, several simulated workers or a budget in epochs or time: "
+                  "the training epochs paid, the simulated clock of the run's workers at its end, and the "
+                  "regret of the best architecture found at the top fidelity (search metric; report metric "
+                  "of that architecture) at the end of the run. Regret = optimum - best for a maximised "
+                  "metric, best - optimum for a minimised one (pp: percentage points of accuracy). Mean "
+                  f"and median over runs, each with its {pct}% percentile-bootstrap interval "
+                  f"({report['bootstrap']['resamples']} resamples of the runs); n: runs with a top-fidelity "
+                  "result.", ""]
+        rows = []
+        for c in timed:
+            o = c["oracle"]
+            sp, reg = c["spent"], c.get("final_regret") or {}
+            unit = sp.get("clock_unit") or "units"
+            k = {w: (100.0 if is_pct[o][w] else 1.0) for w in ("search", "report")}
+            d = {w: (2 if is_pct[o][w] else None) for w in ("search", "report")}
+            rs_, rr = reg.get("best_search"), reg.get("incumbent_report")
+            rows.append([o, c["algorithm"], str(c["runs"]), _est(sp["epochs"], digits=0),
+                         _est(sp["clock"], digits=0 if unit != "seconds" else None) + f" {unit}",
+                         _est(rs_, k["search"], d["search"]), _est(rs_, k["search"], d["search"], "median"),
+                         _est(rr, k["report"], d["report"]), _est(rr, k["report"], d["report"], "median"),
+                         str((rs_ or {}).get("n", "–"))])
+        units = {o: ("pp" if is_pct[o]["search"] else "") for o in oracles}
+        u = set(units[c["oracle"]] for c in timed)
+        ru = f" [{u.pop()}]" if len(u) == 1 and "pp" in u else ""
+        lines += _md_table(["oracle", "algorithm", "runs", "epochs paid (mean)", "simulated time (mean)",
+                            f"regret search{ru} (mean)", f"regret search{ru} (median)",
+                            f"regret report{ru} (mean)", f"regret report{ru} (median)", "n"], rows)
+        lines.append("")
+    notes = list(report.get("notes") or []) + direction_notes(cells)
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if figures:
         lines += ["## Figures", ""]
         captions = {
@@ -341,6 +560,11 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
             "curves_mean": f"Mean best-so-far with {pct}% bootstrap confidence intervals.",
             "curves_time": "Best-so-far against the training time the table records for the architectures "
                            "sampled (what was measured, and where, is on the axis).",
+            "regret_epochs": "Regret at the top fidelity against the training epochs paid (summed over the "
+                             "trials), median and interquartile range over seeds: search metric (top) and "
+                             "report metric of the best-by-search architecture (bottom).",
+            "regret_clock": "Regret at the top fidelity against the simulated clock of each run's workers, "
+                            "median and interquartile range over seeds.",
         }
         for name, path in figures.items():
             lines += [f"![{name}]({path})", "", f"*{captions.get(name, name)}*", ""]

@@ -1,5 +1,10 @@
 """``nas-harness report DIR``: the summary of a results folder (text), every statistic
-(``--format json``), or a Markdown report with tables and figures (``--format md``)."""
+(``--format json``), or a Markdown report with tables and figures (``--format md``).
+
+Every format reads the folder through :func:`harness.metrics.load_folder` and the oracle
+facts stored in its ``experiment.json`` (no table is loaded); minimised metrics are shown
+as their own values ("lower is better"), and runs with several fidelities or workers add
+the epochs and simulated time spent and the final regret, with intervals."""
 
 from __future__ import annotations
 
@@ -11,8 +16,7 @@ from pathlib import Path
 
 from oracles.errors import UserError
 
-from ..metrics import load
-from ..results import ResultsStore
+from ..metrics import load, load_folder
 from ..summary import format_markdown, format_text, statistics_report, summarise
 
 
@@ -55,10 +59,8 @@ def _finite(obj):
 
 def main(args: argparse.Namespace) -> int:
     if args.format == "text":
-        store = ResultsStore(args.dir)
-        if not store.manifest_path.is_file():
-            raise UserError(f"{args.dir} is not a results folder (no experiment.json)")
-        text = format_text(summarise(store))
+        rs = load_folder(args.dir, with_records=False)  # run metadata only: fast
+        text = format_text(summarise(rs), notes=[n for n in (rs.facts_note(),) if n])
     else:
         rs = load(args.dir)
         report = statistics_report(rs, _budgets(args.budgets))
