@@ -225,16 +225,11 @@ def describe_exception(exc: BaseException) -> str:
 WAIT_WITH_NOTHING_RUNNING = "the algorithm answered WAIT while no trial was running (nothing would ever arrive)"
 
 
-class _Evaluation:
-    """One distinct (architecture, fidelity) evaluation of a run: its answer, the observation
-    the algorithm is told (a score to maximise) and its price."""
-
-    __slots__ = ("slot", "answer", "told", "fidelity", "duration", "epochs", "done")
-
-    def __init__(self, slot, answer, told, fidelity, duration, epochs):
-        self.slot, self.answer, self.told, self.fidelity = slot, answer, told, fidelity
-        self.duration, self.epochs = duration, epochs
-        self.done = 0.0     # when its training finishes on the simulated clock
+# One distinct (architecture, fidelity) evaluation of a run is a tuple (a class instance
+# costs a Python-level __init__ per query): its canonical slot, the oracle's answer, the
+# observation the algorithm is told (a score to maximise), the fidelity, its training time
+# on the simulated clock and the epochs it paid.
+EV_SLOT, EV_ANSWER, EV_TOLD, EV_FIDELITY, EV_DURATION, EV_EPOCHS = range(6)
 
 
 def _run_one(config: RunConfig, oracle: Oracle, seed: int,
@@ -284,9 +279,13 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     canon: list[int] = []
     by_index: dict[int, int] = {}
     by_ident: dict[str, int] = {}
-    evals: list[_Evaluation] = []
-    eval_of: dict[tuple[int, int], int] = {}
-    trial_eval: dict[int, int] = {}   # trial id -> its evaluation (for prefix continuations)
+    evals: list[tuple] = []
+    done_at: list[float] = []          # per evaluation: when its training ends on the clock
+    # evaluations by canonical slot, or by (slot, fidelity) where the oracle serves several
+    eval_of: dict = {}
+    single_fidelity = fids is None or len(fids.values) == 1
+    top_epochs = float(max(top, 0))
+    trial_eval: list[int] = []         # per trial id: its evaluation (for continuations)
     # a trial is the tuple (finish, id, start, slot, evaluation, new, charged, found, what is
     # told): running ones on a heap, told ones appended to ``rows`` with the algorithm's
     # cumulative time after its tell in ``r_time``
@@ -378,7 +377,8 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                         canon.append(slot)
                         ids.append(ident)
                         texts.append(ident if text_is_identity else to_string(arch))
-                key = (canon[slot], fidelity)
+                c = canon[slot]
+                key = c if single_fidelity else (c, fidelity)
                 e = eval_of.get(key) if cache else None
                 new = e is None
                 if new:
@@ -393,25 +393,18 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                                   else oracle.query(arch, oracle_rng, fidelity))
                     obs = answer.observation
                     told = Observation(-obs.value, obs.cost, obs.train) if minimise else obs
-                    # the price of this evaluation: on prefix fidelities, continuing a trial of
-                    # the same architecture pays only the part of the curve not yet trained
-                    base = None
-                    if continues is not None:
-                        b = trial_eval.get(continues)
-                        if b is None or evals[b].slot != key[0]:
-                            raise ValueError(f"trial {tid} continues trial {continues}, which is not an "
-                                             "earlier trial of the same architecture")
-                        if prefix and evals[b].fidelity < fidelity:
-                            base = evals[b]
-                    ep = float(fidelity - base.fidelity if base is not None else max(fidelity, 0))
+                    # the price of this evaluation: its fidelity's epochs and training time,
+                    # or for a continuation on prefix fidelities only the part not yet trained
                     cost = obs.cost
-                    if cost is not None and cost == cost:
-                        base_cost = None if base is None else base.answer.observation.cost
-                        dur = cost - base_cost if base_cost is not None and base_cost == base_cost else cost
+                    if continues is None:
+                        ep = top_epochs if fidelity == top else float(max(fidelity, 0))
+                        dur = cost if cost is not None and cost == cost else (ep if fids is not None else 1.0)
                     else:
-                        dur = ep if fids is not None else 1.0
+                        ep, dur = _continuation_price(evals, trial_eval, tid, continues, c, fidelity, cost,
+                                                      prefix)
                     e = len(evals)
-                    evals.append(_Evaluation(key[0], answer, told, fidelity, float(dur), ep))
+                    evals.append((c, answer, told, fidelity, dur, ep))
+                    done_at.append(0.0)
                     if cache:
                         eval_of[key] = e
                     charged += 1
@@ -432,18 +425,18 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                             r_time.append(algo_cpu)
                             stopped = STUCK_REASON.format(n=in_a_row)
                             break
-                trial_eval[tid] = e
-                ev = evals[e]
+                trial_eval.append(e)
                 if pay:
-                    epochs_paid += ev.epochs
-                    finish = clock + ev.duration
+                    ev = evals[e]
+                    epochs_paid += ev[EV_EPOCHS]
+                    finish = clock + ev[EV_DURATION]
                     if new:
-                        ev.done = finish
+                        done_at[e] = finish
                 else:
                     # a cached answer is free, but not known before its training has finished
                     # (with several workers the first evaluation may still be running)
-                    finish = clock if clock >= ev.done else ev.done
-                found = new and fidelity == top and ids[canon[slot]] in optimum
+                    finish = clock if clock >= done_at[e] else done_at[e]
+                found = new and fidelity == top and ids[c] in optimum
                 heapq.heappush(running, (finish, tid, clock, slot, e, new, pay, found,
                                          Trial(tid, arch, fidelity, continues) if trial_aware else arch))
                 free -= 1
@@ -454,7 +447,7 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
             clock = row[0]
             free += 1
             t_prev = cpu()
-            tell(row[8], evals[row[4]].told)
+            tell(row[8], evals[row[4]][EV_TOLD])
             t = cpu()
             algo_cpu += t - t_prev
             t_prev = t
@@ -505,12 +498,29 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     return records, summary
 
 
+def _continuation_price(evals: list[tuple], trial_eval: list[int], tid: int, continues: int, slot: int,
+                        fidelity: int, cost: float | None, prefix: bool) -> tuple[float, float]:
+    """(epochs, training time) of trial ``tid``, which continues trial ``continues`` of the
+    same architecture to ``fidelity``: on prefix fidelities only the part of the curve not
+    yet trained, on restart fidelities (a new training) the whole."""
+    b = trial_eval[continues] if 0 <= continues < len(trial_eval) else None
+    if b is None or evals[b][EV_SLOT] != slot:
+        raise ValueError(f"trial {tid} continues trial {continues}, which is not an earlier trial of "
+                         "the same architecture")
+    base = evals[b] if prefix and evals[b][EV_FIDELITY] < fidelity else None
+    ep = float(fidelity - base[EV_FIDELITY]) if base is not None else float(max(fidelity, 0))
+    if cost is None or cost != cost:
+        return ep, ep
+    base_cost = None if base is None else base[EV_ANSWER].observation.cost
+    return ep, (cost - base_cost if base_cost is not None and base_cost == base_cost else cost)
+
+
 def _last(column: np.ndarray) -> float | None:
     return float(column[-1]) if len(column) else None
 
 
 def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_index: list[int],
-                    ids: list[str], texts: list[str], evals: list[_Evaluation], minimise: bool,
+                    ids: list[str], texts: list[str], evals: list[tuple], minimise: bool,
                     top: int) -> dict[str, np.ndarray]:
     """Every told trial's record, gathered from the per-evaluation answers in one step."""
     n = len(rows)
@@ -521,12 +531,12 @@ def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_i
     m = len(evals)
     repeat = ~np.asarray(new_, dtype=bool)
     charged = np.asarray(charged_, dtype=bool)
-    obs = [x.answer.observation for x in evals]
+    obs = [x[EV_ANSWER].observation for x in evals]
     search = np.fromiter((o.value for o in obs), dtype=np.float64, count=m)[ev]
-    report = np.fromiter((x.answer.report for x in evals), dtype=np.float64, count=m)[ev]
+    report = np.fromiter((x[EV_ANSWER].report for x in evals), dtype=np.float64, count=m)[ev]
     cost = np.fromiter((np.nan if o.cost is None else o.cost for o in obs), dtype=np.float64, count=m)[ev]
-    fidelity = np.fromiter((x.fidelity for x in evals), dtype=np.int64, count=m)[ev]
-    epochs = np.where(charged, np.fromiter((x.epochs for x in evals), dtype=np.float64, count=m)[ev], 0.0)
+    fidelity = np.fromiter((x[EV_FIDELITY] for x in evals), dtype=np.int64, count=m)[ev]
+    epochs = np.where(charged, np.fromiter((x[EV_EPOCHS] for x in evals), dtype=np.float64, count=m)[ev], 0.0)
     # best-so-far columns follow the direction and count the highest fidelity only
     sign = -1.0 if minimise else 1.0
     at_top = fidelity == top
@@ -544,7 +554,7 @@ def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_i
     incumbent_report = np.where(incumbent >= 0, report[np.maximum(incumbent, 0)], np.nan) if n else report
     # training seconds are paid by every charged query (a cached answer costs nothing): the
     # trial's duration, which for a prefix continuation is only the part not yet trained
-    duration = np.fromiter((x.duration for x in evals), dtype=np.float64, count=m)[ev]
+    duration = np.fromiter((x[EV_DURATION] for x in evals), dtype=np.float64, count=m)[ev]
     paid = np.where(charged & ~np.isnan(cost), duration, 0.0)
     arch_id = np.asarray(ids, dtype=object)[slots] if len(ids) else np.zeros(0, dtype=object)
     out = {
