@@ -16,9 +16,11 @@ For every pair and metric there are two one-sided Mann-Whitney U tests (scipy):
   to the global optimum stochastically larger (worse) / smaller (better)? Runs censored at
   the (common) budget are tied at the budget, ranked above every observed value: Gehan's
   generalised Wilcoxon test for a common censoring time.
-* quality at ``at`` samples (default: the budget): ``best_search`` (best search metric
-  found) or ``incumbent_report`` (report metric of the best-by-search architecture): is the
-  candidate's stochastically lower (worse) / higher (better)?
+* quality at ``at`` samples (default: the budget, or for budgets in epochs, time or queries
+  the fewest architectures any run drew): ``best_search`` (best search metric found) or
+  ``incumbent_report`` (report metric of the best-by-search architecture): is the
+  candidate's stochastically worse / better, under the oracle's direction (lower accuracy,
+  higher perplexity)?
 
 A verdict needs both significance and size, so that noise does not fail a build and a
 negligible but consistent change does not either:
@@ -30,7 +32,7 @@ negligible but consistent change does not either:
   random baseline run, ties counting half) >= ``min_a12`` (0.64, their "medium" effect), and
   the practical difference >= ``min_ratio`` (samples: ratio of restricted means, 1.1 =
   10% more samples) or ``min_diff`` (quality: difference of means in percentage points,
-  0.05 pp).
+  0.05 pp, for accuracies; in the metric's own unit for anything else).
 
 A pair is ``worse`` if any metric is worse, ``better`` if some metric is better and none is
 worse, ``indistinguishable`` otherwise.
@@ -94,13 +96,15 @@ class MetricResult:
     n_cand: int
     base: float | None             #: baseline mean (restricted mean for samples)
     cand: float | None
-    effect: float | None           #: ratio cand/base (samples) or base - cand in pp (quality)
+    effect: float | None           #: ratio cand/base (samples), or how much worse the candidate's
+    #: mean quality is: percentage points for accuracies, the metric's unit otherwise
     a12_worse: float | None        #: P(candidate run worse than baseline run)
     p_worse: float | None
     p_better: float | None
     p_worse_adj: float | None = None
     p_better_adj: float | None = None
     verdict: str = "indistinguishable"
+    fraction: bool = True          #: quality shown in percent (an accuracy) or as plain numbers
 
 
 @dataclass
@@ -191,7 +195,9 @@ def _sto(cell: CellRuns) -> tuple[np.ndarray, np.ndarray]:
     return censor_at(cell.samples_to_optimum, cell.censored, cell.censor_times)
 
 
-def _test_pair(b: CellRuns, c: CellRuns, metrics: list[str], at: int | None) -> PairResult:
+def _test_pair(b: CellRuns, c: CellRuns, metrics: list[str], at: int | None, info=None) -> PairResult:
+    """The tests of one pair; ``info``: the oracle's facts (direction, units), None for a
+    folder written before they were stored (maximised accuracies)."""
     pr = PairResult(b.oracle, b.label, c.label)
     if b.label != c.label:
         pr.notes.append(f"matched by algorithm name: {b.label} vs {c.label}")
@@ -218,22 +224,29 @@ def _test_pair(b: CellRuns, c: CellRuns, metrics: list[str], at: int | None) -> 
                 effect = float(cv.mean() / bv.mean())
             a12 = worse.a12
         else:
-            n_at = b.budget if at is None else int(at)
-            if n_at > b.budget:
-                raise UserError(f"--at {n_at} is past the budget ({b.budget}) of {b.oracle} | {b.label}")
+            limit = min(b.sample_budget, c.sample_budget)
+            n_at = limit if at is None else int(at)
+            if n_at > limit:
+                raise UserError(f"--at {n_at} is past the {'budget' if b.budget_kind == 'archs' else 'samples every run drew'} "
+                                f"({limit}) of {b.oracle} | {b.label}")
             bv, cv = b.quality_at(n_at)[metric], c.quality_at(n_at)[metric]
             bv, cv = bv[~np.isnan(bv)], cv[~np.isnan(cv)]
             if len(bv) == 0 or len(cv) == 0:
                 pr.notes.append(f"{metric}: no run defined at {n_at} samples")
                 continue
-            worse = mann_whitney(cv, bv, "less")      # candidate finds worse architectures
-            better = mann_whitney(cv, bv, "greater")
-            effect = float(100.0 * (bv.mean() - cv.mean()))
-            a12 = 1.0 - worse.a12                     # P(candidate < baseline)
+            # scores: higher is better whatever the oracle's direction
+            sign = -1.0 if info is not None and info.minimise else 1.0
+            bs, cs = sign * bv, sign * cv
+            worse = mann_whitney(cs, bs, "less")      # candidate finds worse architectures
+            better = mann_whitney(cs, bs, "greater")
+            fraction = info is None or info.is_fraction("report" if metric.endswith("report") else "search")
+            effect = float((100.0 if fraction else 1.0) * (bs.mean() - cs.mean()))
+            a12 = 1.0 - worse.a12                     # P(candidate worse than baseline)
         pr.metrics.append(MetricResult(
             metric=metric, at=n_at, n_base=len(bv), n_cand=len(cv), base=float(bv.mean()),
             cand=float(cv.mean()), effect=effect, a12_worse=a12,
-            p_worse=worse.p_value, p_better=better.p_value))
+            p_worse=worse.p_value, p_better=better.p_value,
+            fraction=True if metric == "samples_to_optimum" else fraction))
     return pr
 
 
@@ -262,7 +275,8 @@ def compare(base: ResultSet, cand: ResultSet, metrics: list[str] | None = None, 
                         f"(baseline has {', '.join(f'{c.oracle} | {c.label}' for c in base.cells) or 'nothing'})")
     for b, c in pairs:
         check_comparable(b, c)
-    results = [_test_pair(b, c, metrics, at) for b, c in pairs]
+    results = [_test_pair(b, c, metrics, at, base.oracles.get(b.oracle) or cand.oracles.get(c.oracle))
+               for b, c in pairs]
     flat = [m for r in results for m in r.metrics]
     for m, pw, pb in zip(flat, holm([m.p_worse for m in flat]), holm([m.p_better for m in flat])):
         m.p_worse_adj, m.p_better_adj = pw, pb
@@ -310,8 +324,11 @@ def format_comparison(cmp: Comparison) -> str:
             if m.metric == "samples_to_optimum":
                 vals = [f"{m.base:,.0f}", f"{m.cand:,.0f}", f"x{m.effect:.2f}"]
                 name = "samples to optimum"
-            else:
+            elif m.fraction:
                 vals = [f"{100 * m.base:.2f}%", f"{100 * m.cand:.2f}%", f"{-m.effect:+.2f} pp"]
+                name = f"{m.metric} @{m.at:,}"
+            else:   # not an accuracy (perplexity, loss): the metric's own numbers
+                vals = [f"{m.base:.4g}", f"{m.cand:.4g}", f"{-m.effect:+.4g} better"]
                 name = f"{m.metric} @{m.at:,}"
             rows.append([p.oracle, f"{p.base_label} -> {p.cand_label}", name, f"{m.n_base}/{m.n_cand}", *vals,
                          f"{m.a12_worse:.2f}", f"{m.p_worse_adj:.2g}", f"{m.p_better_adj:.2g}",

@@ -67,9 +67,9 @@ def main_baseline(args: argparse.Namespace) -> int:
     if not any(c.n_runs for c in rs.cells):
         raise UserError(f"{args.dir} holds no finished runs")
     if cps:
-        cps = sorted(set(cps) | {c.budget for c in rs.cells})
+        cps = sorted(set(cps) | {c.sample_budget for c in rs.cells})
     path = save_baseline(rs, args.file, cps)
     n = sum(c.n_runs for c in rs.cells)
     print(f"{path}: {len(rs.cells)} cell(s), {n} run(s), {path.stat().st_size:,} bytes "
-          f"(checkpoints {', '.join(str(x) for x in (cps or checkpoints_for(max(c.budget for c in rs.cells))))})")
+          f"(checkpoints {', '.join(str(x) for x in (cps or checkpoints_for(max(c.sample_budget for c in rs.cells))))})")
     return 0
