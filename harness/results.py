@@ -266,9 +266,11 @@ class ResultsStore:
                 data["cells"][cell.key] = {"label": cell.label, "oracle": cell.oracle,
                                            "folder": cell.new_folder, "config": cell.config}
                 changed = True
-            elif cell.oracle_facts is not None and old.get("oracle_facts") is None \
+            elif cell.oracle_facts is not None and old.get("oracle_facts") != cell.oracle_facts \
                     and fingerprint(old["config"]) == fingerprint(cell.config):
-                changed = True  # a folder written before the facts were stored gets them
+                # a folder written before the facts (or some of them: direction, fidelities)
+                # were stored gets them; the data are the same (the checksum is in the config)
+                changed = True
             elif fingerprint(old["config"]) != fingerprint(cell.config):
                 diff = sorted(k for k in set(old["config"]) | set(cell.config)
                               if old["config"].get(k) != cell.config.get(k))
