@@ -52,25 +52,34 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(d, indent=1, default=str))
         return 0
-    table_meta = oracle.table.meta
-    opt = d["optimum"]
-    q = d["search_quantiles"]
-    lines = [
-        f"oracle        {d['name']}",
-        f"space         {d['space']['name']}, {d['space']['size']:,} architectures"
-        + (f" ({d['space'].get('order')})" if d["space"].get("order") else ""),
-        f"table         {d['table']} at fidelity {d['fidelity']}, seeds {', '.join(d['seeds'])} ({d['runs']})",
-        f"source        {json.dumps(d['source'])}",
-        f"search/report {d['search_metric']} / {d['report_metric']}"
-        + (f"; cost {d['cost_metric']}" if d["cost_metric"] else "; no training cost")
-        + (f"; train {d['train_metric']}" if d["train_metric"] else ""),
-        f"optimum       {100 * opt['search']:.4f}% search, {opt['n_tied']} architecture(s) tied, "
-        f"report {100 * opt['report_of_optimum']:.4f}%: {', '.join(opt['architectures'])}",
-        f"best report   {100 * d['best_report']:.4f}%",
-        f"search spread min {100 * q['0']:.2f}%, quartiles {100 * q['0.25']:.2f} / {100 * q['0.5']:.2f} / "
-        f"{100 * q['0.75']:.2f}%, max {100 * q['1']:.2f}%",
-        f"checksum      {d['checksum']}",
-    ]
+    lines = [f"oracle        {d['name']}",
+             f"space         {d['space']['name']}, "
+             + (f"{d['space']['size']:,} architectures" if d["space"].get("size") else "infinite")
+             + (f" ({d['space'].get('order')})" if d["space"].get("order") else "")]
+    if "table" in d:
+        lines.append(f"table         {d['table']} at fidelity {d['fidelity']}, seeds {', '.join(d['seeds'])} ({d['runs']})")
+        lines.append(f"source        {json.dumps(d['source'])}")
+    lines.append(f"search/report {d['search_metric']} / {d['report_metric']}"
+                 + (f"; cost {d['cost_metric']}" if d.get("cost_metric") else "; no training cost")
+                 + (f"; train {d['train_metric']}" if d.get("train_metric") else ""))
+    direction = d.get("direction", "max")
+    if "fidelities" in d:
+        lines.append(f"direction     {'maximised' if direction == 'max' else 'minimised (lower is better)'}; "
+                     f"fidelities {_ranges(d['fidelities'])} ({d['fidelity_kind']})")
+    opt, q = d.get("optimum"), d.get("search_quantiles")
+    if opt and q:
+        # accuracies (maximised, within [0, 1]) in percent; perplexity, loss... as they are
+        pct = direction == "max" and 0.0 <= q["0"] and q["1"] <= 1.0
+        f = (lambda v, n=4: f"{100 * v:.{n}f}%") if pct else (lambda v, n=4: f"{v:.{n + 2}g}")
+        lines += [f"optimum       {f(opt['search'])} search, {opt['n_tied']} architecture(s) tied, "
+                  f"report {f(opt['report_of_optimum'])}: {', '.join(opt['architectures'])}",
+                  f"best report   {f(d['best_report'])}",
+                  f"search spread min {f(q['0'], 2)}, quartiles {f(q['0.25'], 2)} / {f(q['0.5'], 2)} / "
+                  f"{f(q['0.75'], 2)}, max {f(q['1'], 2)}"]
+    else:
+        lines.append("optimum       not known (not a table)")
+    lines.append(f"checksum      {d.get('checksum') or oracle.checksum or '-'}")
+    table_meta = getattr(getattr(oracle, "table", None), "meta", {})
     for key in ("preset", "recipe", "dataset"):
         if key in table_meta:
             lines.append(f"{key:<13} {json.dumps(table_meta[key], default=str)}")

@@ -17,6 +17,9 @@
   ``train`` (training accuracy), which the oracle hands to algorithms with each answer;
 * the oracle ``NAME`` searches ``--search`` (default ``valid`` if declared, else the first
   metric) and reports ``--report`` (default ``test`` if declared, else the search metric);
+* ``--direction min`` declares metrics that are minimised (perplexity, loss; values are
+  kept as they are): the optimum is the smallest value, algorithms are told negated scores,
+  and reports, figures and ``compare`` follow the direction;
 * units: tables store accuracies as fractions. The metrics other than ``cost`` are read as
   fractions when every value is in [0, 1] and as percentages (divided by 100) when every
   value is in [0, 100] and some exceed 1; anything else is refused with one line.
@@ -68,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architecture columns to encode as categories even if every value is a number")
     parser.add_argument("--fidelity", type=int, default=0, help="training budget of the file (default 0)")
     parser.add_argument("--name", help="table and oracle name (default: the file name without extension)")
+    parser.add_argument("--direction", choices=("max", "min"), default="max",
+                        help="whether the metrics are maximised (accuracy; default) or minimised "
+                             "(perplexity, loss); implies --fraction for min (values kept as they are)")
 
 
 def _read(path: Path):
@@ -136,8 +142,12 @@ def _numeric_column(values: list[str]) -> np.ndarray | None:
 def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], cost: str | None = None,
                 train: str | None = None, search: str | None = None, report: str | None = None,
                 percent: bool = False, fidelity: int = 0, name: str | None = None,
-                units: str | None = None, categorical: list[str] | tuple[str, ...] = ()) -> Table:
+                units: str | None = None, categorical: list[str] | tuple[str, ...] = (),
+                direction: str = "max") -> Table:
     """The table of ``path`` (see the module docstring).
+
+    ``direction``: ``"max"`` (accuracies) or ``"min"`` (perplexity, loss): how the oracle
+    ranks the search and report metrics (declared in the table's oracle entry).
 
     ``units``: ``"percent"``, ``"fraction"`` or ``None``/``"auto"`` (detect); ``percent=True``
     is ``units="percent"``. ``categorical``: architecture columns never treated as numeric.
@@ -230,6 +240,8 @@ def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], co
         raise UserError(f"--name {name!r} must not contain '/' or start with '.'")
     archs = np.array([";".join(f"{col}={v}" for col, v in zip(arch_columns, row))
                       for row in arch.itertuples(index=False, name=None)], dtype=str)
+    if direction not in ("max", "min"):
+        raise UserError(f"direction must be max or min, got {direction!r}")
     decl: dict[str, Any] = {"name": name, "search": search, "report": report, "fidelity": int(fidelity),
                             "description": f"table {path.name}: search {search}, report {report} "
                                            f"over {len(df)} rows of {', '.join(arch_columns)}"}
@@ -237,6 +249,8 @@ def build_table(path: Path, arch_columns: list[str], metrics: dict[str, str], co
         decl["cost"] = "cost"
     if train:
         decl["train"] = "train"
+    if direction != "max":   # absent means max (tables imported before directions)
+        decl["direction"] = direction
     meta = {
         "source": {"file": path.name, "sha256": file_sha256(path), "format": "generic table",
                    "columns": metrics, "units": units, "units_detected": detected},
@@ -268,6 +282,8 @@ def build(args: argparse.Namespace) -> Table:
                        search=getattr(args, "search", None), report=getattr(args, "report", None),
                        percent=bool(getattr(args, "percent", False)), fidelity=getattr(args, "fidelity", 0),
                        name=getattr(args, "name", None),
-                       units="fraction" if getattr(args, "fraction", False) else None,
+                       units="fraction" if getattr(args, "fraction", False)
+                       or getattr(args, "direction", "max") == "min" else None,
+                       direction=getattr(args, "direction", "max"),
                        categorical=_split_names(args.categorical, "--categorical")
                        if getattr(args, "categorical", None) else ())
