@@ -3,6 +3,8 @@ labels in words, lines per algorithm, colours shared by variants, confidence ban
 texts, nothing clipped), and that the commands write them."""
 
 import json
+import re
+import zlib
 
 import numpy as np
 import pytest
@@ -57,6 +59,73 @@ def toy(labels=("random", "lanas", "lanas:split=random"), oracles=("toy",), budg
     return ResultSet("toy", "folder", cells, infos)
 
 
+def hand_made(label="random"):
+    """One oracle, one algorithm, three runs of budget 4 whose curves are worked out by hand
+    in the tests below (each record: one distinct architecture more):
+
+    ========  ===============  ========================  =================================
+    run       best_search      incumbent_report          outcome
+    ========  ===============  ========================  =================================
+    A         .5 .7 .9         .45 .65 .88               optimum (0.9) at sample 3
+    B         .6 .6 .8 .8      .55 .55 .79 .79           censored at the budget (4)
+    C         .4 .9            .35 .87                   optimum at sample 2
+    ========  ===============  ========================  =================================
+
+    A run that reached the optimum keeps its last values afterwards (harness.metrics)."""
+    runs = [([.5, .7, .9], [.45, .65, .88]), ([.6, .6, .8, .8], [.55, .55, .79, .79]), ([.4, .9], [.35, .87])]
+    recs = [{"n_distinct": np.arange(1, len(b) + 1), "best_search": np.array(b), "incumbent_report": np.array(r),
+             "best_report": np.maximum(np.array(b), np.array(r)), "cum_cost": np.full(len(b), np.nan)}
+            for b, r in runs]
+    cell = CellRuns("hand", label, {"algorithm": label.split(":")[0], "budget": 4, "until_optimum": True},
+                    seeds=np.arange(3), samples_to_optimum=np.array([3.0, np.nan, 2.0]),
+                    censored=np.array([False, True, False]),
+                    final={k: np.array([r[k][-1] for r in recs]) for k in ("best_search", "incumbent_report",
+                                                                             "best_report")},
+                    total_cost=np.full(3, np.nan), records=recs, n_distinct=np.array([3.0, 4.0, 2.0]))
+    info = OracleInfo("hand", "", 0.9, 0.88, 0.9, "cifar10_valid", "cifar10_test")
+    return ResultSet("hand", "folder", [cell], {"hand": info})
+
+
+def line(ax, label):
+    (ln,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+
+
+def test_fig5_draws_the_median_worked_out_by_hand():
+    rs = hand_made()
+    fig = build(rs, "fig5", n_boot=20)
+    top, bottom = fig.axes[:2]
+    x, y = line(top, "random")
+    np.testing.assert_array_equal(x, [1, 2, 3, 4])
+    np.testing.assert_allclose(y, [50, 70, 90, 90], atol=1e-9)      # medians of the three runs, in %
+    # the interquartile band lies between the runs' lowest and highest values around the median
+    (band,) = [c for c in top.collections if len(c.get_paths())]
+    v = band.get_paths()[0].vertices
+    for xi, lo, hi, med in zip([1, 2, 3, 4], [40, 60, 80, 80], [60, 90, 90, 90], [50, 70, 90, 90]):
+        ys = v[np.isclose(v[:, 0], xi), 1]
+        assert lo - 1e-9 <= ys.min() <= med <= ys.max() <= hi + 1e-9, (xi, ys)
+    # bottom: samples to the optimum, one dot per run (2 and 3), the censored run at the
+    # budget (4), the mean 3 ((2 + 3 + 4) / 3, restricted to the budget) as a diamond
+    offsets = [c.get_offsets()[:, 0].tolist() for c in bottom.collections if len(c.get_offsets())]
+    assert sorted(map(sorted, offsets)) == [[2.0, 3.0], [3.0], [4.0]], offsets
+
+
+def test_regret_found_optimum_and_mean_figures_draw_the_numbers_worked_out_by_hand():
+    rs = hand_made()
+    regret = build(rs, "regret", n_boot=20)
+    np.testing.assert_allclose(line(regret.axes[0], "random")[1], [40, 20, 0, 0], atol=1e-9)   # 90 - medians
+    # report metric of the incumbent against the best report value (0.9): medians .45 .65 .87 .87
+    np.testing.assert_allclose(line(regret.axes[1], "random")[1], [45, 25, 3, 3], atol=1e-9)
+    found = build(rs, "found_optimum", n_boot=20)
+    x, y = line(found.axes[0], "random")
+    np.testing.assert_array_equal(x, [1, 2, 3, 4])
+    np.testing.assert_allclose(y, [0, 100 / 3, 200 / 3, 200 / 3], atol=1e-9)   # C by 2, A by 3, B never
+    mean = build(rs, "curves_mean", n_boot=20)
+    np.testing.assert_allclose(line(mean.axes[0], "random")[1], [50, 70 + 10 / 3, 80 + 20 / 3, 80 + 20 / 3],
+                               atol=1e-9)
+    np.testing.assert_allclose(line(mean.axes[1], "random")[1], [45, 69, 84 + 2 / 3, 84 + 2 / 3], atol=1e-9)
+
+
 def texts_outside(fig) -> list[str]:
     """The drawn texts (tick labels, axis labels, titles, legend, annotations) that reach
     past the figure's edges; a tick outside an axis's view is not drawn and not counted."""
@@ -85,6 +154,94 @@ def texts_outside(fig) -> list[str]:
     if tight.x0 < -0.01 or tight.y0 < -0.01 or tight.x1 > w + 0.01 or tight.y1 > h + 0.01:
         out.append(f"figure content {tight} beyond {w} x {h} in")
     return out
+
+
+#: PDF content-stream tokens: a stroke colour (RGB or grey), a point (moveto or lineto),
+#: and the operators that paint or drop a path, close it, or restore the graphics state
+_NUM = rb"-?(?:\d+\.?\d*|\.\d+)"
+_PDF_TOKEN = re.compile(rb"(?<!\S)(?:(%s)\s+(%s)\s+(%s)\s+RG|(%s)\s+G|(%s)\s+(%s)\s+([ml])|(S|s|f\*?|F|B\*?|b\*?|n|Q|h))(?!\S)"
+                        % ((_NUM,) * 6))
+
+
+def _pdf_streams(path) -> list[bytes]:
+    raw = path.read_bytes()
+    assert raw.startswith(b"%PDF-") and raw.rstrip().endswith(b"%%EOF")
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", raw, re.S):
+        try:
+            out.append(zlib.decompress(m.group(1)))
+        except zlib.error:
+            pass  # an embedded font program, not drawing
+    return out
+
+
+def pdf_curves(path, min_span=60.0) -> dict[str, int]:
+    """Stroked open polylines of a PDF, counted by stroke colour (``#rrggbb``), that run
+    left to right over at least ``min_span`` points: the data lines of a figure. A legend
+    handle is shorter, markers and bands are closed or filled, so an empty plot has none."""
+    out: dict[str, int] = {}
+    for d in _pdf_streams(path):
+        colour, xs = None, []
+        for t in _PDF_TOKEN.finditer(d):
+            g = t.groups()
+            if g[0] is not None:
+                colour = "#" + "".join(f"{round(float(v) * 255):02x}" for v in g[:3])
+            elif g[3] is not None:
+                colour = "#" + f"{round(float(g[3]) * 255):02x}" * 3
+            elif g[6] is not None:
+                xs = ([] if g[6] == b"m" else xs) + [float(g[4])]
+            elif g[7] == b"Q":
+                colour = None
+            elif g[7] == b"h":
+                xs.append(float("nan"))  # a closed path is no curve
+            else:
+                if (g[7] in (b"S", b"s", b"B", b"B*", b"b", b"b*") and colour and len(xs) >= 2
+                        and all(a <= b for a, b in zip(xs, xs[1:])) and xs[-1] - xs[0] >= min_span):
+                    out[colour] = out.get(colour, 0) + 1
+                xs = []
+    return out
+
+
+def pdf_texts(path) -> str:
+    """The text a PDF shows (matplotlib's TJ arrays; Type 42 fonts write UTF-16BE)."""
+    out = []
+    for d in _pdf_streams(path):
+        for arr in re.findall(rb"\[(.*?)\]\s*TJ", d, re.S):
+            b = b"".join(re.findall(rb"\(((?:\\.|[^\\)])*)\)", arr))
+            out.append(b.decode("utf-16-be") if len(b) % 2 == 0 and b[:1] == b"\x00" else b.decode("latin-1"))
+    return "\n".join(out)
+
+
+def png_pixels(path, colour: str, tol: int = 24) -> int:
+    """Pixels of a PNG within ``tol`` (of 255) of ``colour`` in every channel."""
+    from matplotlib import image
+    img = image.imread(path)[..., :3]
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    return int((np.abs(img - rgb).max(axis=2) <= tol / 255).sum())
+
+
+def assert_figure_files_show_the_lines(out, panels: dict[str, int], labels: list[str]):
+    """Every figure's PDF draws one curve per label per panel, in the label's colour, and
+    shows the labels (an empty plot with its legend fails: its only strokes in the colours
+    are legend handles). The PNG is the same figure: the PDF's page at 200 dpi, with every
+    label's colour in it (a sanity check; pixel counts depend on anti-aliasing, and the
+    dots of fig5's lower panel share the colours)."""
+    from matplotlib import image
+    st = styles(labels)
+    per_colour: dict[str, int] = {}
+    for lab in labels:
+        per_colour[st[lab].colour] = per_colour.get(st[lab].colour, 0) + 1
+    for name, n_panels in panels.items():
+        pdf = out / f"{name}.pdf"
+        curves = pdf_curves(pdf)
+        assert {c: curves.get(c, 0) for c in per_colour} == {c: k * n_panels for c, k in per_colour.items()}, name
+        text = pdf_texts(pdf)
+        assert all(lab.split(",")[0] in text for lab in labels), (name, text)
+        (box,) = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+(%s)\s+(%s)\s*\]" % (_NUM, _NUM), pdf.read_bytes())
+        h, w = image.imread(out / f"{name}.png").shape[:2]
+        assert (abs(w - float(box[0]) / 72 * 200) <= 1, abs(h - float(box[1]) / 72 * 200) <= 1) == (True, True), name
+        for colour in per_colour:
+            assert png_pixels(out / f"{name}.png", colour) >= 300, (name, colour)
 
 
 def legend_texts(fig) -> list[str]:
@@ -200,9 +357,14 @@ def test_stopped_runs_show_in_fig5():
 
 
 def test_time_curves_when_the_oracle_has_costs(tmp_path):
-    """A synthetic result set with training costs draws every figure, the time one included."""
-    paths = plot_all(toy(), tmp_path, formats=("png",), n_boot=100)
+    """A synthetic result set with training costs draws every figure, the time one included,
+    with a curve per algorithm in every panel (lanas and its variant share red)."""
+    rs = toy()
+    paths = plot_all(rs, tmp_path, formats=("png", "pdf"), n_boot=100)
     assert {p.stem for p in paths} == set(FIGURES)
+    assert_figure_files_show_the_lines(tmp_path, {"fig5": 1, "regret": 2, "found_optimum": 1, "curves_mean": 2,
+                                                  "curves_time": 1}, rs.labels)
+    assert "training time measured on the collecting CPU" in " ".join(pdf_texts(tmp_path / "curves_time.pdf").split())
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -214,6 +376,13 @@ def test_plot_command_writes_png_and_pdf(folder, nb201_env, tmp_path, capsys):
     # no oracle here has training costs, so no time figure
     assert names == {f"{f}.{e}" for f in ("fig5", "regret", "found_optimum", "curves_mean") for e in ("png", "pdf")}
     assert all((out / n).is_file() for n in names)
+    # what they show: a curve per algorithm in every panel (2 oracles), and the words
+    assert_figure_files_show_the_lines(out, {"fig5": 2, "regret": 4, "found_optimum": 2, "curves_mean": 4},
+                                       ["random", "evolution:population=20,sample_size=5"])
+    for name in ("fig5", "regret", "found_optimum", "curves_mean"):
+        text = " ".join(pdf_texts(out / f"{name}.pdf").split())
+        assert "architectures sampled" in text and "nb201/cifar10" in text and "nb201/cifar100" in text, name
+    assert "CIFAR-100 validation accuracy [%]" in " ".join(pdf_texts(out / "fig5.pdf").replace("\u00a0", " ").split())
     assert cli(["plot", str(folder), "--formats", "gif"]) == 2
     assert cli(["plot", str(tmp_path / "nothing")]) == 2
 
