@@ -21,8 +21,31 @@ def test_run_report_and_json(nb201_env, tmp_path, capsys):
     code, text, _ = run(["report", str(out), "--format", "json"], capsys)
     rows = json.loads(text)["cells"]
     assert code == 0 and rows[0]["runs"] == 3 and rows[0]["budget"] == 50
+    # the numbers are the runs' own: each run file's best search value and the report value
+    # of the first architecture reaching it, read with plain Python
+    best, its_report = _finals(out)
+    assert len(best) == 3
+    mean, std = sum(best) / 3, (sum((b - sum(best) / 3) ** 2 for b in best) / 2) ** 0.5
+    assert rows[0]["best_search"]["mean"] == pytest.approx(mean, abs=1e-12)
+    assert rows[0]["best_search"]["std"] == pytest.approx(std, abs=1e-12)       # over runs, n - 1
+    assert rows[0]["incumbent_report"]["mean"] == pytest.approx(sum(its_report) / 3, abs=1e-12)
     code, text, _ = run(["report", str(out)], capsys)
-    assert code == 0 and "random" in text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("nb201/cifar10")]
+    assert code == 0 and line.split()[1] == "random" and line.split()[2] == "3"
+    assert f"{100 * mean:.2f} ± {100 * std:.2f}" in line
+
+
+def _finals(out):
+    """Per run file: the best search value and the report value of the first architecture
+    that reached it."""
+    import pyarrow.parquet as pq
+    best, its_report = [], []
+    for path in sorted(out.glob("runs/*/*/seed-*.parquet")):
+        t = pq.read_table(path, columns=["search", "report"]).to_pydict()
+        top = max(t["search"])
+        best.append(top)
+        its_report.append(t["report"][t["search"].index(top)])
+    return best, its_report
 
 
 def test_experiment_file(nb201_env, tmp_path, capsys):
@@ -31,6 +54,13 @@ def test_experiment_file(nb201_env, tmp_path, capsys):
                  f'out = "{tmp_path / "o"}"\n')
     code, text, _ = run(["run", str(f), "--quiet"], capsys)
     assert code == 0 and "nb201/cifar100" in text
+    # what the file says was run: 2 seeds of 20 architectures on nb201/cifar100
+    import pyarrow.parquet as pq
+    runs = sorted((tmp_path / "o").glob("runs/*/*/seed-*.parquet"))
+    assert [p.name for p in runs] == ["seed-000000.parquet", "seed-000001.parquet"]
+    for p in runs:
+        t = pq.read_table(p, columns=["oracle", "n_distinct"]).to_pydict()
+        assert set(t["oracle"]) == {"nb201/cifar100"} and max(t["n_distinct"]) == 20
 
 
 def test_oracles_list_info_query(nb201_env, capsys):

@@ -141,12 +141,19 @@ def test_import_command_writes_the_data_dir(empty_data_env, capsys):
     out = capsys.readouterr().out
     assert "15,625 architectures" in out and "nb201/cifar10" in out
     assert (empty_data_env / "nb201" / "manifest.json").is_file()
+    # and the data directory serves the CSV's numbers (anchors of the shared data's README)
+    from oracles.registry import load_oracle
+    oracle = load_oracle("nb201/cifar100")
+    assert oracle.optimum.indices == (9930,) and oracle.optimum.value == pytest.approx(0.734933, abs=1e-6)
+    ev = oracle.query(oracle.space.arch(1))
+    assert ev.observation.value == pytest.approx(0.69826667, abs=1e-8) and ev.report == pytest.approx(0.70293333,
+                                                                                                       abs=1e-8)
 
 
 # --- an oracle's identity is the data it serves (issue 12, item 4) ---------------------------
 def _checksum(table, spec="nb201/cifar10"):
     from oracles.registry import load_oracle
-    return load_oracle(spec, table=table).checksum
+    return load_oracle(spec, shared=table).checksum
 
 
 def test_same_data_same_checksum_whatever_the_import_route(csv_table, tmp_path):
