@@ -186,6 +186,9 @@ class Task:
     #: (or Ray worker) uses it even when the algorithm was registered at run time, e.g. by a
     #: script or a test adding to ``algorithms.REGISTRY`` (workers import a fresh registry)
     algorithm_target: str | None = None
+    #: likewise the oracle family's factory (``oracles.registry.FACTORIES``), for oracles
+    #: that are not tables
+    oracle_factory: str | None = None
 
     def run_config(self) -> RunConfig:
         c = self.cell.config
@@ -195,11 +198,15 @@ class Task:
 _ORACLES: dict[str, Any] = {}
 
 
-def _oracle_for(task: Task, table=None):
-    """The task's oracle, cached per process; built from ``table`` when an executor ships one."""
+def _oracle_for(task: Task, shared=None):
+    """The task's oracle, cached per process (a deterministic one: an oracle that trains
+    networks is built anew per run); built from ``shared`` when an executor ships its data."""
+    if task.oracle_factory:
+        from oracles.registry import FACTORIES, parse_name
+        FACTORIES[parse_name(task.cell.oracle)[0].split("/")[0]] = task.oracle_factory
     oracle = _ORACLES.get(task.cell.oracle)
-    if oracle is None or oracle.checksum != task.cell.config["oracle_checksum"]:
-        oracle = _ORACLES[task.cell.oracle] = load_oracle(task.cell.oracle, table=table)
+    if oracle is None or not oracle.deterministic or oracle.checksum != task.cell.config["oracle_checksum"]:
+        oracle = _ORACLES[task.cell.oracle] = load_oracle(task.cell.oracle, shared=shared)
     if oracle.checksum != task.cell.config["oracle_checksum"]:
         raise UserError(f"the data behind {task.cell.oracle} changed while the experiment ran; re-run it")
     return oracle
@@ -212,11 +219,12 @@ def _registered(task: Task) -> None:
         REGISTRY[name] = task.algorithm_target
 
 
-def compute_task(task: Task, table=None) -> tuple[Task, dict[str, Any], dict[str, Any], dict[str, Any]]:
+def compute_task(task: Task, shared=None) -> tuple[Task, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Run one task without writing anything: (task, records, summary, machine).
 
     Executors whose workers may sit on other machines (Ray) call this remotely, with the
-    oracle's ``table`` taken from their object store, and write the file in the driver with
+    oracle's ``shared`` data (:meth:`oracles.oracle.Oracle.shared`: a table) taken from their
+    object store, and write the file in the driver with
     :func:`write_task`, so the results folder only ever needs to exist where the user is.
     ``machine`` (:func:`harness.results.machine_info`, with the one BLAS thread runs use)
     describes the machine that computed the run, which is not the driver's on a cluster.
@@ -224,7 +232,7 @@ def compute_task(task: Task, table=None) -> tuple[Task, dict[str, Any], dict[str
     :mod:`harness.runner`); only configuration and data errors raise here.
     """
     _registered(task)
-    records, summary = run_one(task.run_config(), _oracle_for(task, table), task.seed)
+    records, summary = run_one(task.run_config(), _oracle_for(task, shared), task.seed)
     return task, records, summary, machine_info(threads=1)  # run_one limits BLAS to 1 thread
 
 
@@ -243,14 +251,16 @@ def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any],
 def pending_tasks(exp: Experiment, cells: list[Cell], store: ResultsStore) -> tuple[list[Task], int]:
     """The runs of ``cells`` not yet done (failed runs included: they are retried)."""
     from algorithms import REGISTRY
+    from oracles.registry import factory_of
     tasks, done = [], 0
     for cell in cells:
         target = REGISTRY.get(cell.config["algorithm"])
+        factory = factory_of(cell.oracle)
         for seed in exp.seed_list:
             if store.is_done(cell, seed):
                 done += 1
             else:
-                tasks.append(Task(cell, seed, str(store.root), target))
+                tasks.append(Task(cell, seed, str(store.root), target, factory))
     return tasks, done
 
 

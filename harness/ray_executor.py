@@ -41,8 +41,6 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
-
 from oracles.errors import UserError
 
 from .processes import bounded
@@ -56,17 +54,9 @@ except ImportError as _exc:  # executors.make_executor turns this into a one-lin
 DEFAULT_RESOURCES = {"num_cpus": 1}
 
 
-def _shippable(table):
-    """The table with plain in-memory arrays (memory maps cannot go to the object store as is)."""
-    from oracles.table import Table
-    return Table(name=table.name, archs=np.asarray(table.archs), seeds=table.seeds,
-                 fidelities=table.fidelities, metrics=table.metrics, values=np.asarray(table.values),
-                 columns={k: np.asarray(v) for k, v in table.columns.items()}, meta=dict(table.meta))
-
-
-def _compute_remote(compute, task, table):
-    # Runs in a Ray worker: Ray resolves ``compute`` and ``table`` from the object store first.
-    return compute(task, table)
+def _compute_remote(compute, task, shared):
+    # Runs in a Ray worker: Ray resolves ``compute`` and ``shared`` from the object store first.
+    return compute(task, shared)
 
 
 def _call_remote(fn, item):
@@ -156,8 +146,10 @@ class RayExecutor:
 
         ``tasks``: experiment tasks (:class:`harness.experiment.Task`: ``task.cell.oracle``
         names the oracle, ``task.cell.config["algorithm"]`` the algorithm, whose declared
-        resources the task asks for, :func:`task_resources`). ``compute(task, table)`` runs
-        in a Ray worker with the oracle's table from the object store and returns a tuple;
+        resources the task asks for, :func:`task_resources`). ``compute(task, shared)`` runs
+        in a Ray worker with what the oracle shares (:meth:`oracles.oracle.Oracle.shared`: a
+        table's arrays; nothing for an oracle built from its name) from the object store, and
+        returns a tuple;
         ``write(*that tuple)`` runs here, as each task finishes (the interface of
         :meth:`harness.executors.LocalExecutor.run`).
         """
@@ -165,30 +157,30 @@ class RayExecutor:
         tasks = list(tasks)
         if not tasks:
             return
-        # Load (and verify) every table in the driver before starting anything remote, so
+        # Load (and verify) every oracle in the driver before starting anything remote, so
         # a missing or damaged table is one clear error, not a failure inside a worker.
-        tables: dict[str, Any] = {}
-        by_spec: dict[str, str] = {}
+        payloads: dict[str, Any] = {}
+        by_spec: dict[str, str | None] = {}
         oracles: dict[str, Any] = {}
         for t in tasks:
             spec = t.cell.oracle
             if spec not in by_spec:
                 oracles[spec] = load_oracle(spec)
-                table = oracles[spec].table
-                key = table.meta["checksum"]
-                by_spec[spec] = key
-                tables.setdefault(key, table)
+                shared = oracles[spec].shared()
+                by_spec[spec] = None if shared is None else shared[0]
+                if shared is not None:
+                    payloads.setdefault(*shared)
         resources = {t.cell.key: task_resources(t, oracles[t.cell.oracle]) for t in tasks}
         self._connect()
         try:
-            refs = {key: ray.put(_shippable(table)) for key, table in tables.items()}
-            self.tables_put = len(refs)
+            refs = {key: ray.put(data) for key, data in payloads.items()}
+            self.shared_put = len(refs)    # objects put in the store (one per table)
             remote = ray.remote(_compute_remote)
             compute_ref = ray.put(compute)
 
             def submissions():
                 for t in tasks:
-                    yield remote.options(**resources[t.cell.key]), (compute_ref, t, refs[by_spec[t.cell.oracle]])
+                    yield remote.options(**resources[t.cell.key]), (compute_ref, t, refs.get(by_spec[t.cell.oracle]))
 
             yield from self._stream(submissions(), lambda out: write(*out))
         finally:

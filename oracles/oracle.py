@@ -128,6 +128,14 @@ class Oracle(ABC):
         oracles exactly when they serve the same answers, whatever files they were built from."""
         return ""
 
+    def shared(self) -> tuple[str, Any] | None:
+        """What another process (a Ray worker on another machine) needs to build this oracle
+        without this machine's files: ``(key, data)``, the key naming the data so that
+        oracles over the same data share one copy, the data picklable and passed back to
+        :func:`oracles.registry.load_oracle` as ``shared``. None: the oracle is built from
+        its name alone (an oracle that trains networks needs nothing shipped)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "space": self.space.describe(),
                 "search_metric": self.search_metric, "report_metric": self.report_metric}
@@ -204,6 +212,16 @@ class TabularOracle(Oracle):
     @property
     def fidelities(self) -> Fidelities:
         return self._fidelities
+
+    def shared(self) -> tuple[str, Table]:
+        """The table, with plain in-memory arrays (a memory map cannot be shipped as is), keyed
+        by its file checksum: two oracles over one table (``nb201/cifar10`` and
+        ``nb201/cifar100``) share one copy."""
+        t = self.table
+        plain = Table(name=t.name, archs=np.asarray(t.archs), seeds=t.seeds, fidelities=t.fidelities,
+                      metrics=t.metrics, values=np.asarray(t.values),
+                      columns={k: np.asarray(v) for k, v in t.columns.items()}, meta=dict(t.meta))
+        return str(t.meta.get("checksum") or self.checksum), plain
 
     # -- single queries -------------------------------------------------------------
     def query(self, arch, rng=None, fidelity=None) -> Evaluation:

@@ -7,6 +7,10 @@ one sub-directory per imported table, plus tables shipped inside the package
 kind of search space its rows form (``meta["space"]["kind"]``), so an importer is the
 only place that knows a source's layout and the registry stays generic.
 
+Oracles that are not tables (networks trained on demand, supernets) come from factories:
+:data:`FACTORIES` maps a name's family (the part before the first ``/``) to a
+``"module:function"`` building the oracle from ``(name, options, shared)``.
+
 An oracle is named ``NAME[:key=value,...]``; options override the table's defaults:
 ``runs=mean|random``, ``search=METRIC``, ``report=METRIC``, ``fidelity=EPOCHS`` (the one a
 query without a fidelity gets), ``fidelities=all`` or ``fidelities=12+200`` (the fidelities
@@ -101,6 +105,28 @@ KNOWN_TABLES: tuple[KnownTable, ...] = (
 )
 
 
+#: oracle families that are not tables: family (before the first "/") -> "module:function",
+#: the function taking (name, options, shared) and returning the oracle. Executors ship the
+#: driver's entry with each task, so a family registered at run time (a plugin, a test)
+#: works in worker processes and on Ray too.
+FACTORIES: dict[str, str] = {}
+
+
+def factory_of(spec: str) -> str | None:
+    """The ``"module:function"`` that builds ``spec``, or None for a table-backed oracle."""
+    return FACTORIES.get(parse_name(spec)[0].split("/")[0])
+
+
+def _from_factory(target: str, name: str, options: dict[str, str], shared: Any):
+    import importlib
+    module, _, function = target.partition(":")
+    try:
+        build = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"oracle {name}: its factory {target} cannot be loaded ({exc})") from None
+    return build(name, options, shared)
+
+
 def _table_dirs() -> list[Path]:
     dirs = []
     for root in (EMBEDDED_DIR, data_dir()):
@@ -139,8 +165,10 @@ def _damaged_tables() -> list[tuple[Path, str]]:
 
 
 def list_oracles() -> list[dict[str, Any]]:
-    """Every oracle the project knows: installed ones, and known ones still to import."""
-    rows = []
+    """Every oracle the project knows: installed ones, known ones still to import, and the
+    families built by factories."""
+    rows = [{"name": f"{family}/...", "installed": True, "table": None,
+             "description": f"built on demand by {target}"} for family, target in sorted(FACTORIES.items())]
     avail = available()
     for name, (d, decl) in sorted(avail.items()):
         rows.append({"name": name, "installed": True, "table": str(d),
@@ -179,14 +207,20 @@ def _load_cached(directory: Path) -> Table:
     return table
 
 
-def load_oracle(spec: str, table: Table | None = None) -> TabularOracle:
-    """Build the oracle ``spec`` names, loading (and verifying) its table once per process.
+def load_oracle(spec: str, shared: Any = None):
+    """Build the oracle ``spec`` names: from its factory (:data:`FACTORIES`), or from its
+    table, loaded (and verified) once per process.
 
-    ``table``: an already-loaded table serving ``spec`` (its ``meta["oracles"]`` must declare
-    the name). Distributed executors use it to build oracles in workers from one shared copy
-    of the table instead of each worker reading the data directory.
+    ``shared``: what the oracle's :meth:`~oracles.oracle.Oracle.shared` gave in another
+    process (for a table oracle, the table: its ``meta["oracles"]`` must declare the name).
+    Distributed executors use it to build oracles in workers from one shipped copy instead
+    of each worker reading the data directory.
     """
     name, options = parse_name(spec)
+    target = FACTORIES.get(name.split("/")[0])
+    if target is not None:
+        return _from_factory(target, name, options, shared)
+    table = shared
     unknown = set(options) - _OPTION_KEYS
     if unknown:
         raise UserError(f"unknown oracle option(s) {', '.join(sorted(unknown))} in {spec!r}; "

@@ -89,7 +89,12 @@ def ray_local():
         pytest.skip("ray is not installed")
     import logging
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        # the tests' folder on the workers' path: algorithms and oracle factories that tests
+        # register (test modules) can then be imported in Ray workers too
+        tests = str(Path(__file__).resolve().parent)
+        path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()
 

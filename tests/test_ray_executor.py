@@ -49,7 +49,7 @@ def test_each_table_goes_to_the_object_store_once(nb201_env, ray_local, tmp_path
     ex = RayExecutor(2)
     rows = list(ex.run(tasks, compute_task, write_task))
     # two oracles over the one NB201 table: one object
-    assert ex.tables_put == 1
+    assert ex.shared_put == 1
     assert sorted((r["cell"], r["seed"]) for r in rows) == sorted((t.cell.key, t.seed) for t in tasks)
     assert all(store.is_done(t.cell, t.seed) for t in tasks)
     assert ray_local.is_initialized()  # a session's Ray instance is not shut down by the executor

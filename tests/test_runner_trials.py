@@ -340,3 +340,30 @@ def test_a_repeat_of_a_running_trial_is_told_when_its_training_ends():
     assert records["trial"].tolist() == [2, 0, 1]
     assert col(records, "finish") == [4, 400, 400]
     assert records["repeat"].tolist() == [False, False, True]
+
+
+# --- an oracle that is not a table, through the registry and the executors ----------------------
+def make_noisy(name, options, shared):
+    """The factory of the ``noisy/...`` family (registered by the test)."""
+    return Noisy()
+
+
+@pytest.mark.parametrize("executor, workers", [("local", 1), ("local", 2), ("ray", 2)])
+def test_an_oracle_from_a_factory_runs_in_an_experiment(tmp_path, monkeypatch, request, executor, workers):
+    from harness.experiment import Experiment, execute
+    from oracles.registry import FACTORIES, list_oracles, load_oracle
+    if executor == "ray":
+        request.getfixturevalue("ray_local")
+    monkeypatch.setitem(FACTORIES, "noisy", "test_runner_trials:make_noisy")
+    assert isinstance(load_oracle("noisy/x"), Noisy)
+    assert any(r["name"] == "noisy/..." for r in list_oracles())
+    # process-pool and Ray workers start with a fresh registry: the task carries the factory;
+    # nothing is shipped for an oracle built from its name (Oracle.shared() is None)
+    execute(Experiment(oracles=["noisy/x"], algorithms=["random"], seeds=2, budget=5, workers=workers,
+                       executor=executor, out=str(tmp_path)), progress=False)
+    import pandas as pd
+    df = pd.read_parquet(tmp_path / "runs")
+    assert sorted(df.groupby("seed").size().tolist()) == [5, 5]
+    # a stochastic oracle's answers come from each run's own oracle stream: seeds differ
+    a, b = (df[df.seed == s]["search"].tolist() for s in (0, 1))
+    assert a != b
