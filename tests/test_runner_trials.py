@@ -367,3 +367,20 @@ def test_an_oracle_from_a_factory_runs_in_an_experiment(tmp_path, monkeypatch, r
     # a stochastic oracle's answers come from each run's own oracle stream: seeds differ
     a, b = (df[df.seed == s]["search"].tolist() for s in (0, 1))
     assert a != b
+
+
+def test_the_oracles_commands_work_for_an_oracle_from_a_factory(monkeypatch, capsys):
+    import json
+
+    from harness.cli import main
+    from oracles.registry import FACTORIES
+    monkeypatch.setitem(FACTORIES, "noisy", "test_runner_trials:make_noisy")
+    arch = SPACE.to_string(SPACE.arch(5))
+    assert main(["oracles", "query", "noisy/x", arch, "--seed", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["index"] == 5 and out["is_optimum"] is None and out["fidelity"] is None
+    assert out["valid"] == float(np.random.default_rng(3).random())      # the query's own stream
+    assert main(["oracles", "info", "noisy/x"]) == 0
+    assert "optimum       not known" in capsys.readouterr().out
+    assert main(["oracles", "query", "noisy/x", arch, "--fidelity", "12"]) == 2
+    assert "serves fidelities none, not 12" in capsys.readouterr().err

@@ -25,6 +25,9 @@ def register(sub) -> None:
     q = osub.add_parser("query", help="what an oracle answers for one architecture")
     q.add_argument("name")
     q.add_argument("arch", help="architecture in the space's string form")
+    q.add_argument("--fidelity", type=int, help="training budget to ask at (default: the oracle's highest)")
+    q.add_argument("--seed", type=int, default=0,
+                   help="seed of the query's random stream (oracles that draw a training run, or train one)")
     q.set_defaults(func=cmd_query)
     imp = osub.add_parser("import", help="convert a benchmark source into the data directory")
     isub = imp.add_subparsers(dest="source_kind", metavar="KIND", parser_class=type(p))
@@ -88,14 +91,27 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    import numpy as np
     oracle = load_oracle(args.name)
-    arch = oracle.space.parse(args.arch)
-    ev = oracle.query(arch)
-    obs = ev.observation
-    print(json.dumps({"arch": oracle.space.to_string(arch), "identity": oracle.space.identity(arch),
-                      "index": oracle.space.index(arch), oracle.search_metric: obs.value,
-                      oracle.report_metric: ev.report, "cost_s": obs.cost, "train": obs.train,
-                      "is_optimum": oracle.space.identity(arch) in oracle.optimum.identities}, indent=1))
+    space = oracle.space
+    arch = space.parse(args.arch)
+    fids = oracle.fidelities
+    if args.fidelity is not None and (fids is None or args.fidelity not in fids.values):
+        raise UserError(f"oracle {oracle.name} serves fidelities "
+                        f"{'none' if fids is None else _ranges(fids.values)}, not {args.fidelity}"
+                        + ("" if fids is None or len(fids.values) > 1 else
+                           f" (add :fidelities=all to the name for every fidelity of its table)"))
+    rng = np.random.default_rng(args.seed)
+    ev = oracle.query(arch, rng) if args.fidelity is None else oracle.query(arch, rng, args.fidelity)
+    obs, opt = ev.observation, oracle.optimum
+    out = {"arch": space.to_string(arch), "identity": space.identity(arch)}
+    if space.is_finite:
+        out["index"] = space.index(arch)
+    out.update({"fidelity": args.fidelity if args.fidelity is not None else (fids.max if fids else None),
+                oracle.search_metric: obs.value, oracle.report_metric: ev.report, "cost_s": obs.cost,
+                "train": obs.train, "direction": oracle.direction,
+                "is_optimum": None if opt is None else space.identity(arch) in opt.identities})
+    print(json.dumps(out, indent=1))
     return 0
 
 
