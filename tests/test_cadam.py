@@ -89,6 +89,15 @@ def test_actions_decode_by_per_decision_argmax_and_invalid_are_penalised():
     # invalid actions are in the replay buffer with the reward of accuracy 0
     assert np.sum(algo._buf_r[:algo._n_buf] == 1.0) == d["invalid_actions"]
     assert algo._n_buf == 60 + d["invalid_actions"]
+    # every asked architecture is its action's argmax, block by block (worked out here with
+    # plain max over each decision's scores: blocks of 3, 2 and 4)
+    for _ in range(30):
+        arch = algo.ask()
+        action = [float(x) for x in algo._pending[-1][1]]
+        assert len(action) == 9 and algo._pending[-1][2] == arch
+        blocks = (action[0:3], action[3:5], action[5:9])
+        assert tuple(b.index(max(b)) for b in blocks) == arch
+        algo.tell(arch, Observation(0.5))
 
 
 def test_reward_is_100_to_the_accuracy_and_runs_are_deterministic():
