@@ -37,7 +37,8 @@ from __future__ import annotations
 import bisect
 
 from .base import DONE, WAIT, Ask
-from .successive_halving import MultiFidelitySearch, _check_eta, _check_min_fidelity
+from .successive_halving import (MultiFidelitySearch, _check_early_stopping_rate, _check_eta, _check_min_fidelity,
+                                 _rungs_after)
 
 
 class ASHA(MultiFidelitySearch):
@@ -66,18 +67,12 @@ class ASHA(MultiFidelitySearch):
 
     def __init__(self, eta: int = 4, early_stopping_rate: int = 0, min_fidelity: int | None = None):
         self.eta = _check_eta(eta)
-        if isinstance(early_stopping_rate, bool) or int(early_stopping_rate) != early_stopping_rate \
-                or int(early_stopping_rate) < 0:
-            raise ValueError(f"early_stopping_rate must be an integer >= 0, got {early_stopping_rate!r}")
-        self.early_stopping_rate = int(early_stopping_rate)
+        self.early_stopping_rate = _check_early_stopping_rate(early_stopping_rate)
         self.min_fidelity = _check_min_fidelity(min_fidelity)
 
     def start(self, space, rng, fidelities=None):
         super().start(space, rng, fidelities)
-        if self.early_stopping_rate >= len(self._ladder):
-            raise ValueError(f"early_stopping_rate {self.early_stopping_rate} leaves no rung of "
-                             f"{list(self._ladder)}")
-        self._rungs = self._ladder[self.early_stopping_rate:]
+        self._rungs = _rungs_after(self._ladder, self.early_stopping_rate)
         # per rung: results told so far as (-score, trial id), kept sorted (best first)
         self._ranked: list[list[tuple[float, int]]] = [[] for _ in self._rungs]
         self._promoted: set[int] = set()        # trial ids whose architecture went up a rung

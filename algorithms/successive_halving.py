@@ -305,6 +305,20 @@ def _check_min_fidelity(min_fidelity: int | None) -> int | None:
     return int(min_fidelity)
 
 
+def _check_early_stopping_rate(rate: int) -> int:
+    if isinstance(rate, bool) or int(rate) != rate or int(rate) < 0:
+        raise ValueError(f"early_stopping_rate must be an integer >= 0, got {rate!r}")
+    return int(rate)
+
+
+def _rungs_after(ladder: tuple[int, ...], early_stopping_rate: int) -> tuple[int, ...]:
+    """The rungs a run uses: the ladder without its ``early_stopping_rate`` lowest rungs (Li
+    et al. 2020, Algorithm 1's s)."""
+    if early_stopping_rate >= len(ladder):
+        raise ValueError(f"early_stopping_rate {early_stopping_rate} leaves no rung of {list(ladder)}")
+    return ladder[early_stopping_rate:]
+
+
 class SuccessiveHalving(MultiFidelitySearch):
     """Synchronous successive halving, one bracket after another.
 
@@ -342,18 +356,12 @@ class SuccessiveHalving(MultiFidelitySearch):
         if n is not None and (isinstance(n, bool) or int(n) != n or int(n) < 1):
             raise ValueError(f"n must be a positive integer or None, got {n!r}")
         self.n = None if n is None else int(n)
-        if isinstance(early_stopping_rate, bool) or int(early_stopping_rate) != early_stopping_rate \
-                or int(early_stopping_rate) < 0:
-            raise ValueError(f"early_stopping_rate must be an integer >= 0, got {early_stopping_rate!r}")
-        self.early_stopping_rate = int(early_stopping_rate)
+        self.early_stopping_rate = _check_early_stopping_rate(early_stopping_rate)
         self.min_fidelity = _check_min_fidelity(min_fidelity)
 
     def start(self, space, rng, fidelities=None):
         super().start(space, rng, fidelities)
-        if self.early_stopping_rate >= len(self._ladder):
-            raise ValueError(f"early_stopping_rate {self.early_stopping_rate} leaves no rung of "
-                             f"{list(self._ladder)}")
-        self._bracket_rungs = self._ladder[self.early_stopping_rate:]
+        self._bracket_rungs = _rungs_after(self._ladder, self.early_stopping_rate)
         self._n = self.n if self.n is not None else self.eta ** (len(self._bracket_rungs) - 1)
         self._bracket = self._new_bracket()
         self._n_brackets_done = 0
