@@ -23,6 +23,9 @@ def test_random_kills_and_resumes_lose_nothing(nb201_env, tmp_path):
         seeds=4, budget=15625, workers=2, until_optimum=True, log=lambda *a: None)
     assert problems == []
     assert len(attempts) >= 1 and all(a.rc in (0, 130, -9) for a in attempts)
+    # something was interrupted with runs still to do, so a resume was really tested (an
+    # experiment that always finished before the signal passed the lines above)
+    assert any(a.interrupted and a.done_after < 4 for a in attempts), attempts
 
 
 # Ctrl-C in the instant between starting a spawned worker and handing it its start-up data
