@@ -249,10 +249,10 @@ def test_forced_categorical_and_its_errors(csv_path, tmp_path):
     # where the per-process cache of served checksums is keyed by the table's checksum)
     from oracles.registry import load_oracle as load
     from oracles.table import load_table
-    assert load("toy", table=t).checksum != load("toy", table=imp.build(_args(csv_path))).checksum
+    assert load("toy", shared=t).checksum != load("toy", shared=imp.build(_args(csv_path))).checksum
     save_table(t, tmp_path / "cat")
     save_table(imp.build(_args(csv_path)), tmp_path / "num")
-    saved = [load("toy", table=load_table(tmp_path / d)).checksum for d in ("cat", "num")]
+    saved = [load("toy", shared=load_table(tmp_path / d)).checksum for d in ("cat", "num")]
     assert saved[0] != saved[1]
     assert t.meta["space"]["numeric"] == ["depth"] and t.meta["space"]["categorical"] == ["width", "kernel"]
     assert ProductSpace.from_table(t).encoding_size == 1 + 3 + 2
