@@ -502,8 +502,8 @@ RUN = ["run", "--oracle", "nb201/cifar10", "--algorithm", "random", "--quiet"]
 @pytest.mark.parametrize("extra, message", [
     (["--budget", "0"], "budget must be"),
     (["--budget", "-5"], "budget must be"),
-    (["--budget", "1.5"], "invalid int value"),
-    (["--budget", ""], "invalid int value"),
+    (["--budget", "1.5"], "budget must be a whole number of archs, got 1.5"),
+    (["--budget", ""], "--budget: not a number: ''"),
     (["--seeds", "0"], "seeds must be"),
     (["--seeds", "ten"], "invalid int value"),
     (["--seed-start", "-1"], "seed_start must be"),
@@ -524,8 +524,8 @@ BASE = 'oracles = ["nb201/cifar10"]\nalgorithms = ["random"]\n'
 
 
 @pytest.mark.parametrize("text, message", [
-    (BASE + 'budget = 1.5\n', "budget must be an integer"),
-    (BASE + 'budget = true\n', "budget must be an integer"),
+    (BASE + 'budget = 1.5\n', "budget must be a whole number of archs, got 1.5"),
+    (BASE + 'budget = true\n', "budget must be an integer or a number, got True"),
     (BASE + 'seeds = "3"\n', "seeds must be an integer"),
     (BASE + 'workers = [2]\n', "workers must be an integer"),
     (BASE + 'executor = "dask"\n', "executor must be"),
