@@ -183,9 +183,9 @@ def list_oracles() -> list[dict[str, Any]]:
 
 def parse_name(spec: str) -> tuple[str, dict[str, str]]:
     """``"nb101:runs=random"`` -> ``("nb101", {"runs": "random"})``."""
-    name, _, opts = spec.partition(":")
+    name, _, opts = spec.strip().partition(":")
     options = {}
-    if opts:
+    if opts.strip():   # "nb201/cifar10: " has no options, as for algorithms (parse_spec)
         for part in opts.split(","):
             key, eq, value = part.partition("=")
             if not eq or not key.strip():
