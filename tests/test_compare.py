@@ -254,3 +254,275 @@ def test_baseline_of_a_real_folder_records_its_machine(two_runs, nb201_env, tmp_
     (m,) = data["machines"]
     assert m["cpu"] is not None and any(lib.get("internal_api") for lib in m["blas"])
     assert "recorded_by" not in m   # the runs' own record, not the machine writing the file
+
+
+# --- the text, the JSON and the notes, pinned down by mutation testing --------------------
+def _comparison_by_hand():
+    from harness.compare import Comparison, MetricResult, PairResult
+    worse = MetricResult("samples_to_optimum", None, 20, 20, 1234.4, 2468.8, 2.0, 0.9, 1e-5, 1.0,
+                         p_worse_adj=2e-5, p_better_adj=1.0, verdict="worse")
+    better = MetricResult("best_search", 1000, 20, 19, 0.9123, 0.9246, -1.23, 0.2, 0.9, 0.004,
+                          p_worse_adj=1.0, p_better_adj=0.008, verdict="better")
+    same = MetricResult("incumbent_report", 1000, 5, 5, 0.5, 0.5, 0.01, 0.5, 0.5, 0.5,
+                        p_worse_adj=0.5, p_better_adj=0.5)
+    p1 = PairResult("nb201/cifar10", "lanas", "lanas:split=random", [worse, better],
+                    notes=["matched by algorithm name: lanas vs lanas:split=random"], stopped=(0, 3))
+    p2 = PairResult("o2", "rs", "rs", [same], stopped=(1, 0))
+    return Comparison("base.json", "runs/cand", Thresholds(), [p1, p2], ["o | mcts"], ["o | evolution"],
+                      notes=["the runs were computed on different machines"])
+
+
+def test_the_comparison_table_by_hand():
+    text = format_comparison(_comparison_by_hand()).split("\n")
+    cells = [["oracle", "baseline -> candidate", "metric", "runs", "baseline", "candidate", "effect", "A12",
+              "p worse", "p better", "verdict"],
+             ["nb201/cifar10", "lanas -> lanas:split=random", "samples to optimum", "20/20", "1,234", "2,469",
+              "x2.00", "0.90", "2e-05", "1", "WORSE"],
+             ["nb201/cifar10", "lanas -> lanas:split=random", "best_search @1,000", "20/19", "91.23%", "92.46%",
+              "+1.23 pp", "0.20", "1", "0.008", "better"],
+             ["o2", "rs -> rs", "incumbent_report @1,000", "5/5", "50.00%", "50.00%", "-0.01 pp", "0.50", "0.5",
+              "0.5", "indistinguishable"]]
+    # each column as wide as its widest entry, two spaces apart, left-aligned: column k
+    # starts at starts[k] (widths 13, 27, 23, 5, 8, 9, 8, 4, 7, 8, 17)
+    starts = [0, 15, 44, 69, 76, 86, 97, 107, 113, 122, 132]
+    for line, want in zip(text[:4], cells):
+        assert len(line) == 149, line
+        got = [line[a:b].rstrip() for a, b in zip(starts, starts[1:] + [149])]
+        assert got == want
+        assert all(line[a - 2:a] == "  " for a in starts[1:])
+    assert text[4:] == [
+        "",
+        "effect: samples ratio candidate/baseline (restricted means), or candidate minus baseline mean quality; "
+        "A12 = P(a candidate run is worse than a baseline run); p: one-sided Mann-Whitney U, Holm-adjusted. "
+        "worse/better needs p < 0.01, A12 >= 0.64 (or <= 0.36) and a ratio >= 1.1 / difference >= 0.05 pp.",
+        "note: nb201/cifar10 | lanas:split=random: matched by algorithm name: lanas vs lanas:split=random",
+        "note: baseline cell o | mcts has no candidate counterpart (not compared)",
+        "note: candidate cell o | evolution has no baseline counterpart (not compared)",
+        "note: the runs were computed on different machines",
+        "",
+        "1 worse, 0 better, 1 indistinguishable; runs stopped (could not go on, counted as censored): "
+        "baseline 1, candidate 3: REGRESSION"]
+    # the count is of pairs, one of each verdict
+    c = compare(rs(cell("a", BASE_STO), cell("b", BASE_STO), cell("c", BASE_STO)),
+                rs(cell("a", BASE_STO * 3), cell("b", BASE_STO / 3), cell("c", BASE_STO)))
+    assert format_comparison(c).split("\n")[-1] == "1 worse, 1 better, 1 indistinguishable: REGRESSION"
+
+
+def test_an_empty_comparison_reads_as_nothing_compared():
+    from harness.compare import Comparison
+    text = format_comparison(Comparison("a", "b", Thresholds(min_a12=0.7), [], [], []))
+    lines = text.split("\n")
+    assert lines[0] == "oracle  baseline -> candidate  metric  runs  baseline  candidate  effect  A12  p worse  " \
+                       "p better  verdict"
+    assert "(or <= 0.30)" in lines[2]
+    assert lines[-2:] == ["", "0 worse, 0 better, 0 indistinguishable"]
+
+
+def test_the_comparison_as_json():
+    d = _comparison_by_hand().as_dict()
+    assert d["baseline"] == "base.json" and d["candidate"] == "runs/cand" and d["regression"] is True
+    assert d["thresholds"] == {"alpha": 0.01, "min_a12": 0.64, "min_ratio": 1.1, "min_diff": 0.05}
+    assert d["unmatched_baseline"] == ["o | mcts"] and d["unmatched_candidate"] == ["o | evolution"]
+    assert d["notes"] == ["the runs were computed on different machines"]
+    p = d["pairs"][0]
+    assert {k: v for k, v in p.items() if k != "metrics"} == {
+        "oracle": "nb201/cifar10", "baseline": "lanas", "candidate": "lanas:split=random", "verdict": "worse",
+        "notes": ["matched by algorithm name: lanas vs lanas:split=random"],
+        "stopped": {"baseline": 0, "candidate": 3}}
+    want = {"metric": "best_search", "at": 1000, "n_base": 20, "n_cand": 19, "base": 0.9123, "cand": 0.9246,
+            "effect": -1.23, "a12_worse": 0.2, "p_worse": 0.9, "p_better": 0.004, "p_worse_adj": 1.0,
+            "p_better_adj": 0.008, "verdict": "better"}
+    assert {k: p["metrics"][1][k] for k in want} == want
+    assert [m["metric"] for m in p["metrics"]] == ["samples_to_optimum", "best_search"]
+    assert [q["oracle"] for q in d["pairs"]] == ["nb201/cifar10", "o2"]
+    assert set(d) == {"baseline", "candidate", "thresholds", "regression", "pairs", "unmatched_baseline",
+                      "unmatched_candidate", "notes"}
+    assert json.loads(json.dumps(d)) == d
+
+
+def test_compare_names_its_two_sides():
+    c = compare(ResultSet("base.json", "baseline", [cell("lanas", BASE_STO)], {}),
+                ResultSet("runs/x", "folder", [cell("lanas", BASE_STO)], {}))
+    assert (c.baseline, c.candidate) == ("base.json", "runs/x")
+
+
+def test_the_notes_of_a_pair():
+    base = cell("lanas", BASE_STO, params={"split": "adam", "trees": 3, "same": 1})
+    cand = cell("lanas", BASE_STO + 1, params={"split": "lstsq", "same": 1, "extra": True})
+    cand.seeds = np.arange(15, 35)
+    (p,) = compare(rs(base), rs(cand)).pairs
+    assert p.notes == ["hyper-parameters differ: extra None -> True, split 'adam' -> 'lstsq', trees 3 -> None",
+                       "5 seed(s) in common"]
+    cand.seeds = np.arange(100, 120)
+    cand.config["params"] = dict(base.config["params"])
+    assert compare(rs(base), rs(cand)).pairs[0].notes == []          # nothing to say
+    # runs stopped for two reasons on the two sides
+    b = stopped_cell("lanas", np.where(np.arange(20) < 2, np.nan, BASE_STO), [300, 300] + [None] * 18)
+    c = stopped_cell("lanas", np.where(np.arange(20) < 1, np.nan, BASE_STO), [200] + [None] * 19)
+    c.stopped = np.array(["budget of repeats spent"] + [None] * 19, dtype=object)
+    (p,) = compare(rs(b), rs(c)).pairs
+    assert p.notes[-1] == ("stopped runs (could not go on; censored where they stopped): baseline 2 of 20, candidate "
+                           "1 of 20 (budget of repeats spent; stuck: asked 10000 already-evaluated architectures in a row)")
+
+
+def test_metrics_a_cell_cannot_answer_are_left_out():
+    from scipy.stats import mannwhitneyu
+    # runs not until the optimum: no samples-to-optimum, the quality metrics still compared
+    q = np.linspace(0.90, 0.91, 20)
+    base, cand = cell("rs", BASE_STO, q, until_optimum=False), cell("rs", BASE_STO, q - 0.001, until_optimum=False)
+    c = compare(rs(base), rs(cand), metrics=["samples_to_optimum", "best_search", "incumbent_report"])
+    assert [m.metric for m in c.pairs[0].metrics] == ["best_search", "incumbent_report"]
+    # quality undefined in every baseline run: a note, and the next metric is still compared
+    base = cell("rs", BASE_STO, q)
+    base.checkpoints[BUDGET]["best_search"] = np.full(20, np.nan)
+    c = compare(rs(base), rs(cell("rs", BASE_STO, q)), metrics=["best_search", "incumbent_report"])
+    assert c.pairs[0].notes[-1] == "best_search: no run defined at 1000 samples"
+    assert [m.metric for m in c.pairs[0].metrics] == ["incumbent_report"]
+    # defined in a single run on either side: compared, with the counts saying so
+    for side in ("base", "cand"):
+        one_run = cell("rs", BASE_STO, q)
+        one_run.checkpoints[BUDGET]["best_search"] = np.r_[0.95, np.full(19, np.nan)]
+        b, k = (one_run, cell("rs", BASE_STO, q)) if side == "base" else (cell("rs", BASE_STO, q), one_run)
+        (m,) = compare(rs(b), rs(k), metrics=["best_search"]).pairs[0].metrics
+        assert (m.n_base, m.n_cand) == ((1, 20) if side == "base" else (20, 1))
+        # the two one-sided tests of the candidate's quality: lower is worse, higher better
+        bv, cv = b.checkpoints[BUDGET]["best_search"], k.checkpoints[BUDGET]["best_search"]
+        bv, cv = bv[~np.isnan(bv)], cv[~np.isnan(cv)]
+        assert m.p_worse == pytest.approx(mannwhitneyu(cv, bv, alternative="less").pvalue, rel=1e-9)
+        assert m.p_better == pytest.approx(mannwhitneyu(cv, bv, alternative="greater").pvalue, rel=1e-9)
+    with pytest.raises(UserError, match=r"--at 1001 is past the budget \(1000\) of o \| rs"):
+        compare(rs(cell("rs", BASE_STO)), rs(cell("rs", BASE_STO)), metrics=["best_search"], at=1001)
+
+
+def test_samples_to_optimum_tests_are_one_sided():
+    from scipy.stats import mannwhitneyu
+    cand = BASE_STO[::-1] * 1.3
+    (m,) = compare(rs(cell("lanas", BASE_STO)), rs(cell("lanas", cand)), metrics=["samples_to_optimum"]).pairs[0].metrics
+    assert m.p_worse == pytest.approx(mannwhitneyu(cand, BASE_STO, alternative="greater").pvalue, rel=1e-9)
+    assert m.p_better == pytest.approx(mannwhitneyu(cand, BASE_STO, alternative="less").pvalue, rel=1e-9)
+    assert (m.n_base, m.n_cand) == (20, 20)
+
+
+def test_refusals_say_what_differs_and_what_to_do():
+    base = cell("lanas", BASE_STO, oracle_checksum="0123456789abcdef0123")
+    with pytest.raises(UserError) as err:
+        compare(rs(base), rs(cell("lanas", BASE_STO, oracle_checksum="fedcba9876543210fedc")))
+    assert str(err.value) == (
+        "cannot compare o | lanas with lanas: oracle data (checksum) differs (baseline 0123456789ab, candidate "
+        "fedcba987654); the two ran on different oracle data (another version of the table, or another encoding of "
+        "its columns): run the candidate on the baseline's data, or regenerate the baseline")
+    with pytest.raises(UserError) as err:
+        compare(rs(cell("lanas", BASE_STO)), rs(cell("lanas", BASE_STO, budget=123456789012345)))
+    assert str(err.value) == ("cannot compare o | lanas with lanas: budget differs (baseline 1000, candidate "
+                              "123456789012345); re-run the candidate with the baseline's configuration")
+    with pytest.raises(UserError) as err:
+        compare(rs(cell("a", BASE_STO)), rs(cell("a", BASE_STO)), metrics=["speed"])
+    assert str(err.value) == "unknown metric 'speed'; choose from samples_to_optimum, best_search, incumbent_report"
+    with pytest.raises(UserError) as err:
+        compare(rs(cell("random", BASE_STO), cell("evolution", BASE_STO)), rs(cell("mcts", BASE_STO)))
+    assert str(err.value) == "no cell of x matches one of x by oracle and algorithm (baseline has o | random, o | evolution)"
+    with pytest.raises(UserError, match=r"\(baseline has nothing\)"):
+        compare(rs(), rs(cell("mcts", BASE_STO)))
+
+
+def test_cells_match_by_label_first():
+    # two variants of one algorithm on both sides: each matches its own label, and a cell
+    # without runs is passed over
+    empty = cell("random", [])
+    base = rs(empty, cell("lanas:split=adam", BASE_STO, algorithm="lanas"),
+              cell("lanas:split=lstsq", BASE_STO, algorithm="lanas"))
+    cand = rs(cell("lanas:split=lstsq", BASE_STO * 3, algorithm="lanas"),
+              cell("lanas:split=adam", BASE_STO, algorithm="lanas"))
+    c = compare(base, cand)
+    assert [(p.base_label, p.cand_label, p.verdict) for p in c.pairs] == [
+        ("lanas:split=adam", "lanas:split=adam", "indistinguishable"),
+        ("lanas:split=lstsq", "lanas:split=lstsq", "worse")]
+    assert not any("matched by algorithm name" in n for p in c.pairs for n in p.notes)
+    assert c.unmatched_baseline == [] and c.unmatched_candidate == []
+
+
+def test_machine_notes_need_both_sides_and_any_difference():
+    from harness.compare import machine_notes
+    intel = {"cpu": "Intel(R) Xeon(R) CPU @ 2.20GHz", "machine": "x86_64", "numpy": "2.1.3",
+             "blas": [{"internal_api": "openblas", "version": "0.3.27", "architecture": "SkylakeX",
+                       "threading_layer": "pthreads", "num_threads": 1}]}
+    other_cpu = dict(intel, cpu="Intel(R) Xeon(R) Platinum 8481C")      # same BLAS, another CPU
+    base, cand = rs(cell("a", BASE_STO)), rs(cell("a", BASE_STO))
+    base.machines, cand.machines = [], [other_cpu]
+    assert machine_notes(base, cand) == [] and machine_notes(cand, base) == []    # one side unknown
+    base.machines = [intel]
+    (note,) = machine_notes(base, cand)
+    assert "Platinum 8481C" in note
+    base.machines = [intel, dict(intel, numpy="1.26.4")]
+    cand.machines = [other_cpu, dict(other_cpu, machine="aarch64")]
+    (note,) = machine_notes(base, cand)
+    assert note == (
+        "the runs were computed on different machines (baseline: Intel(R) Xeon(R) CPU @ 2.20GHz (x86_64), openblas "
+        "0.3.27 SkylakeX, numpy 2.1.3; Intel(R) Xeon(R) CPU @ 2.20GHz (x86_64), openblas 0.3.27 SkylakeX, numpy "
+        "1.26.4; candidate: Intel(R) Xeon(R) Platinum 8481C (x86_64), openblas 0.3.27 SkylakeX, numpy 2.1.3; "
+        "Intel(R) Xeon(R) Platinum 8481C (aarch64), openblas 0.3.27 SkylakeX, numpy 2.1.3): runs "
+        "of algorithms built on least squares or torch (e.g. LaNAS) may differ seed by seed; the verdict compares "
+        "distributions over seeds, so it stands")
+
+
+def _epochs_cell(label, quality, drew):
+    """Runs with a budget in epochs, not until the optimum: each drew ``drew[i]`` architectures."""
+    c = cell(label, quality=quality, until_optimum=False, budget_kind="epochs", budget=60_000)
+    c.n_distinct = np.asarray(drew, float)
+    c.checkpoints = {int(min(drew)): c.checkpoints[60_000]}
+    return c
+
+
+def test_quality_under_a_budget_in_epochs_is_compared_where_every_run_still_drew():
+    q = np.linspace(0.90, 0.91, 20)
+    drew = 300 + np.arange(20)
+    (m,) = compare(rs(_epochs_cell("m", q, drew)), rs(_epochs_cell("m", q - 0.02, drew)),
+                   metrics=["best_search"]).pairs[0].metrics
+    assert m.at == 300 and m.verdict == "worse"
+    with pytest.raises(UserError) as err:
+        compare(rs(_epochs_cell("m", q, drew)), rs(_epochs_cell("m", q, drew)), metrics=["best_search"], at=301)
+    assert str(err.value) == "--at 301 is past the samples every run drew (300) of o | m"
+    with pytest.raises(UserError) as err:
+        compare(rs(cell("m", BASE_STO)), rs(cell("m", BASE_STO)), metrics=["best_search"], at=1001)
+    assert str(err.value) == "--at 1001 is past the budget (1000) of o | m"
+
+
+def _facts(direction="max", units=None, optimum=0.95, best_report=0.94):
+    from harness.metrics import OracleInfo
+    return OracleInfo("o", "abc", optimum_search=optimum, best_report=best_report, search_metric="valid",
+                      report_metric="test", direction=direction, units=units)
+
+
+def test_each_quality_metric_in_its_own_unit():
+    # the search metric an accuracy (a fraction), the report metric a loss: the first effect
+    # in percentage points, the second in the loss's own unit
+    q = np.linspace(0.90, 0.91, 20)
+    facts = {"o": _facts(units={"valid": "fraction of images", "test": "cross-entropy"}, best_report=0.1)}
+    base = ResultSet("b", "baseline", [cell("m", BASE_STO, q)], facts)
+    cand = ResultSet("c", "baseline", [cell("m", BASE_STO, q - 0.002)], facts)
+    sto, search, report = compare(base, cand, metrics=["samples_to_optimum", "best_search",
+                                                       "incumbent_report"]).pairs[0].metrics
+    assert search.effect == pytest.approx(0.2) and report.effect == pytest.approx(0.002)
+    assert (sto.fraction, search.fraction, report.fraction) == (True, True, False)
+    # and the other way round
+    facts["o"] = _facts(units={"valid": "cross-entropy", "test": "accuracy"}, optimum=0.1)
+    search, report = compare(base, cand, metrics=["best_search", "incumbent_report"]).pairs[0].metrics
+    assert search.effect == pytest.approx(0.002) and report.effect == pytest.approx(0.2)
+    assert (search.fraction, report.fraction) == (False, True)
+    d = compare(base, cand, metrics=["samples_to_optimum", "best_search"]).as_dict()
+    assert [m["fraction"] for m in d["pairs"][0]["metrics"]] == [True, False]
+
+
+@pytest.mark.parametrize("side", ["baseline", "candidate"])
+def test_the_direction_comes_from_whichever_side_knows_it(side):
+    # a baseline file written before oracle facts were kept, compared with a folder that has
+    # them (or the other way round): a minimised metric is still read as minimised
+    ppl = 80.0 + 0.01 * np.arange(40)
+    facts = {"o": _facts("min", optimum=60.0, best_report=59.0)}
+    base = ResultSet("b", "baseline", [cell("m", quality=ppl)], facts if side == "baseline" else {})
+    cand = ResultSet("c", "baseline", [cell("m", quality=ppl + 5)], facts if side == "candidate" else {})
+    c = compare(base, cand, metrics=["best_search"])
+    (m,) = c.pairs[0].metrics
+    assert m.verdict == "worse" and m.effect == pytest.approx(5.0) and not m.fraction
+    row = format_comparison(c).split("\n")[1].split()
+    assert row[-8:-5] == ["80.2", "85.2", "-5"] and row[-5] == "better"

@@ -238,3 +238,31 @@ def test_a_configuration_without_max_repeats_meant_the_runner_default():
     assert not compare(rs(old), rs(same)).regression
     with pytest.raises(UserError, match="stuck limit"):
         compare(rs(old), rs(cell("lanas", BASE, max_repeats=50)))
+
+
+# --- the thresholds themselves ---------------------------------------------------------------
+def test_alpha_is_a_strict_bound():
+    # every candidate run slower than every baseline run: the verdict rests on p alone
+    m = one(cell("lanas", BASE), cell("lanas", BASE * 2))
+    assert m.verdict == "worse" and m.a12_worse == 1
+    assert one(cell("lanas", BASE), cell("lanas", BASE * 2), alpha=m.p_worse_adj).verdict == "indistinguishable"
+    assert one(cell("lanas", BASE), cell("lanas", BASE * 2), alpha=above(m.p_worse_adj)).verdict == "worse"
+    m = one(cell("lanas", BASE * 2), cell("lanas", BASE))
+    assert m.verdict == "better"
+    assert one(cell("lanas", BASE * 2), cell("lanas", BASE), alpha=m.p_better_adj).verdict == "indistinguishable"
+    assert one(cell("lanas", BASE * 2), cell("lanas", BASE), alpha=above(m.p_better_adj)).verdict == "better"
+
+
+@pytest.mark.parametrize("field, ok, bad, words", [
+    ("alpha", [1e-9, 0.5, 0.999], [0, 1, 1.5, -0.1], "--alpha must be in (0, 1), got"),
+    ("min_a12", [0.5, 0.8, 1], [0.49, 1.01, 1.5], "--min-a12 must be in [0.5, 1], got"),
+    ("min_ratio", [1, 1.5], [0.99, 0], "--min-ratio must be >= 1, got"),
+    ("min_diff", [0, 0.5], [-0.01], "--min-diff must be >= 0, got"),
+])
+def test_threshold_ranges(field, ok, bad, words):
+    for v in ok:
+        assert Thresholds(**{field: v}).validate() == Thresholds(**{field: v})
+    for v in bad:
+        with pytest.raises(UserError) as err:
+            Thresholds(**{field: v}).validate()
+        assert str(err.value) == f"{words} {v}"

@@ -331,3 +331,355 @@ def test_ratio_intervals_resample_the_two_groups_independently():
     for k in ("mean", "median"):
         assert r[k].value == 2 and r[k].bound == "exact"
         assert r[k].lo < 2 < r[k].hi and r[k].hi - r[k].lo > half, (k, r[k], half)
+
+
+# --- pinned down by mutation testing (docs/mutation-testing.md) ---------------------------
+def test_mean_std_ignores_missing_runs():
+    from harness.statistics import mean_std
+    assert mean_std([1.0, np.nan, 2.0, 3.0]) == (2.0, 1.0)          # sample sd of 1, 2, 3 is 1
+    assert mean_std([5.0]) == (5.0, 0.0)                             # one run: no spread
+    assert mean_std([4, 8]) == (6.0, pytest.approx(2 ** 1.5))        # sqrt(((4-6)^2 + (8-6)^2) / 1)
+    assert mean_std([]) == (None, None) and mean_std([np.nan, np.nan]) == (None, None)
+
+
+def test_results_as_dicts_hold_every_field():
+    from harness.statistics import Estimate, RankTest, Ratio, SamplesToOptimum
+    assert Estimate(1.0, 0.5, None).as_dict() == {"value": 1.0, "lo": 0.5, "hi": None}
+    assert RankTest(3.0, 0.2, "less", 0.25).as_dict() == {"u": 3.0, "p_value": 0.2, "alternative": "less",
+                                                          "a12": 0.25}
+    assert Ratio("median", 2.0, 1.0, 3.0, "exact").as_dict() == {"statistic": "median", "value": 2.0, "lo": 1.0,
+                                                                 "hi": 3.0, "bound": "exact"}
+    s = samples_to_optimum(VALUES, CENSORED, 10).as_dict()
+    assert s == {"n_runs": 6, "n_censored": 2, "mean": pytest.approx(38 / 6), "mean_is_restricted": True,
+                 "median": 5, "q1": 3, "q3": None, "min": 2, "max": 8, "ci": {}, "confidence": None}
+
+
+def test_summaries_of_no_runs():
+    from harness.statistics import SamplesToOptimum, samples_to_optimum_cis
+    assert samples_to_optimum([], [], 10) == SamplesToOptimum(n_runs=0, n_censored=0, mean=None,
+                                                              mean_is_restricted=False, median=None, q1=None,
+                                                              q3=None, min=None, max=None, ci={}, confidence=None)
+    cis = samples_to_optimum_cis([], [], 10)
+    assert sorted(cis) == ["mean", "median", "q1", "q3"]
+    assert all((e.value, e.lo, e.hi) == (None, None, None) for e in cis.values())
+    assert sample_ratios([], [], [1.0], [True]) == {} and sample_ratios([1.0], [True], [], []) == {}
+    assert mann_whitney([1.0, 2.0], []) is None and mann_whitney([], [1.0]) is None
+    from harness.statistics import censored_rank_test, gehan
+    assert gehan([], [], [1.0], [True]) is None and gehan([1.0], [True], [], []) is None
+    assert censored_rank_test([], [], [], []) is None
+    assert holm([]) == []
+    assert bootstrap_ci([]) == (None, None) and bootstrap_ci([np.nan]) == (None, None)
+    assert percentile_interval([np.nan, np.nan]) == (None, None)
+
+
+def test_intervals_are_asked_for_and_use_the_confidence_asked_for():
+    s = samples_to_optimum(VALUES, CENSORED, 10)                  # default: no bootstrap
+    assert s.ci == {} and s.confidence is None
+    s = samples_to_optimum(VALUES, CENSORED, 10, n_boot=1)        # one resample is a resample
+    assert sorted(s.ci) == ["mean", "median", "q1", "q3"] and s.confidence == 0.95
+    assert samples_to_optimum(VALUES, CENSORED, 10, n_boot=0, confidence=0.5).confidence is None
+    # a 50% interval lies inside the 95% one, and is narrower for every estimate
+    from harness.statistics import samples_to_optimum_cis
+    rng = np.random.default_rng(5)
+    v = rng.geometric(1 / 30, 40).astype(float)
+    c = v > 60
+    v[c] = np.nan
+    wide, narrow = (samples_to_optimum_cis(v, c, 60, confidence=k, n_boot=400) for k in (0.95, 0.5))
+    for k in ("mean", "median", "q1"):
+        assert wide[k].lo < narrow[k].lo <= narrow[k].hi < wide[k].hi, k
+    s50 = samples_to_optimum(v, c, 60, n_boot=400, confidence=0.5)
+    assert s50.ci["median"] == [narrow["median"].lo, narrow["median"].hi] and s50.confidence == 0.5
+    x = rng.normal(size=50)
+    (lo95, hi95), (lo50, hi50) = bootstrap_ci(x), bootstrap_ci(x, confidence=0.5)
+    assert lo95 < lo50 < hi50 < hi95
+    a, b = rng.geometric(1 / 40, 30).astype(float), rng.geometric(1 / 20, 30).astype(float)
+    r95 = sample_ratios(a, np.ones(30, bool), b, np.ones(30, bool), n_boot=400)
+    r50 = sample_ratios(a, np.ones(30, bool), b, np.ones(30, bool), n_boot=400, confidence=0.5)
+    for k in ("mean", "median"):
+        assert r95[k].lo < r50[k].lo < r50[k].hi < r95[k].hi, k
+
+
+def test_bootstrap_of_one_value_and_of_each_statistic():
+    assert bootstrap_ci([7.0]) == (7.0, 7.0) and bootstrap_ci([np.nan, 7.0]) == (7.0, 7.0)
+    # resamples of [0, 10]: each of the 2000 is (0, 0), (0, 10), (10, 0) or (10, 10)
+    lo, hi = bootstrap_ci([0.0, 10.0], "mean")
+    assert (lo, hi) == (0.0, 10.0)
+    assert bootstrap_ci([0.0, 10.0], "std") == (0.0, pytest.approx(np.sqrt(50)))
+    # nine small values and one outlier: the median stays among the small ones, the mean does not
+    x = np.r_[np.arange(1.0, 10), 1000]
+    assert bootstrap_ci(x, "median")[1] <= 9 and bootstrap_ci(x, "mean")[1] > 200
+
+
+def test_every_resample_comes_from_the_seed():
+    from harness.statistics import samples_to_optimum_cis
+    v = np.arange(1, 31.0)
+    c = np.zeros(30, bool)
+    for seed in (3, 4):
+        assert samples_to_optimum_cis(v, c, 50, seed=seed) == samples_to_optimum_cis(v, c, 50, seed=seed)
+    s3, s4 = (samples_to_optimum_cis(v, c, 50, n_boot=100, seed=s) for s in (3, 4))
+    assert s3["mean"] != s4["mean"] and s3["median"] != s4["median"]
+    V = np.random.default_rng(0).random((12, 3))
+    b3, b3b, b4 = curve_bands(V, seed=3), curve_bands(V, seed=3), curve_bands(V, seed=4)
+    assert b3["mean_lo"].tolist() == b3b["mean_lo"].tolist() != b4["mean_lo"].tolist()
+    # a ratio's interval comes from both groups' resamples, each drawn from the seed: with
+    # the other group constant, each group alone makes the interval wide, reproducibly
+    const = np.full(20, 7.0)
+    for a, b in ((v[:20], const), (const, v[:20])):
+        obs = np.ones(20, bool)
+        r3, r3b, r4 = (sample_ratios(a, obs, b, obs, n_boot=300, seed=s) for s in (3, 3, 4))
+        for k in ("mean", "median"):
+            assert r3[k].hi - r3[k].lo > 0.2 and r3[k] == r3b[k] and r3[k] != r4[k], k
+
+
+def _km_median(t, e):
+    m = km_quantile(np.asarray(t, float), np.asarray(e, bool), 0.5)
+    return np.inf if m is None else m
+
+
+def _ratio_of_medians_by_hand(a, ea, b, eb, n_boot, seed, confidence=0.95):
+    """The ratio of KM medians and its interval resample by resample, with the scalar
+    Kaplan-Meier (:func:`km_quantile`) and the rule of :class:`Ratio`'s ``bound``: a median
+    beyond its group's last follow-up is that time (a bound) in the point and in every
+    resample where the other median is seen; both hidden: no ratio."""
+    from harness.statistics import resample_indices
+    a, ea, b, eb = (np.asarray(x) for x in (a, ea, b, eb))
+    ma, mb = _km_median(a, ea), _km_median(b, eb)
+    mode = "lower" if np.isinf(ma) and np.isfinite(mb) else "upper" if np.isfinite(ma) and np.isinf(mb) else "exact"
+    ia, ib = resample_indices(len(a), n_boot, seed), resample_indices(len(b), n_boot, seed + 1)
+    draws = []
+    for r in range(n_boot):
+        A, EA, B, EB = a[ia[r]], ea[ia[r]], b[ib[r]], eb[ib[r]]
+        MA, MB = _km_median(A, EA), _km_median(B, EB)
+        if mode == "lower" and np.isinf(MA) and np.isfinite(MB):
+            draws.append(max(A) / MB)
+        elif mode == "upper" and np.isfinite(MA) and np.isinf(MB):
+            draws.append(MA / max(B))
+        elif np.isinf(MA) and np.isinf(MB):
+            continue
+        else:
+            draws.append(np.inf if np.isinf(MA) else 0.0 if np.isinf(MB) else MA / MB)
+    point = {"lower": max(a) / mb, "upper": ma / max(b), "exact": ma / mb if np.isfinite(ma) or np.isfinite(mb)
+             else np.nan}[mode]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha], method="inverted_cdf")
+    fin = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
+    return fin(point), fin(lo), fin(hi), mode
+
+
+@pytest.mark.parametrize("case", ["hidden numerator", "hidden denominator", "often hidden in resamples",
+                                  "stopped runs", "bound from each resample", "bound from each resample, upper",
+                                  "both hidden"])
+def test_ratio_of_medians_resample_by_resample(case):
+    # a's KM median hidden at the point but seen in a third of the resamples (3 of 5 runs
+    # observed there): those resamples count with their own ratio, the others with the bound
+    a, ea = [1.0, 2, 10, 10, 10], [1, 1, 0, 0, 0]
+    b, eb = [2.0, 2, 2, 3], [1, 1, 1, 1]
+    if case == "hidden denominator":
+        a, ea, b, eb = b, eb, a, ea
+    elif case == "often hidden in resamples":      # point seen (2), hidden in ~30% of resamples
+        a, ea = [1.0, 2, 10, 10], [1, 1, 0, 0]
+    elif case == "stopped runs":                   # censored at different times: a row's own maximum
+        a, ea = [1.0, 2, 3, 5, 9, 9], [1, 1, 0, 0, 0, 0]
+        b, eb = [2.0, 4, 6, 8, 5], [1, 1, 1, 0, 0]
+    elif case.startswith("bound from each resample"):
+        # one run observed, four stopped at different times: a's median is hidden in almost
+        # every resample, whose bound is that resample's longest run (not the group's)
+        a, ea, b, eb = [1.0, 3, 5, 7, 9], [1, 0, 0, 0, 0], [2.0, 2, 2, 2], [1, 1, 1, 1]
+        if case.endswith("upper"):
+            a, ea, b, eb = b, eb, a, ea
+    elif case == "both hidden":
+        b, eb = [2.0, 7, 7, 7], [1, 0, 0, 0]
+    # the quartiles of the resamples' ratios (confidence 0.5) show what lies inside the interval
+    k = 0.5 if case.startswith("bound from each resample") else 0.95
+    value, lo, hi, bound = _ratio_of_medians_by_hand(a, ea, b, eb, n_boot=300, seed=2, confidence=k)
+    r = sample_ratios(a, ea, b, eb, n_boot=300, seed=2, confidence=k)["median"]
+    assert (r.value, r.lo, r.hi, r.bound) == (pytest.approx(value) if value is not None else None,
+                                              pytest.approx(lo) if lo is not None else None,
+                                              pytest.approx(hi) if hi is not None else None, bound)
+    if case == "hidden numerator":
+        assert (value, lo, hi) == (5.0, 0.5, 5.0)
+    if case == "often hidden in resamples":
+        assert hi is None                           # beyond the budget: a's median is often hidden
+    if case == "hidden denominator":
+        assert lo == pytest.approx(0.2)
+    if case == "bound from each resample":
+        # 9 / 2; in a third of the resamples the longest run is 7 or shorter: 7 / 2
+        assert (value, lo, hi, bound) == (4.5, 3.5, 4.5, "lower")
+    if case == "bound from each resample, upper":
+        assert (value, lo, hi, bound) == (pytest.approx(2 / 9), pytest.approx(2 / 9), pytest.approx(2 / 7), "upper")
+
+
+def test_ratio_labels_and_bounds():
+    obs = np.ones(4, bool)
+    r = sample_ratios([4.0, 4, 4, 4], obs, [2.0, 2, 2, 2], obs, n_boot=50)
+    assert (r["mean"].statistic, r["median"].statistic) == ("mean", "median")
+    # only the baseline group censored: the ratio of restricted means is an upper bound
+    r = sample_ratios([1.0, 2, 2, 3], obs, [10.0, 10, 4, 10], [0, 0, 1, 0], n_boot=50)
+    assert (r["mean"].statistic, r["mean"].bound) == ("restricted mean", "upper")
+    assert r["median"].statistic == "KM median"
+    r = sample_ratios([10.0, 3], [0, 1], [10.0, 4], [0, 1], n_boot=50)
+    assert (r["mean"].bound, r["median"].bound) == ("unknown", "exact")
+    # a group of one run each
+    r = sample_ratios([6.0], [True], [3.0], [True], n_boot=50)
+    assert (r["mean"].value, r["mean"].lo, r["mean"].hi) == (2.0, 2.0, 2.0) and r["median"].value == 2.0
+
+
+def test_ratios_never_warn():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # both medians hidden (inf / inf), and a group that needed no sample (x / 0)
+        r = sample_ratios([10.0, 10], [0, 0], [10.0, 10], [0, 0], n_boot=20)
+        assert r["median"].value is None and r["median"].lo is None
+        sample_ratios([1.0, 2], [1, 1], [0.0, 0], [1, 1], n_boot=20)
+
+
+def test_input_types_do_not_change_the_answers():
+    """Plain lists, integer times and 0/1 flags answer as float arrays and booleans do;
+    times come back as floats (they hold NaN and inf), flags as booleans."""
+    from harness.statistics import censored_rank_test, gehan, samples_to_optimum_cis
+    t_int, e_int = [2, 3, 3, 5, 8, 10, 10], [1, 0, 1, 1, 1, 0, 0]
+    t, e = np.array(t_int, float), np.array(e_int, bool)
+    times, surv = kaplan_meier(t_int, e_int)
+    assert times.dtype == np.float64 and times.tolist() == kaplan_meier(t, e)[0].tolist()
+    assert surv.tolist() == kaplan_meier(t, e)[1].tolist()
+    for q in (0.25, 0.5):
+        assert km_quantile(t_int, e_int, q) == km_quantile(t, e, q)
+    ct, ce = censor_at([3, 5, 0], [0, 0, 1], 10)
+    assert ct.dtype == np.float64 and ct.tolist() == [3.0, 5.0, 10.0]
+    assert ce.dtype == bool and ce.tolist() == [True, True, False]
+    gt, ge = common_censoring([3, 12, 20], [1, 1, 0], 10)
+    assert gt.dtype == np.float64 and gt.tolist() == [3, 10, 10]
+    assert ge.dtype == bool and ge.tolist() == [True, False, False]
+    s = samples_to_optimum([3, 5, 0, 8], [0, 0, 1, 0], 10)
+    assert (s.n_censored, s.median, s.min, s.max, s.mean) == (1, 5, 3, 8, 6.5)
+    assert samples_to_optimum_cis([3, 5, 0, 8], [0, 0, 1, 0], 10, n_boot=50) == \
+        samples_to_optimum_cis(np.array([3.0, 5, np.nan, 8]), np.array([0, 0, 1, 0], bool), 10, n_boot=50)
+    a, ea, b, eb = [3, 10, 4, 10], [1, 0, 1, 0], [2, 10, 1, 5], [1, 0, 1, 1]
+    fa, fb = np.array(a, float), np.array(b, float)
+    fea, feb = np.array(ea, bool), np.array(eb, bool)
+    assert censored_rank_test(a, ea, b, eb, "less") == censored_rank_test(fa, fea, fb, feb, "less")
+    assert gehan(a, ea, b, eb, "less") == gehan(fa, fea, fb, feb, "less")
+    assert sample_ratios(a, ea, b, eb, n_boot=50) == sample_ratios(fa, fea, fb, feb, n_boot=50)
+
+
+def test_kaplan_meier_quantile_takes_the_first_time_reaching_q():
+    # S drops to 1/2 exactly at t = 5; a q a hair above 1/2 (within the 1e-12 that absorbs
+    # rounding in S) still takes t = 5, one clearly above takes the next event
+    t, e = np.array([1.0, 5, 7, 9]), np.ones(4, bool)
+    q = 0.5 + 1e-12
+    assert q - 1e-12 == 0.5                      # premise: the tolerance reaches exactly 1 - S(5)
+    assert km_quantile(t, e, 0.5) == km_quantile(t, e, q) == 5
+    assert km_quantile_batch(t, e, q)[0] == 5 and km_quantile_batch(t, e, 0.5)[0] == 5
+    assert km_quantile(t, e, 0.5 + 1e-9) == 7 == km_quantile_batch(t, e, 0.5 + 1e-9)[0]
+    assert kaplan_meier([], [])[0].tolist() == [] and kaplan_meier([4.0], [False])[1].tolist() == []
+
+
+def test_common_censoring_keeps_a_run_observed_at_tau():
+    t, e = common_censoring(np.array([9.0, 10, 11]), np.ones(3, bool), 10)
+    assert t.tolist() == [9, 10, 10] and e.tolist() == [True, True, False]
+
+
+def test_holm_by_hand():
+    assert holm([0.03]) == [0.03]
+    assert holm([0.6, 0.7]) == [1.0, 1.0]                      # never above 1
+    assert holm([0.02, 0.01, 0.04]) == pytest.approx([0.04, 0.03, 0.04])  # 3 x .01, 2 x .02, max(.04, .04)
+    assert holm([0.01, 0.01]) == pytest.approx([0.02, 0.02])
+
+
+def test_u_null_counts_enumerate_the_orderings():
+    from itertools import combinations
+    from math import comb
+    from harness.statistics import _u_null_counts
+    assert _u_null_counts(2, 2).tolist() == [1, 1, 2, 1, 1]    # U of {1,2},{1,3},{1,4},{2,3},{2,4},{3,4}
+    for n1, n2 in ((1, 3), (3, 1), (2, 5), (4, 4), (3, 6)):
+        counts = np.zeros(n1 * n2 + 1)
+        for pos in combinations(range(n1 + n2), n1):    # positions of the first sample, sorted
+            # U = pairs (x in first, y in second) with x above y
+            counts[sum(p - i for i, p in enumerate(pos))] += 1
+        assert _u_null_counts(n1, n2).tolist() == counts.tolist(), (n1, n2)
+        assert counts.sum() == comb(n1 + n2, n1)
+
+
+def test_mann_whitney_constant_samples_and_bad_alternatives():
+    same = mann_whitney([5.0, 5, 5], [5.0, 5], "less")
+    assert (same.u, same.p_value, same.alternative, same.a12) == (3.0, 1.0, "less", 0.5)
+    t = mann_whitney([1.0, 2], [3.0], "greater")
+    assert t.alternative == "greater" and t.u == 0
+    from harness.statistics import gehan
+    with pytest.raises(ValueError, match="alternative must be two-sided, greater or less, got 'bigger'"):
+        mann_whitney([1.0], [2.0], "bigger")
+    with pytest.raises(ValueError, match="alternative must be two-sided, greater or less, got 'bigger'"):
+        gehan([1.0], [True], [2.0], [True], "bigger")
+
+
+def test_gehan_by_hand():
+    """a: 2, 6+ (censored at 6); b: 3, 5, 1. Pairs the data order (i > j: j observed and i
+    longer, or i censored at j's time): 2 > 1; 6+ > 2, 3, 5, 1; 3 > 2, 1; 5 > 2, 3, 1.
+    Scores (wins - losses): 2: 1 - 3 = -2; 6+: 4; 3: 2 - 2 = 0; 5: 3 - 1 = 2; 1: -4.
+    W = -2 + 4 = 2; Mantel's variance n1 n2 / (n (n-1)) sum(score^2) = 6/20 * 40 = 12.
+    Cross pairs a > b: (2, 1), (6+, 3), (6+, 5), (6+, 1): A12 = 4/6."""
+    from scipy.stats import norm
+    from harness.statistics import censored_rank_test, gehan
+    z = 2 / np.sqrt(12)
+    for alt, p in (("greater", norm.sf(z)), ("less", norm.cdf(z)), ("two-sided", 2 * norm.sf(z))):
+        g = gehan([2.0, 6], [True, False], [3.0, 5, 1], [True, True, True], alt)
+        assert (g.u, g.alternative) == (4.0, alt) and g.a12 == pytest.approx(2 / 3)
+        assert g.p_value == pytest.approx(p, rel=1e-12), alt
+    assert gehan([2.0, 6], [True, False], [3.0, 5, 1], [True, True, True]) == \
+        gehan([2.0, 6], [True, False], [3.0, 5, 1], [True, True, True], "two-sided")     # the default
+    # one run each, 1 against 2: scores -1, 1; variance 1/2 * 2 = 1, z = -1
+    g = gehan([1.0], [True], [2.0], [True], "greater")
+    assert (g.u, g.a12) == (0.0, 0.0) and g.p_value == pytest.approx(norm.sf(-1), rel=1e-12)
+    # a run censored at the time another was observed lasted longer
+    assert gehan([5.0], [False], [5.0], [True], "greater").a12 == 1.0
+    assert gehan([5.0], [True], [5.0], [True], "greater").a12 == 0.5          # observed tie
+    # nothing ordered (every run censored): no evidence, all fields of the answer
+    g = gehan([5.0, 5], [False, False], [3.0, 7, 4], [False, False, False], "less")
+    assert (g.u, g.p_value, g.alternative, g.a12) == (3.0, 1.0, "less", 0.5)
+    # the dispatcher: the default alternative, equal group sizes, one run stopped early
+    t, e = np.array([3.0, 10, 4, 10]), np.array([1, 0, 1, 0], bool)
+    u, f = np.array([2.0, 10, 1, 5]), np.array([1, 0, 1, 1], bool)
+    assert censored_rank_test(t, e, u, f) == mann_whitney(t, u, "two-sided")
+    t2, e2 = np.array([3.0, 6, 4, 8]), np.array([1, 0, 1, 1], bool)       # one run, stopped at 6
+    assert censored_rank_test(t2, e2, u, f, "less") == gehan(t2, e2, u, f, "less")
+    assert censored_rank_test(t2, e2, u, f) == gehan(t2, e2, u, f, "two-sided")
+    # the only censored run, stopped before the longest observed one: Gehan
+    u2 = np.array([2.0, 10, 1, 5])
+    assert censored_rank_test(t2, e2, u2, np.ones(4, bool), "less") == gehan(t2, e2, u2, np.ones(4, bool), "less")
+
+
+def test_curve_bands_never_warn_on_sparse_curves():
+    import warnings
+    # a point defined by one run of four, and one defined by none: resamples without that
+    # run have no mean there (NaN, no warning), the quantiles of nothing are NaN
+    V = np.array([[1.0, 2, np.nan], [3, np.nan, np.nan], [5, np.nan, np.nan], [7, np.nan, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = curve_bands(V, n_boot=200)
+    assert b["n_runs"].tolist() == [4, 1, 0]
+    assert all(b[k].dtype == np.float64 for k in ("median", "q1", "q3", "mean", "mean_lo", "mean_hi"))
+    assert b["mean"][1] == 2 and b["mean_lo"][1] == 2 and b["mean_hi"][1] == 2
+    assert np.isnan([b[k][2] for k in ("median", "q1", "q3", "mean", "mean_lo", "mean_hi")]).all()
+
+
+def test_curve_bands_mean_interval_by_hand():
+    # two runs, constant curves 0 and 10: resampled means are 0, 5 or 10 (1/4, 1/2, 1/4),
+    # so the 95% interval is [0, 10] and a 40% one [5, 5]
+    V = np.array([[0.0] * 3, [10.0] * 3])
+    b = curve_bands(V, n_boot=400)
+    assert b["mean_lo"].tolist() == [0, 0, 0] and b["mean_hi"].tolist() == [10, 10, 10]
+    b = curve_bands(V, n_boot=400, confidence=0.4)
+    assert b["mean_lo"].tolist() == [5, 5, 5] and b["mean_hi"].tolist() == [5, 5, 5]
+    # more points than one chunk of the computation, each point its own curve of means
+    W = np.tile(np.array([[0.0], [10.0], [4.0]]), (1, 1300)) + np.arange(1300)
+    b = curve_bands(W, n_boot=100)
+    assert (b["mean_lo"] <= b["mean"]).all() and (b["mean"] <= b["mean_hi"]).all()
+    assert np.allclose(b["mean_hi"] - b["mean_lo"], b["mean_hi"][0] - b["mean_lo"][0])
+    assert b["mean_hi"][-1] - b["mean_lo"][-1] > 5
+
+
+def test_nanquantile_columns_of_no_runs_is_nan():
+    from harness.statistics import nanquantile_columns
+    out = nanquantile_columns(np.empty((0, 3)), [0.25, 0.5])
+    assert out.shape == (2, 3) and np.isnan(out).all()
