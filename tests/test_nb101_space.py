@@ -96,7 +96,7 @@ def test_pruning_matches_modelspec():
     # no path input -> output: invalid ("disconnected")
     m2 = np.zeros((7, 7), dtype=int)
     m2[0, 1] = m2[2, 6] = 1
-    with pytest.raises(InvalidArchitecture, match="disconnected"):
+    with pytest.raises(InvalidArchitecture, match="^NB101 cell is disconnected: no path from input to output$"):
         validate(make_cell(m2, ops7))
     assert prune(make_cell(m2, ops7)) is None
 
@@ -119,6 +119,30 @@ def test_edge_limit_is_checked_after_pruning():
     m3[0, 2] = m3[0, 3] = m3[0, 4] = m3[1, 3] = 1  # 10 edges among 6 used vertices
     with pytest.raises(InvalidArchitecture, match="10 edges"):
         validate(make_cell(m3, ops7))
+
+
+def _chain(n):
+    """input -> 1 -> ... -> output: every vertex on the path, n - 1 edges."""
+    m = np.zeros((n, n), dtype=int)
+    for i in range(n - 1):
+        m[i, i + 1] = 1
+    return make_cell(m, ["input"] + ["conv3x3-bn-relu"] * (n - 2) + ["output"])
+
+
+def test_is_valid_says_what_validate_decides():
+    full7 = make_cell(np.triu(np.ones((7, 7), dtype=int), 1), ["input"] + ["maxpool3x3"] * 5 + ["output"])
+    disconnected = make_cell([[0, 1, 0], [0, 0, 0], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+    cases = [(_chain(2), None), (_chain(7), None),
+             (_chain(8), "^NB101 cell has 8 vertices after pruning \\(at most 7\\)$"),
+             (full7, "^NB101 cell has 21 edges after pruning \\(at most 9\\)$"),
+             (disconnected, "^NB101 cell is disconnected: no path from input to output$")]
+    for cell, refusal in cases:
+        assert is_valid(cell) is (refusal is None)
+        if refusal is None:
+            assert validate(cell) == cell
+        else:
+            with pytest.raises(InvalidArchitecture, match=refusal):
+                validate(cell)
 
 
 @pytest.mark.parametrize("matrix, ops, msg", [
@@ -275,8 +299,13 @@ def test_table_space_vectorised_encodings_agree(sample_space):
     assert list(space.identities_all()) == [spec_hash(space.arch(i)) for i in range(space.size)]
 
 
-def test_enumeration_finds_the_423624_models():
-    bits, ops = enumerate_models()
+@pytest.fixture(scope="module")
+def enumerated():
+    return enumerate_models()
+
+
+def test_enumeration_finds_the_423624_models(enumerated):
+    bits, ops = enumerated
     assert len(bits) == 423_624  # NB101 paper §2.2
     space = NB101Space()
     rng = np.random.default_rng(5)
@@ -287,6 +316,42 @@ def test_enumeration_finds_the_423624_models():
     # every vertex count 2..7 appears, as in the release
     n_vertices = (ops >= 0).sum(axis=1) + 2
     assert set(np.unique(n_vertices)) == set(range(2, 8))
+
+
+def _hash_sample(bits, ops):
+    """Rows of the enumeration where a wrong hash would most likely merge two models: every
+    model of at most 5 vertices (2,532), and for 6 and 7 vertices runs of consecutive rows
+    (the enumeration lists each graph's labellings together, so a hash that misplaced or
+    dropped labels would collide inside a run) plus rows drawn at random (fixed seed)."""
+    n_vertices = (ops >= 0).sum(axis=1) + 2
+    rng = np.random.default_rng(101)
+    rows = [np.flatnonzero(n_vertices <= 5)]
+    for n in (6, 7):
+        idx = np.flatnonzero(n_vertices == n)
+        for start in rng.choice(len(idx) - 60, 12, replace=False):
+            rows.append(idx[start:start + 60])
+        rows.append(rng.choice(idx, 600, replace=False))
+    return np.unique(np.concatenate(rows))
+
+
+def test_hash_separates_exactly_the_non_isomorphic_models_of_a_sample(enumerated):
+    """The fast part of the full check below (run in CI): on 5,000 rows of the enumeration
+    (one per isomorphism class), hashes are all distinct, and a random renumbering of each
+    cell's interior vertices keeps its hash, so on this sample the hash equals iff the
+    cells are isomorphic. The 25 official records above pin the hash's exact values."""
+    bits, ops = enumerated
+    rows = _hash_sample(bits, ops)
+    assert len(rows) > 5_000
+    cells = [prune(unpad(bits[i], ops[i])) for i in rows]
+    hashes = [module_hash(c) for c in cells]
+    assert len(set(hashes)) == len(cells)
+    assert all(len(h) == 32 and int(h, 16) >= 0 for h in hashes)
+    rng = np.random.default_rng(7)
+    for cell, h in zip(cells[::5], hashes[::5]):
+        m, labels = _permuted(cell, _topological_relabelling(cell, rng))
+        assert graph_hash(m, labels) == h
+        ops_named = ["input"] + [OPS[x] for x in labels[1:-1]] + ["output"]
+        assert spec_hash(make_cell(m, ops_named)) == h
 
 
 @pytest.mark.slow
