@@ -127,7 +127,14 @@ class Hyperband(MultiFidelitySearch):
         if self._space_done():
             return DONE
         a = self._bracket.next_ask(self._next_id, self.new_architecture)
-        if a is None:
+        # the bracket is over: the next ones, until one can draw a new architecture (on a
+        # finite space a bracket starting low may find nothing new where one starting at the
+        # top still does); none of them: the run is over once nothing is running
+        tries = 0
+        while a is None:
+            if tries > self._s_max:
+                return WAIT if self._outstanding else DONE
+            tries += 1
             self._n_brackets_done += 1
             if self._s == 0:
                 self._n_passes_done += 1
@@ -136,8 +143,6 @@ class Hyperband(MultiFidelitySearch):
                 self._s -= 1
             self._bracket = self._new_bracket(self._s)
             a = self._bracket.next_ask(self._next_id, self.new_architecture)
-            if a is None:   # not even one architecture could be drawn
-                return WAIT if self._outstanding else DONE
         return a if a is WAIT else self._issue(a)
 
     def _told(self, trial, value):

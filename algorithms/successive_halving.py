@@ -216,6 +216,7 @@ class MultiFidelitySearch(SearchAlgorithm):
         self._trial_fidelity: dict[int, int] = {}
         self._obs: dict[int, list[tuple[Arch, float]]] = {f: [] for f in fidelities.values}
         self._top_done: set[str] = set()
+        self._started_at: dict[int, set[str]] = {}   # fidelity -> identities asked at it
         self._finite = space.is_finite
 
     # -- what subclasses and BOHB read ---------------------------------------------------
@@ -232,12 +233,18 @@ class MultiFidelitySearch(SearchAlgorithm):
 
     def new_architecture(self, fidelity: int, taken: set[str]) -> Arch | None:
         """A new architecture to start at ``fidelity``: uniformly random among those whose
-        identity is not in ``taken``; ``None`` if none is left (a finite space) or none was
+        identity is not in ``taken`` and that this run has not yet asked at this or a higher
+        fidelity (evaluating one again would be a free repeat that tells nothing new: on a
+        finite space the brackets sample without replacement, as random search does here, and
+        the run ends with DONE once nothing new is left); ``None`` if none is left or none was
         found in a few draws (a space too large to enumerate).
 
         Subclasses may override it (BOHB proposes from its density model); an override must
         return an architecture whose identity is not in ``taken``, or ``None``."""
         space, rng = self._space, self._rng
+        started = [s for f, s in self._started_at.items() if f >= fidelity]
+        if started:
+            taken = set(taken).union(*started)
         for _ in range(_REJECTION_TRIES):
             arch = space.sample(rng)
             if space.identity(arch) not in taken:
@@ -256,6 +263,7 @@ class MultiFidelitySearch(SearchAlgorithm):
     def _issue(self, ask: Ask) -> Ask:
         """Number ``ask`` (the runner's trial id for it) and return it."""
         self._trial_fidelity[self._next_id] = ask.fidelity
+        self._started_at.setdefault(ask.fidelity, set()).add(self._space.identity(ask.arch))
         self._next_id += 1
         return ask
 

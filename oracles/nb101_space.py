@@ -289,9 +289,14 @@ class NB101Space(SearchSpace):
     ``sample`` draws a random 7-vertex matrix (each upper-triangle edge with probability
     1/2) and uniformly random ops until the cell is valid, as the NB101 paper's random
     search baseline does; this is uniform over *raw* specs, not over the 423,624 models.
+    ``mutate`` is the paper's mutation for regularized evolution (Ying et al., NAS-Bench-101,
+    §5.1: every edge flipped with probability 1/7 and every op re-drawn with probability 1/5,
+    until the cell is valid and a different model), so one mutation may change several edges
+    or ops; ``neighbours`` lists the models one edge flip or one op change away.
     """
 
     name = "nb101"
+    mutates_to_neighbours = False   # the paper's mutation, see the class docstring
 
     # random moves
     def sample(self, rng):

@@ -37,13 +37,19 @@ class SearchSpace(ABC):
     name: str = "space"
 
     # --- random moves -------------------------------------------------------------
+    #: whether :meth:`mutate` draws among :meth:`neighbours` (False where the space follows
+    #: its paper's mutation operator, which may change several decisions at once)
+    mutates_to_neighbours: bool = True
+
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Arch:
         """One architecture drawn uniformly at random (uniform over the space)."""
 
     @abstractmethod
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
-        """A random neighbour of ``arch`` (never ``arch`` itself)."""
+        """A random mutation of ``arch`` (never ``arch`` itself): one of :meth:`neighbours`,
+        unless the space's own paper defines another operator (then
+        :attr:`mutates_to_neighbours` is False and the class docstring gives the operator)."""
 
     @abstractmethod
     def neighbours(self, arch: Arch) -> list[Arch]:

@@ -565,9 +565,14 @@ def data_copy(nb201_data_dir, tmp_path, monkeypatch):
     return data / "nb201"
 
 
-def _edit_manifest(table_dir, edit):
+def _edit_manifest(table_dir, edit, resign=True):
+    """Edit the manifest as someone who also recomputes its own checksum would (so the check
+    behind it is the one tested); ``resign=False``: a plain edit, refused by that checksum."""
+    from oracles.table import CHECKSUM_FIELD, manifest_digest
     m = json.loads((table_dir / "manifest.json").read_text())
     edit(m)
+    if resign and isinstance(m, dict):
+        m[CHECKSUM_FIELD] = manifest_digest(m)
     (table_dir / "manifest.json").write_text(json.dumps(m))
 
 
@@ -594,6 +599,8 @@ def _tamper_pickled_values(table_dir):
     (lambda d: _edit_manifest(d, lambda m: m.update(format="other/9")), "manifest"),
     (lambda d: _edit_manifest(d, lambda m: m["meta"]["space"].update(kind="klein-bottle")), "space kind"),
     (_tamper_pickled_values, "not a valid .npy"),
+    (lambda d: _edit_manifest(d, lambda m: m["axes"]["metrics"].reverse(), resign=False),
+     "does not match its own checksum"),
 ])
 def test_damaged_tables_are_refused(data_copy, tmp_path, capsys, damage, message):
     from oracles import registry

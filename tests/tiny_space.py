@@ -81,7 +81,11 @@ class TinySpace(FiniteSpace):
         return self.identity(arch)
 
     def parse(self, text):
-        return self.from_tokens([int(x) for x in text.split(",")])
+        try:
+            tokens = [int(x) for x in text.split(",")]
+        except (AttributeError, ValueError):
+            raise InvalidArchitecture(f"bad tiny architecture {text!r}: write tokens like 0,1,2") from None
+        return self.from_tokens(tokens)
 
 
 def linear_values(space: TinySpace, seed: int = 0) -> np.ndarray:
