@@ -234,7 +234,7 @@ def load_oracle(spec: str, shared: Any = None):
         avail = available()
     if name not in avail and table is None:
         for d, why in _damaged_tables():
-            raise CorruptData(f"oracle {name} is not available, and the table at {d} is damaged: {why}")
+            raise CorruptData(f"oracle {name} is not available, and the table at {d} cannot be used: {why}")
     if name not in avail:
         for kt in KNOWN_TABLES:
             if name in kt.oracles:

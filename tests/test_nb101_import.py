@@ -201,8 +201,12 @@ QUICK = {"random", "evolution", "mcts", "lanas"}
 
 
 def _algorithm_names():
-    from algorithms import REGISTRY
-    return [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in sorted(REGISTRY)]
+    """Every registered algorithm of the plain ask/tell surface; the multi-fidelity ones need
+    several fidelities (this fixture serves 108 epochs only): tests/test_nb101_multifidelity.py
+    runs them on NB101's four budgets."""
+    from algorithms import REGISTRY, algorithm_class
+    return [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in sorted(REGISTRY)
+            if not algorithm_class(n).uses_fidelities]
 
 
 @pytest.mark.parametrize("name", _algorithm_names())
