@@ -34,7 +34,13 @@ tests_for() {
                       --deselect tests/test_compare.py::test_cli_compare_and_baseline_files
                       --deselect tests/test_compare.py::test_baseline_of_a_real_folder_records_its_machine" ;;
         results) echo "tests/test_results_store.py" ;;
-        *) echo "unknown module $1 (choose statistics, compare, results)" >&2; return 1 ;;
+        runner) echo "tests/test_runner_trials.py tests/test_runner_counting.py tests/test_runner.py tests/test_runner_mutants.py
+                      --deselect tests/test_runner.py::test_records_agree_with_the_reference_loop[every-reinforce]
+                      --deselect tests/test_runner.py::test_records_agree_with_the_reference_loop[every-cadam]
+                      --deselect tests/test_runner.py::test_records_agree_with_the_reference_loop[every-nao]
+                      --deselect tests/test_runner_trials.py::test_an_oracle_from_a_factory_runs_in_an_experiment[ray-2]
+                      --deselect tests/test_runner_trials.py::test_an_oracle_from_a_factory_runs_in_an_experiment[local-2]" ;;
+        *) echo "unknown module $1 (choose statistics, compare, results, runner)" >&2; return 1 ;;
     esac
 }
 
