@@ -333,9 +333,8 @@ def test_algorithm_specs_build_or_refuse_cleanly(spec):
 def test_parse_spec_and_parse_name(text):
     from oracles.registry import parse_name
     for parse in (parse_spec, parse_name):
-        # parse_spec strips the whole spec first, so "name: " has no options; parse_name
-        # does not, and refuses the blank option of "name: "
-        want = spec_expected(text.strip() if parse is parse_spec else text)
+        # both strip the whole spec first, so "name: " has no options
+        want = spec_expected(text.strip())
         try:
             got = parse(text)
         except UserError as exc:
