@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -29,7 +29,7 @@ from oracles.errors import UserError
 from oracles.registry import load_oracle
 
 from .results import Cell, ResultsStore, machine_info
-from .runner import PROTOCOL, RunConfig, resolve_budget, run_one, setting
+from .runner import PROTOCOL, RunConfig, check_fidelities, resolve_budget, run_one, setting
 
 
 def _experiment_fields() -> list[tuple[str, Any, Any]]:
@@ -43,8 +43,7 @@ def _experiment_fields() -> list[tuple[str, Any, Any]]:
         ("seeds", int, setting(10, "number of seeds (default 10)", low=1)),
         ("seed_start", int, setting(0, "first seed (default 0)", low=0)),
     ]
-    runs = [(f.name, f.type, setting(f.default, **{k: v for k, v in f.metadata.items() if v is not None}))
-            for f in RunConfig.settings()]
+    runs = [(f.name, f.type, field(default=f.default, metadata=f.metadata)) for f in RunConfig.settings()]
     where = [
         ("workers", int, setting(1, "parallel worker processes (default 1)", low=1)),
         ("executor", str, setting("local", "where runs execute (default local)", choices=("local", "ray"))),
@@ -153,10 +152,7 @@ def plan(exp: Experiment) -> list[Cell]:
                 raise UserError(f"{name} needs a finite space; {oracle_spec} is not enumerable")
             rc = RunConfig(algorithm=name, params=algo.get_params(), oracle=oracle_spec,
                            **{f.name: getattr(exp, f.name) for f in RunConfig.settings()})
-            if getattr(algo, "uses_fidelities", False) and (oracle.fidelities is None
-                                                            or len(oracle.fidelities.values) < 2):
-                raise UserError(f"{name} chooses fidelities; oracle {oracle_spec} serves one: use "
-                                f"{oracle_spec.partition(':')[0]}:fidelities=all")
+            check_fidelities(name, algo, oracle)   # before any run starts
             config = {"algorithm": name, "params": rc.params, "oracle": oracle_spec, **rc.settings_dict()}
             config["budget"] = resolve_budget(rc, oracle)
             config["oracle_checksum"] = oracle.checksum

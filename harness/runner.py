@@ -207,6 +207,16 @@ def run_one(config: RunConfig, oracle: Oracle, seed: int,
         return _run_one(config, oracle, seed, progress)
 
 
+def check_fidelities(name: str, algo: SearchAlgorithm, oracle: Oracle) -> None:
+    """One line, unless the oracle serves the fidelities the algorithm needs (several, for
+    one that chooses them)."""
+    fids = oracle.fidelities
+    if getattr(algo, "uses_fidelities", False) and (fids is None or len(fids.values) < 2):
+        raise UserError(f"{name} chooses fidelities; oracle {oracle.name} serves "
+                        f"{'none' if fids is None else 'only ' + str(fids.max)}: use one that serves several "
+                        f"(e.g. nb201/cifar10:fidelities=all)")
+
+
 def describe_exception(exc: BaseException) -> str:
     """One line: ``Type: first line of the message (file:line in function)``, the place being
     the innermost frame of the traceback (where the error was raised)."""
@@ -245,10 +255,7 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     top = fids.max if fids is not None else -1
     prefix = fids is not None and fids.kind == "prefix"
     uses_fidelities = getattr(algo, "uses_fidelities", False)
-    if uses_fidelities and (fids is None or len(fids.values) < 2):
-        raise UserError(f"{config.algorithm} chooses fidelities; oracle {oracle.name} serves "
-                        f"{'none' if fids is None else 'only ' + str(top)}: use one that serves several "
-                        f"(e.g. nb201/cifar10:fidelities=all)")
+    check_fidelities(config.algorithm, algo, oracle)
     if config.until_optimum and oracle.optimum is None:
         raise UserError(f"oracle {oracle.name} has no known optimum: drop --until-optimum")
     algo_ss, oracle_ss = np.random.SeedSequence(int(seed)).spawn(2)
