@@ -226,7 +226,8 @@ def describe_exception(exc: BaseException) -> str:
     if tb:
         frame = tb[-1]
         path = Path(frame.filename)
-        where = "/".join(path.parts[-2:]) if len(path.parts) >= 2 else path.name
+        # the file and its folder; a file at the root keeps its own name ('/boom.py', not '//boom.py')
+        where = str(Path(*path.parts[-2:])) if len(path.parts) > 2 else str(path)
         text += f" ({where}:{frame.lineno} in {frame.name})"
     return text
 

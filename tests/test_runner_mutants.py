@@ -95,6 +95,8 @@ def test_describe_exception_names_the_last_two_parts_of_the_raising_file():
     assert describe_exception(exc) == "ValueError: v (c/deep.py:2 in boom)"
     exc = _raised("def boom():\n    raise ValueError('v')\n", "single.py")
     assert describe_exception(exc) == "ValueError: v (single.py:2 in boom)"
+    exc = _raised("def boom():\n    raise ValueError('v')\n", "/boom.py")
+    assert describe_exception(exc) == "ValueError: v (/boom.py:2 in boom)"
 
 
 def test_describe_exception_without_a_message_or_a_traceback():
