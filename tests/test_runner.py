@@ -26,8 +26,13 @@ class Spy(SearchAlgorithm):
         self.space, self.rng, self.n, self.seen = space, rng, 0, []
         Spy.started_with.append((space, rng))
 
+    #: no test here asks this often: a runner that never stops fails at once instead of hanging
+    ASK_LIMIT = 100_000
+
     def ask(self):
         self.n += 1
+        if self.n > self.ASK_LIMIT:
+            raise AssertionError(f"asked {self.ASK_LIMIT:,} times: the runner does not stop")
         if self.seen and (self.stuck_after and self.n > self.stuck_after):
             return self.seen[0]
         if self.seen and self.repeat_every and self.n % self.repeat_every == 0:
