@@ -22,7 +22,8 @@ How it works (``collect``):
   recipe, seeds, subset). Running the command again on the same ``OUT`` resumes; a different
   configuration on the same ``OUT`` is refused.
 * Each finished (network, seed) is one line appended to this session's shard
-  ``OUT/shards/shard-<time>-<pid>.jsonl`` and flushed to disk (``fsync``) at once. A line
+  ``OUT/shards/shard-<time>-<pid>-<random>.jsonl`` and flushed to disk (``fsync``) at once
+  (``OUT`` is a result store, :mod:`oracles.collectors.store`, keyed by index and seed). A line
   carries its own SHA-256, so a line torn by a kill is recognised and dropped; every session
   starts a new shard, so nothing is ever appended after a torn line. Killing the collector
   at any moment therefore loses at most the networks being trained; a restart skips every
@@ -49,7 +50,6 @@ Installing a collected table for ``nas-harness run``: copy ``OUT/table`` to
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -68,6 +68,8 @@ from harness.provenance import code_version as _harness_code_version
 from ..convnet_space import ConvNetSpace
 from ..errors import CorruptData, UserError
 from ..table import Table, save_table
+from .store import ResultStore, scan
+from .store import encode_row as store_encode_row
 from .train import METRICS, Recipe
 
 FORMAT = "nas-harness-collection/1"
@@ -137,80 +139,29 @@ def make_job(preset: str, dataset: str, seeds: int | Sequence[int], recipe: Reci
                cifar_dir=None if cifar_dir is None else str(Path(cifar_dir).expanduser().resolve()))
 
 
-# --- shards ----------------------------------------------------------------------------------
-def _line_digest(payload: str) -> str:
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+# --- shards ---------------------------------------------------------------------------------
+# The shards are a result store (oracles.collectors.store) keyed by (space index, seed): the
+# collection folder's collection.json fixes everything else that decides a row.
+encode_row = store_encode_row
 
 
-def encode_row(row: dict[str, Any]) -> bytes:
-    """One shard line: the row's JSON and its digest (floats round-trip exactly in JSON)."""
-    payload = json.dumps(row, sort_keys=True, allow_nan=True)
-    return (json.dumps({"row": row, "sha": _line_digest(payload)}, sort_keys=True) + "\n").encode()
+def _row_key(row: dict[str, Any]) -> tuple[int, int]:
+    return int(row["index"]), int(row["seed"])
 
 
 def read_shards(out: Path) -> tuple[dict[tuple[int, int], dict[str, Any]], dict[str, int]]:
     """Every valid row under ``out/shards``, keyed by (space index, seed), and counts.
 
     A last line without its newline, or failing its digest, is a write torn by a kill and is
-    dropped; a damaged line elsewhere means the file was modified and is refused.
+    dropped; a damaged line elsewhere means the file was modified and is refused
+    (:func:`oracles.collectors.store.scan`).
     """
-    rows: dict[tuple[int, int], dict[str, Any]] = {}
-    stats = {"rows": 0, "torn": 0, "torn_shards": [], "duplicates": 0, "shards": 0}
-    shard_dir = out / SHARDS
-    if not shard_dir.is_dir():
-        return rows, stats
-    for path in sorted(shard_dir.glob("shard-*.jsonl")):
-        stats["shards"] += 1
-        data = path.read_bytes()
-        lines = data.split(b"\n")
-        # the element after the final newline is b"" for a clean file, a torn tail otherwise
-        for n, raw in enumerate(lines):
-            last = n == len(lines) - 1
-            if last:
-                if raw:
-                    stats["torn"] += 1
-                    stats["torn_shards"].append(path.name)
-                break
-            try:
-                obj = json.loads(raw)
-                row = obj["row"]
-                ok = obj["sha"] == _line_digest(json.dumps(row, sort_keys=True, allow_nan=True))
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            if not ok:
-                if n == len(lines) - 2 and not lines[-1]:
-                    stats["torn"] += 1  # last complete-looking line damaged by a crash
-                    stats["torn_shards"].append(path.name)
-                    continue
-                raise CorruptData(f"{path}, line {n + 1}, is damaged (not a torn tail); remove that "
-                                  "line or the shard and run the collector again")
-            key = (int(row["index"]), int(row["seed"]))
-            if key in rows:
-                stats["duplicates"] += 1
-                continue
-            rows[key] = row
-            stats["rows"] += 1
-    return rows, stats
+    return scan(out, ("index", "seed"), key_of=_row_key)
 
 
-class _Shard:
-    """This session's append-only shard; each row is written and fsync'ed on its own."""
-
-    def __init__(self, out: Path):
-        (out / SHARDS).mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.path = out / SHARDS / f"shard-{stamp}-{os.getpid()}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o666)  # the umask decides
-
-    def append(self, row: dict[str, Any]) -> None:
-        line = encode_row(row)
-        written = os.write(self._fd, line)
-        if written != len(line):  # a short write can only be a full disk: fail loudly
-            raise OSError(f"short write to {self.path}; disk full?")
-        os.fsync(self._fd)
-
-    def close(self) -> None:
-        os.close(self._fd)
+def open_store(out: Path) -> ResultStore:
+    """The collection folder's result store; each session appends to a shard of its own."""
+    return ResultStore(out, ("index", "seed"), key_of=_row_key)
 
 
 def lock(out: Path) -> FileLock:
@@ -361,7 +312,7 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str 
 def _train(job, out, space, todo, total, workers, device, executor, progress):
     tasks = ((i, space.arch(i), s) for i, s in todo)
     run = _run_local if executor == "local" else _run_ray
-    shard = _Shard(out)
+    shard = open_store(out)
     bar = None
     if progress:
         from tqdm import tqdm
