@@ -2,6 +2,10 @@
 
 ``REGISTRY`` maps the command-line name to ``"module:Class"``; modules are imported on
 first use so that torch-based algorithms cost nothing to the ones that do not need torch.
+
+Names that are not in ``REGISTRY`` are looked up among plugins (:mod:`algorithms.plugins`):
+a class's dotted import path (``mypkg.module.Class``) or the name of a
+``nas_harness.algorithms`` entry point of an installed package. Built-in names win.
 """
 
 from __future__ import annotations
@@ -33,12 +37,29 @@ REGISTRY: dict[str, str] = {
 
 
 def algorithm_class(name: str) -> type[SearchAlgorithm]:
-    try:
-        target = REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown algorithm {name!r}; choose from {', '.join(sorted(REGISTRY))}") from None
+    """The class behind ``name``: a built-in's, a plugin's (entry point) or the class at a
+    dotted import path. A plugin that does not import or does not follow the interface is a
+    one-line :class:`~oracles.plugins.PluginError`."""
+    target = REGISTRY.get(name)
+    if target is None:
+        from . import plugins
+        cls = plugins.algorithm_class(name)
+        if cls is None:
+            found = sorted(plugins.plugins())
+            extra = f"; plugins: {', '.join(found)}" if found else ""
+            raise UserError(f"unknown algorithm {name!r}; choose from {', '.join(sorted(REGISTRY))}{extra} "
+                            "(or a class by its import path, package.module.Class)")
+        return cls
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def algorithm_source(name: str) -> dict[str, Any] | None:
+    """What a run records about the code behind algorithm ``name``: None for a built-in (the
+    harness's own code version covers it); for a plugin, its distribution, version and entry
+    point or import path (:func:`algorithms.plugins.source`)."""
+    from . import plugins
+    return plugins.source(name, builtin=name in REGISTRY)
 
 
 def _annotated_type(annotation: Any) -> type | None:

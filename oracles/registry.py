@@ -9,7 +9,9 @@ only place that knows a source's layout and the registry stays generic.
 
 Oracles that are not tables (networks trained on demand, supernets) come from factories:
 :data:`FACTORIES` maps a name's family (the part before the first ``/``) to a
-``"module:function"`` building the oracle from ``(name, options, shared)``.
+``"module:function"`` building the oracle from ``(name, options, shared)``. Installed
+packages add families (``nas_harness.oracles`` entry points) and space kinds
+(``nas_harness.spaces``) the same way (:mod:`oracles.plugins`); built-in names win.
 
 An oracle is named ``NAME[:key=value,...]``; options override the table's defaults:
 ``runs=mean|random``, ``search=METRIC``, ``report=METRIC``, ``fidelity=EPOCHS`` (the one a
@@ -114,7 +116,51 @@ FACTORIES: dict[str, str] = {}
 
 def factory_of(spec: str) -> str | None:
     """The ``"module:function"`` that builds ``spec``, or None for a table-backed oracle."""
-    return FACTORIES.get(parse_name(spec)[0].split("/")[0])
+    return _factory(parse_name(spec)[0].split("/")[0])
+
+
+def _factory(family: str) -> str | None:
+    """:data:`FACTORIES`' entry for ``family``, else an installed plugin's; a plugin never
+    takes the name of a table's oracles (built-ins win)."""
+    target = FACTORIES.get(family)
+    if target is None:
+        plugin = _oracle_plugin(family)
+        if plugin is not None:
+            target = plugin.value
+    return target
+
+
+def _oracle_plugin(family: str):
+    from .plugins import GROUPS, discover, find
+    if family in FACTORIES or family not in discover(GROUPS["oracles"]) or family in _table_families():
+        return None
+    return find(GROUPS["oracles"], family)
+
+
+def _table_families() -> set[str]:
+    return {n.split("/")[0] for n in (*available(), *(o for kt in KNOWN_TABLES for o in kt.oracles))}
+
+
+def oracle_source(spec: str) -> dict[str, Any] | None:
+    """What a run records about the code behind oracle ``spec`` when a plugin provides it
+    (its factory, or the builder of its table's space kind): distribution, version, entry
+    point; None for the harness's own oracles."""
+    family = parse_name(spec)[0].split("/")[0]
+    plugin = _oracle_plugin(family) if family not in FACTORIES else None
+    if plugin is not None:
+        return plugin.source()
+    entry = available().get(parse_name(spec)[0])
+    if entry is None:
+        return None
+    try:
+        kind = read_manifest(entry[0]).get("meta", {}).get("space", {}).get("kind")
+    except UserError:
+        return None
+    if not isinstance(kind, str) or kind in SPACE_BUILDERS:
+        return None
+    from .plugins import GROUPS, find
+    space = find(GROUPS["spaces"], kind)
+    return None if space is None else space.source()
 
 
 def _from_factory(target: str, name: str, options: dict[str, str], shared: Any):
@@ -169,6 +215,12 @@ def list_oracles() -> list[dict[str, Any]]:
     families built by factories."""
     rows = [{"name": f"{family}/...", "installed": True, "table": None,
              "description": f"built on demand by {target}"} for family, target in sorted(FACTORIES.items())]
+    from .plugins import GROUPS, discover
+    for family in sorted(discover(GROUPS["oracles"])):
+        plugin = _oracle_plugin(family)
+        if plugin is not None:
+            rows.append({"name": f"{family}/...", "installed": True, "table": None,
+                         "description": f"built on demand by the plugin from {plugin.origin}"})
     avail = available()
     for name, (d, decl) in sorted(avail.items()):
         rows.append({"name": name, "installed": True, "table": str(d),
@@ -217,7 +269,7 @@ def load_oracle(spec: str, shared: Any = None):
     of each worker reading the data directory.
     """
     name, options = parse_name(spec)
-    target = FACTORIES.get(name.split("/")[0])
+    target = _factory(name.split("/")[0])
     if target is not None:
         return _from_factory(target, name, options, shared)
     table = shared
@@ -250,10 +302,15 @@ def load_oracle(spec: str, shared: Any = None):
     if table is None:
         table = _load_cached(directory)
     kind = table.meta.get("space", {}).get("kind")
-    if kind not in SPACE_BUILDERS:
-        raise UserError(f"table {directory} declares unknown space kind {kind!r}; upgrade nas-harness "
-                        "or re-import the table")
-    space = SPACE_BUILDERS[kind](table)
+    builder = SPACE_BUILDERS.get(kind)
+    if builder is None and isinstance(kind, str):
+        from .plugins import GROUPS, find
+        plugin = find(GROUPS["spaces"], kind)     # a space kind an installed package provides
+        builder = plugin.load() if plugin is not None else None
+    if builder is None:
+        raise UserError(f"table {directory} declares unknown space kind {kind!r}; upgrade nas-harness, "
+                        "install the package that provides it, or re-import the table")
+    space = builder(table)
     fidelity = options.get("fidelity", decl.get("fidelity"))
     search = options.get("search", decl["search"])
     report = options.get("report", decl["report"])

@@ -6,6 +6,10 @@ Everything printed comes from the algorithm classes themselves (``summary``, ``p
 :mod:`algorithms.base`), so the help cannot drift from the code. Importing an algorithm's
 module does not import torch, so both commands work on an install without the ``learned``
 extra and say which algorithms need it.
+
+``list`` shows the plugins of installed packages (``nas_harness.algorithms`` entry points,
+:mod:`algorithms.plugins`) after the built-ins, each with the package and version it comes
+from; a plugin that cannot be loaded is one warning line on stderr and the list goes on.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ def register(sub) -> None:
     ls.set_defaults(func=list_main)
     info = asub.add_parser("info", help="every parameter of one algorithm with its default and meaning, "
                                         "its presets, paper and sections")
-    info.add_argument("name", help="algorithm name, as in run --algorithm (e.g. lanas)")
+    info.add_argument("name", help="algorithm name, as in run --algorithm (e.g. lanas, a plugin's name, or "
+                                   "a class's import path package.module.Class)")
     info.add_argument("--format", choices=("text", "json"), default="text")
     info.set_defaults(func=info_main)
 
@@ -56,7 +61,7 @@ def _needs(cls) -> str | None:
 
 def describe(name: str) -> dict[str, Any]:
     """Everything ``info`` shows about algorithm ``name``, as JSON-able data."""
-    from algorithms import algorithm_class
+    from algorithms import algorithm_class, algorithm_source
     cls = algorithm_class(name)
     defaults = cls.default_params()
     docs = cls.param_docs()
@@ -71,7 +76,42 @@ def describe(name: str) -> dict[str, Any]:
         params.append(entry)
     return {"name": name, "class": f"{cls.__module__}.{cls.__name__}", "summary": plain(cls.one_line()),
             "paper": cls.paper, "needs": _needs(cls), "needs_finite_space": bool(cls.needs_finite_space),
-            "default_preset": default_preset, "presets": presets, "parameters": params}
+            "default_preset": default_preset, "presets": presets, "parameters": params,
+            "plugin": algorithm_source(name)}
+
+
+def _row(name: str, cls, plugin: dict[str, Any] | None) -> dict[str, Any]:
+    return {"name": name, "summary": plain(cls.one_line()), "paper": cls.paper,
+            "presets": list(cls.presets), "needs": _needs(cls), "plugin": plugin}
+
+
+def _origin(plugin: dict[str, Any]) -> str:
+    """``from nas-harness-hillclimb 0.1.0 (nas_hillclimb.climber:HillClimber)``"""
+    where = plugin.get("entry_point", "").rpartition(" = ")[2] or plugin.get("import_path", "")
+    who = f"{plugin['distribution']} {plugin['version']}" if plugin.get("distribution") else "no installed package"
+    text = f"from {who} ({where})"
+    return f"{text}; {plugin['note']}" if plugin.get("note") else text
+
+
+def rows() -> list[dict[str, Any]]:
+    """Every algorithm ``list`` shows: the built-ins, then the plugins that load (the others
+    are one warning line each on stderr)."""
+    from algorithms import REGISTRY, algorithm_class
+    from algorithms.plugins import load_for_listing, plugins
+    from oracles.plugins import PluginError, warn
+    out = [_row(name, algorithm_class(name), None) for name in REGISTRY]
+    for found in plugins().values():
+        for plugin in found:
+            try:
+                name, cls, note = load_for_listing(plugin, set(REGISTRY))
+            except PluginError as exc:
+                warn(f"{exc}; the other algorithms are listed")
+                continue
+            source = {**plugin.source(), "import_path": plugin.import_path}
+            if note:
+                source["note"] = f"{note}: use it as {name}"
+            out.append(_row(name, cls, source))
+    return out
 
 
 def _value(v: Any) -> str:
@@ -86,19 +126,21 @@ def _wrap(text: str, indent: str) -> str:
 
 
 def list_main(args: argparse.Namespace) -> int:
-    from algorithms import REGISTRY, algorithm_class
-    rows = []
-    for name in REGISTRY:
-        cls = algorithm_class(name)
-        rows.append({"name": name, "summary": plain(cls.one_line()), "paper": cls.paper,
-                     "presets": list(cls.presets), "needs": _needs(cls)})
+    listed = rows()
     if args.format == "json":
-        print(json.dumps(rows, indent=1))
+        print(json.dumps(listed, indent=1))
         return 0
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        print(f"{r['name'].ljust(width)}  {r['summary']}")
+    # an import path as long as a sentence would push every summary off the screen
+    width = max(len(r["name"]) for r in listed if len(r["name"]) <= 24)
+    for r in listed:
         pad = " " * (width + 2)
+        if len(r["name"]) > width:
+            print(r["name"])
+            print(_wrap(r["summary"], pad))
+        else:
+            print(f"{r['name'].ljust(width)}  {r['summary']}")
+        if r["plugin"]:
+            print(_wrap(_origin(r["plugin"]), pad))
         if r["paper"]:
             print(_wrap(f"paper: {r['paper']}", pad))
         if r["presets"]:
@@ -115,6 +157,8 @@ def info_main(args: argparse.Namespace) -> int:
         print(json.dumps(d, indent=1, default=str))
         return 0
     print(f"{d['name']}: {d['summary']}")
+    if d["plugin"]:
+        print(_wrap(_origin(d["plugin"]), ""))
     if d["paper"]:
         print(_wrap(f"paper: {d['paper']}", ""))
     if d["needs"]:
