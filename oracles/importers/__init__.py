@@ -9,4 +9,5 @@ IMPORTERS: dict[str, str] = {
     "nb201": "oracles.importers.nb201",
     "nb101": "oracles.importers.nb101",
     "table": "oracles.importers.table",
+    "nbnlp": "oracles.importers.nbnlp",
 }
