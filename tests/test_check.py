@@ -1,0 +1,153 @@
+"""``nas-harness check`` (:mod:`harness.check`) fails each broken algorithm of
+``tests/broken_algorithms`` for its own reason, and only that one, and passes good built-ins.
+
+The default run uses the quick settings on the shipped convnet-digits table (about 40 s in
+all); ``-m slow`` runs the full check (the NB201 table as a second table, four workers in the
+stopping check, 20 seeds) on random search and regularized evolution, and a multi-fidelity
+algorithm on NB201's 12 and 200 epochs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from broken_algorithms.contrarian import Contrarian
+from broken_algorithms.elite_cache import EliteCache
+from broken_algorithms.global_rng import GlobalRandom
+from broken_algorithms.reads_report import ReadsReport
+from broken_algorithms.stop_iteration import StopsByRaising
+from conftest import data_env
+from harness import check
+from oracles.errors import UserError
+from oracles.registry import load_oracle
+
+QUICK = check.Settings.quick(statistics=False)
+
+
+def outcomes(algorithm, settings=QUICK, only=None) -> dict[str, check.Outcome]:
+    return {o.check: o for o in check.check(algorithm, settings=settings, only=only)}
+
+
+def failed(out: dict[str, check.Outcome]) -> set[str]:
+    return {name for name, o in out.items() if o.status == check.FAIL}
+
+
+def test_reading_the_report_metric_fails_no_test_metric():
+    out = outcomes(ReadsReport)
+    # on the minimised mirror the report metric is negated too, so it climbs the other way
+    assert failed(out) == {"no-test-metric", "directions"}
+    reason = out["no-test-metric"].reason
+    assert reason.startswith("reads the report metric (test_acc)") or reason.startswith("holds a report value")
+    assert out["determinism"].status == out["stopping"].status == check.PASS
+
+
+def test_a_global_generator_fails_global_rng_and_is_named():
+    out = outcomes(GlobalRandom)
+    assert out["global-rng"].status == check.FAIL
+    assert out["global-rng"].details["generators"] == ["numpy's global np.random"]
+    assert "draws from numpy's global np.random" in out["global-rng"].reason
+    # with the global generators seeded alike, seeds 3 and 4 are one run: the given rng is unused
+    assert "the generator given to start is not used" in out["determinism"].reason
+    assert failed(out) == {"global-rng", "determinism"}
+
+
+def test_ending_with_stop_iteration_fails_stopping():
+    out = outcomes(StopsByRaising)
+    assert failed(out) == {"stopping"}
+    reason = out["stopping"].reason
+    assert reason.startswith("ended its run by raising StopIteration") and "return DONE instead" in reason
+    assert "stop_iteration.py" in reason
+
+
+def test_state_left_by_a_killed_run_fails_resume():
+    out = outcomes(EliteCache)
+    assert failed(out) == {"resume"}
+    assert "state outlives a run" in out["resume"].reason
+
+
+def test_an_algorithm_worse_than_random_search_fails_the_comparison():
+    out = outcomes(Contrarian, check.Settings.quick(seeds=6), only=["samples-to-optimum"])
+    o = out["samples-to-optimum"]
+    assert o.status == check.FAIL and o.reason.startswith("needs significantly more samples than random search")
+    mine, rs = o.details["runs"]["contrarian"], o.details["runs"]["random"]
+    assert np.mean(mine["samples"]) > 1.5 * np.mean(rs["samples"])
+    ratio = o.details["ratios"]["random"]["mean"]
+    assert ratio["lo"] > 1.1
+
+
+@pytest.mark.parametrize("name", ["random", "evolution"])
+def test_good_built_ins_pass(name):
+    out = outcomes(name, check.Settings.quick())
+    assert failed(out) == set(), {k: o.reason for k, o in out.items()}
+    assert out["fidelities"].status == check.NA
+    stats = out["samples-to-optimum"].details
+    other = "evolution" if name == "random" else "random"
+    assert set(stats["runs"]) == {name, other} and len(stats["runs"][name]["samples"]) == 10
+    r = stats["ratios"][other]["median"]
+    assert r["lo"] <= r["value"] <= r["hi"]
+
+
+def test_poisoned_table_keeps_what_algorithms_see():
+    o = load_oracle("convnet-digits")
+    bad, sentinels = check.poisoned(o, seed=7)
+    assert np.array_equal(bad.search_values, o.search_values)
+    for i in (0, 5, o.space.size - 1):
+        a, b = o.query_index(i), bad.query_index(i)
+        assert a.observation == b.observation
+        assert b.report in sentinels and b.report != a.report
+    assert sorted(sentinels - check.SENTINEL) == list(range(o.space.size))
+
+
+def test_minimised_mirror_and_subset_tables():
+    o = load_oracle("convnet-digits")
+    m = check.minimised(o)
+    assert m.direction == "min" and m.optimum.identities == o.optimum.identities
+    assert m.query_index(3).observation.value == -o.query_index(3).observation.value
+    assert check.minimised(m).direction == "max"
+    s = check.subset_oracle(o, 24)
+    assert s.space.size == 24 and s.space.is_finite
+    for i in range(24):
+        a = s.space.arch(i)
+        assert s.query(a).observation == o.query(a).observation
+
+
+def test_a_class_to_check_must_be_importable_and_a_name_must_exist():
+    class Local(check.SearchAlgorithm):     # defined in a function: no process can import it
+        def start(self, space, rng): ...
+        def ask(self): ...
+        def tell(self, arch, obs): ...
+
+    with pytest.raises(UserError, match="top level of an importable module"):
+        check.Subject.of(Local)
+    with pytest.raises(UserError, match="unknown algorithm"):
+        check.Subject.of("no-such-algorithm")
+    with pytest.raises(UserError, match="unknown check"):
+        check.check("random", only=["nonsense"])
+    assert check.Subject.of("evolution:population=5").params == {"population": "5"}
+
+
+def test_checks_leave_the_global_generators_as_they_were():
+    np.random.seed(123)
+    expected = np.random.random()
+    np.random.seed(123)
+    check.check("random", settings=QUICK, only=["global-rng", "determinism"])
+    assert np.random.random() == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["random", "evolution"])
+def test_full_check_on_both_tables(name, nb201_data_dir):
+    with data_env(nb201_data_dir):
+        out = outcomes(name, check.Settings())
+    assert failed(out) == set(), {k: o.reason for k, o in out.items()}
+    assert "nb201/cifar10 (max)" in out["directions"].reason
+    assert "1 and 4 workers" in out["stopping"].reason
+
+
+@pytest.mark.slow
+def test_full_check_of_a_multi_fidelity_algorithm(nb201_data_dir):
+    with data_env(nb201_data_dir):
+        out = outcomes("hyperband", check.Settings(statistics=False))
+    assert failed(out) == set(), {k: o.reason for k, o in out.items()}
+    assert out["fidelities"].status == check.PASS
