@@ -25,6 +25,7 @@ COMMANDS = (
     "harness.commands.oracles",
     "harness.commands.algorithms",
     "harness.commands.collect",
+    "harness.commands.supernet",
 )
 
 #: what ``nas-harness --help`` says first (plain text: argparse prints it as written)

@@ -1,0 +1,125 @@
+"""``nas-harness supernet``: train weight-sharing supernets (see docs/supernets.md).
+
+``nas-harness supernet train nb201 --dataset digits --preset cpu [--epochs E] [--seed S]
+[--device cpu|cuda] [--name NAME]`` trains a supernet into the data directory
+(``$NAS_HARNESS_DATA/supernets/NAME/``), writing a checkpoint after every epoch; running the
+same command again after an interruption resumes from the last checkpoint, and a finished
+supernet is not trained again. The supernet is then the oracle ``supernet/NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from oracles.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("supernet", help="train weight-sharing supernets",
+                              description="Train weight-sharing supernets (resumable); a trained supernet "
+                                          "answers queries as the oracle supernet/NAME.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", parser_class=type(p))
+    t = verbs.add_parser("train", help="train a supernet (resumable)",
+                         description="Train a supernet with uniform single-path sampling (SPOS) or all "
+                                     "operations mixed, on NB201's search recipe (SGD 0.025 cosine, "
+                                     "momentum 0.9, weight decay 5e-4). A checkpoint is written after every "
+                                     "epoch; run the same command again to resume after an interruption.")
+    from supernets.training import MODES, PRESETS
+    t.add_argument("space", choices=("nb201",), help="the cell space")
+    t.add_argument("--dataset", required=True, choices=("digits", "mnist5k", "cifar10"))
+    t.add_argument("--cifar-dir", metavar="DIR", help="the extracted cifar-10-batches-py folder")
+    t.add_argument("--split-seed", type=int, default=0, metavar="S", help="data split seed (default 0)")
+    t.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                   help="cpu: C=8, N=1, 50 epochs; gpu: C=16, N=5 (NB201's search skeleton), 100 epochs")
+    t.add_argument("--epochs", type=int, metavar="E", help="epochs (and cosine schedule length); "
+                                                          "default the preset's")
+    t.add_argument("--seed", type=int, default=0, metavar="S", help="initialisation, shuffles and paths")
+    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    t.add_argument("--name", help="folder under the data directory's supernets/ (default "
+                                  "nb201-DATASET-PRESET-eE-sS plus the options that differ from the defaults)")
+    t.add_argument("--mode", default="single-path", choices=MODES,
+                   help="single-path: one uniform random path per batch (SPOS); all-ops: every operation, "
+                        "equally weighted (DARTS's mixed operation)")
+    t.add_argument("--bn", default="nb201", metavar="SETTING",
+                   help="batch norm in the cells: nb201 (no affine, no running statistics; NB201's search "
+                        "setting), full (both), or affine=0|1,track=0|1")
+    t.add_argument("--C", type=int, metavar="C", help="override the preset's width")
+    t.add_argument("--N", type=int, metavar="N", help="override the preset's cells per stage")
+    t.add_argument("--batch-size", type=int, metavar="B", help="default 64")
+    t.add_argument("--lr", type=float, help="default 0.025")
+    t.add_argument("--max-train", type=int, metavar="N", help="train on the first N training images only")
+    t.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads for torch (default 1, as the collectors: numbers do not depend on "
+                        "the machine's core count)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def default_name(config, preset: str) -> str:
+    """``nb201-digits-cpu-e50-s0``, plus every setting that differs from the preset."""
+    from supernets.training import preset_config
+    base = preset_config(preset, dataset=config.dataset, epochs=config.epochs, seed=config.seed)
+    name = f"{config.space}-{config.dataset}-{preset}-e{config.epochs}-s{config.seed}"
+    short = {"split_seed": "split", "bn_affine": "affine", "bn_track": "track", "batch_size": "b",
+             "max_train": "n", "mode": "", "C": "C", "N": "N", "lr": "lr"}
+    for key, value in config.to_dict().items():
+        if value != getattr(base, key):
+            value = int(value) if isinstance(value, bool) else value
+            name += f"-{short.get(key, key)}{value}"
+    return name
+
+
+def _train(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from supernets.checkpoints import resume, save_checkpoint, supernet_dir
+    from supernets.data import load
+    from supernets.ops import BNOptions
+    from supernets.training import SupernetTrainer, preset_config
+
+    try:
+        bn = BNOptions.parse(args.bn)
+        config = preset_config(args.preset, dataset=args.dataset, split_seed=args.split_seed, epochs=args.epochs,
+                               seed=args.seed, mode=args.mode, bn_affine=bn.affine, bn_track=bn.track_running_stats,
+                               C=args.C, N=args.N, batch_size=args.batch_size, lr=args.lr,
+                               max_train=args.max_train)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.threads < 1:
+        raise UserError("--threads must be >= 1")
+    torch.set_num_threads(args.threads)
+    name = args.name or default_name(config, args.preset)
+    folder = supernet_dir(name)
+    data = load(config.dataset, config.split_seed, args.cifar_dir)
+    trainer = SupernetTrainer(config, data, device=args.device)
+    resumed = resume(trainer, folder)
+    if trainer.done:
+        print(f"supernet {name} is already trained ({trainer.epoch} epochs) in {folder}; "
+              f"query it as the oracle supernet/{name}")
+        return 0
+    if resumed:
+        print(f"resuming supernet {name} at epoch {trainer.epoch} of {config.epochs}", file=sys.stderr)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=(config.epochs - trainer.epoch) * trainer.steps_per_epoch, unit="step",
+                   desc=f"supernet {name}", file=sys.stderr, dynamic_ncols=True)
+
+    def on_epoch(stats):
+        save_checkpoint(trainer.state_dict(), folder)
+        if bar is not None:
+            bar.set_postfix(epoch=stats["epoch"], loss=f"{stats['train_loss']:.3f}",
+                            acc=f"{stats['train_acc']:.3f}")
+
+    try:
+        trainer.train(on_step=(bar.update if bar is not None else None), on_epoch=on_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    last = trainer.history[-1]
+    print(f"supernet {name} trained: {trainer.epoch} epochs, last epoch training loss {last['train_loss']:.4f}, "
+          f"accuracy {last['train_acc']:.4f}; saved in {folder}; query it as the oracle supernet/{name}")
+    return 0

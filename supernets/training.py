@@ -1,0 +1,369 @@
+"""Training an NB201 supernet, and scoring sub-networks with inherited weights.
+
+Two training modes:
+
+* ``single-path`` (default): uniform single-path training, Guo et al., "Single Path One-Shot
+  Neural Architecture Search with Uniform Sampling", ECCV 2020, §3.2 (Eq. 5: every step one
+  architecture drawn uniformly, here over all 15,625 cells), the supernet behind Li &
+  Talwalkar's "Random Search and Reproducibility for Neural Architecture Search" (UAI 2020,
+  RSPS). Only the sampled path's live edges are computed (:func:`supernets.nb201.live_edges`),
+  so only their parameters (and the skeleton's) have gradients; parameters without a gradient
+  are skipped by SGD, momentum and weight decay included, so they are not updated.
+* ``all-ops``: every operation of every edge, mixed with equal weights 1/5 (DARTS's mixed
+  operation, Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019, §2.2, with
+  alpha fixed at zero): the weight step of DARTS-style methods, which bring their own weights
+  through :meth:`supernets.nb201.NB201Supernet.forward_weighted`.
+
+The recipe (:class:`SupernetConfig` defaults) is NB201's search recipe (Dong & Yang,
+"NAS-Bench-201", ICLR 2020, §5 / appendix, the settings its weight-sharing runs share with
+DARTS §3.1.1): SGD, learning rate 0.025 decayed by a cosine schedule to 0.001 over the epochs,
+momentum 0.9, weight decay 5e-4, gradient norm clipped at 5, batch 64.
+
+Determinism: everything random during training (the model's initialisation, each epoch's
+shuffle, each step's path) comes from torch generators seeded from ``seed``: the same seed
+on the same machine gives the same weights; on CPU bit for bit, on CUDA within cuDNN's
+deterministic kernels (switched on here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from oracles.nb201_space import N_EDGES, N_OPS
+
+from .nb201 import NB201Supernet, live_edges
+from .ops import BNOptions
+
+MODES = ("single-path", "all-ops")
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Everything that decides a trained supernet besides the device.
+
+    Parameters
+    ----------
+    space: the cell space (``nb201``).
+    dataset, split_seed: the data (:func:`supernets.data.load`); the supernet trains on
+        ``supernet_train`` and is scored on ``search_valid``.
+    C, N: width and cells per stage of the NB201 skeleton (NB201: 16, 5).
+    bn_affine, bn_track: batch norm of the cell operations (:class:`supernets.ops.BNOptions`;
+        NB201's search default: both off).
+    mode: ``single-path`` or ``all-ops`` (module doc).
+    epochs: passes over the training part; also the length of the cosine schedule.
+    batch_size, lr, lr_min, momentum, weight_decay, grad_clip: the recipe (module doc).
+    seed: seeds the initialisation, the shuffles and the paths.
+    max_train: train on only the first ``max_train`` images of the training part (tests and
+        quick looks); None: all of it.
+    """
+
+    space: str = "nb201"
+    dataset: str = "digits"
+    split_seed: int = 0
+    C: int = 8
+    N: int = 1
+    bn_affine: bool = False
+    bn_track: bool = False
+    mode: str = "single-path"
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    seed: int = 0
+    max_train: int | None = None
+
+    def __post_init__(self):
+        if self.space != "nb201":
+            raise ValueError(f"unknown supernet space {self.space!r} (this module trains nb201)")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.C < 1 or self.N < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("C, N, epochs and batch_size must be >= 1")
+        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr and self.momentum >= 0
+                and self.weight_decay >= 0 and self.grad_clip > 0):
+            raise ValueError("need lr > 0, 0 <= lr_min <= lr, momentum >= 0, weight_decay >= 0, grad_clip > 0")
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError("max_train must be >= 1 or None")
+
+    @property
+    def bn(self) -> BNOptions:
+        return BNOptions(self.bn_affine, self.bn_track)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SupernetConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+#: named scales of the skeleton and recipe. ``cpu``: C=8, N=1 on digits, an epoch in about a
+#: second of one CPU core (docs/supernets.md has the measurement); ``gpu``: NB201's own search
+#: skeleton, C=16, N=5. Epochs: NB201's RSPS/SPOS runs train 250 (ENAS, GDAS) or 100 epochs on
+#: CIFAR-10; on digits' 1,078 training images 50 epochs are 850 steps.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"C": 8, "N": 1, "epochs": 50},
+    "gpu": {"C": 16, "N": 5, "epochs": 100},
+}
+
+
+def preset_config(preset: str, **overrides) -> SupernetConfig:
+    """The preset's configuration with ``overrides`` (None values ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return SupernetConfig(**values)
+
+
+def sample_path(gen: torch.Generator) -> tuple[int, ...]:
+    """One architecture drawn uniformly from the 15,625 (each edge's operation independent)."""
+    return tuple(torch.randint(0, N_OPS, (N_EDGES,), generator=gen).tolist())
+
+
+def configure_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            from oracles.errors import UserError
+            raise UserError("--device cuda: torch sees no CUDA device here; use --device cpu")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return dev
+
+
+class SupernetTrainer:
+    """Trains one supernet epoch by epoch; its whole state is :meth:`state_dict`.
+
+    Parameters
+    ----------
+    config: the :class:`SupernetConfig`.
+    data: a :class:`supernets.data.SupernetData` (loaded from the config when None).
+    device: ``cpu`` or ``cuda[:N]``.
+    """
+
+    def __init__(self, config: SupernetConfig, data=None, device: str | torch.device = "cpu"):
+        if data is None:
+            from .data import load
+            data = load(config.dataset, config.split_seed)
+        if data.dataset != config.dataset or data.split_seed != config.split_seed:
+            raise ValueError(f"data {data.dataset}/split {data.split_seed} does not match the configuration's "
+                             f"{config.dataset}/split {config.split_seed}")
+        self.config, self.data = config, data
+        self.device = configure_device(device)
+        x, y = data.supernet_train
+        if config.max_train is not None:
+            x, y = x[:config.max_train], y[:config.max_train]
+        self.x_train = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        self.y_train = torch.from_numpy(np.ascontiguousarray(y)).to(self.device)
+        # the initial weights come from the seed alone, whatever ran in this process before
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            net = NB201Supernet(config.C, config.N, data.input_shape[0], data.num_classes, bn=config.bn)
+        self.supernet = net.to(self.device)
+        self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs,
+                                                                    eta_min=config.lr_min)
+        # shuffles and paths; a CPU generator whatever the device, so the path sequence of a
+        # seed is the same on every device
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        #: the paths of the last epoch trained, in order (single-path mode)
+        self.last_paths: list[tuple[int, ...]] = []
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.y_train) / self.config.batch_size)
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    def train_epoch(self, on_step: Callable[[], None] | None = None) -> dict[str, float]:
+        """One pass over the training part; returns the epoch's statistics (mean training loss
+        and accuracy of the paths trained, learning rate, wall and CPU seconds)."""
+        if self.done:
+            raise ValueError(f"the supernet has trained all {self.config.epochs} epochs")
+        cfg, net = self.config, self.supernet
+        uniform = torch.full((N_EDGES, N_OPS), 1.0 / N_OPS, device=self.device)
+        net.train()
+        t0, c0 = time.perf_counter(), time.process_time()
+        order = torch.randperm(len(self.y_train), generator=self.generator).to(self.device)
+        lr = self.optimizer.param_groups[0]["lr"]
+        loss_sum, correct, seen = 0.0, 0, 0
+        self.last_paths = []
+        for b in range(self.steps_per_epoch):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x, y = self.x_train[idx], self.y_train[idx]
+            if cfg.mode == "single-path":
+                path = sample_path(self.generator)
+                self.last_paths.append(path)
+                logits = net(x, path)
+            else:
+                logits = net.forward_weighted(x, uniform)
+            loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)   # None, not zero: SGD skips off-path weights
+            loss.backward()
+            nn.utils.clip_grad_norm_([p for p in net.parameters() if p.grad is not None], cfg.grad_clip)
+            self.optimizer.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            if on_step is not None:
+                on_step()
+        self.scheduler.step()
+        self.epoch += 1
+        stats = {"epoch": self.epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": lr,
+                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+        self.history.append(stats)
+        return stats
+
+    def train(self, on_step=None, on_epoch: Callable[[dict], None] | None = None) -> None:
+        """Train the remaining epochs; ``on_epoch(stats)`` after each (checkpointing)."""
+        while not self.done:
+            stats = self.train_epoch(on_step)
+            if on_epoch is not None:
+                on_epoch(stats)
+
+    # --- state -------------------------------------------------------------------------
+    def rng_state(self) -> dict[str, Any]:
+        """Every generator training draws from: the shuffle/path generator, and torch's global
+        CPU and CUDA generators (nothing in training draws from them after initialisation;
+        kept so that code run between epochs, e.g. a method's own sampling, resumes alike).
+        numpy's and Python's generators are not used by training and not stored."""
+        state = {"generator": self.generator.get_state(), "torch_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["torch_cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors, numbers, strings, lists and dicts only (loadable with ``weights_only=True``)."""
+        return {"config": self.config.to_dict(), "data": self.data.record(), "epoch": self.epoch,
+                "model": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": self.rng_state(),
+                "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.supernet.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        self.generator.set_state(rng["generator"])
+        torch.set_rng_state(rng["torch_cpu"])
+        if self.device.type == "cuda" and "torch_cuda" in rng:
+            torch.cuda.set_rng_state_all(rng["torch_cuda"])
+        self.epoch = int(state["epoch"])
+        self.history = [dict(h) for h in state["history"]]
+
+
+# --- scoring sub-networks ----------------------------------------------------------------
+def _bn_layers(net: nn.Module) -> list[nn.BatchNorm2d]:
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def recalibrate_bn(supernet: NB201Supernet, arch: Sequence[int], x_calib: torch.Tensor, batch_size: int) -> None:
+    """Reset every running mean and variance and re-estimate them on ``x_calib`` through
+    ``arch``'s path (SPOS, Guo et al. 2020, §3.3: the statistics accumulated over random paths
+    do not fit any one of them). A cumulative average over the batches, so the result does
+    not depend on a momentum."""
+    layers = _bn_layers(supernet)
+    saved = [(m.momentum, m.training) for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    for s in range(0, len(x_calib), batch_size):
+        supernet(x_calib[s:s + batch_size], arch)
+    for m, (momentum, training) in zip(layers, saved):
+        m.momentum = momentum
+        m.train(training)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How sub-networks are scored.
+
+    Parameters
+    ----------
+    batch_size: evaluation batch. Cells without running statistics normalise with the
+        statistics of the batch they see, so the numbers depend on it; it is part of what an
+        oracle's answers mean.
+    calib_images: training images used to recalibrate running statistics per architecture
+        (the first ones of the training part, in order, the same for every architecture);
+        0: evaluate with the statistics accumulated during training.
+    """
+
+    batch_size: int = 256
+    calib_images: int = 512
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def evaluation_key(arch: Sequence[int]) -> tuple[int, ...]:
+    """Architectures with equal keys compute the same function in the supernet (their live
+    edges and operations agree: :func:`supernets.nb201.live_edges`)."""
+    live = live_edges(arch)
+    return tuple(int(o) if live[e] else 0 for e, o in enumerate(arch))
+
+
+@torch.no_grad()
+def evaluate_archs(supernet: NB201Supernet, archs: Sequence[Sequence[int]], x: np.ndarray | torch.Tensor,
+                   y: np.ndarray | torch.Tensor, settings: EvalSettings = EvalSettings(),
+                   x_calib: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """Accuracy and mean cross-entropy of many sub-networks on ``(x, y)`` with inherited weights.
+
+    Each distinct :func:`evaluation_key` is evaluated once. When the supernet has batch norms
+    with running statistics (always: the skeleton's) and ``settings.calib_images > 0``, they
+    are recalibrated on ``x_calib`` for each architecture first; the supernet's own statistics
+    are restored afterwards, so scoring never changes the supernet.
+
+    Returns ``{"acc": float64 [n], "loss": float64 [n]}`` in the order of ``archs``.
+    """
+    dev = next(supernet.parameters()).device
+    xt = torch.as_tensor(x).to(dev)
+    yt = torch.as_tensor(y).to(dev)
+    calib = None
+    if settings.calib_images > 0 and _bn_layers(supernet):
+        if x_calib is None:
+            raise ValueError("recalibrating batch norm needs x_calib (training images)")
+        calib = torch.as_tensor(x_calib[:settings.calib_images]).to(dev)
+    was_training = supernet.training
+    saved = {k: v.clone() for k, v in supernet.state_dict().items() if "running_" in k or "num_batches" in k}
+    supernet.eval()
+    keys = [evaluation_key(a) for a in archs]
+    results: dict[tuple[int, ...], tuple[float, float]] = {}
+    try:
+        for key in keys:
+            if key in results:
+                continue
+            if calib is not None:
+                recalibrate_bn(supernet, key, calib, settings.batch_size)
+            loss_sum, correct = 0.0, 0
+            for s in range(0, len(yt), settings.batch_size):
+                logits = supernet(xt[s:s + settings.batch_size], key)
+                yb = yt[s:s + settings.batch_size]
+                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+                correct += int((logits.argmax(1) == yb).sum())
+            results[key] = (correct / len(yt), loss_sum / len(yt))
+    finally:
+        supernet.load_state_dict(saved, strict=False)
+        supernet.train(was_training)
+    return {"acc": np.array([results[k][0] for k in keys], dtype=np.float64),
+            "loss": np.array([results[k][1] for k in keys], dtype=np.float64)}

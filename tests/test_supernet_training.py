@@ -1,0 +1,295 @@
+"""Supernet training, scoring, checkpoints and the `supernet train` command
+(supernets/training.py, supernets/checkpoints.py, harness/commands/supernet.py).
+
+Tiny supernets (C=4, N=1, 192 digits images, batch 64: 3 steps an epoch) train in well
+under a second an epoch on one core."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from oracles.errors import CorruptData, UserError  # noqa: E402
+from supernets import checkpoints as ck  # noqa: E402
+from supernets.data import load  # noqa: E402
+from supernets.nb201 import live_edges  # noqa: E402
+from supernets.training import (EvalSettings, SupernetConfig, SupernetTrainer, evaluate_archs,  # noqa: E402
+                                evaluation_key, preset_config, recalibrate_bn)
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits", 0)
+
+
+def tiny(**kw):
+    base = dict(C=4, N=1, epochs=2, max_train=192, seed=0)
+    base.update(kw)
+    return SupernetConfig(**base)
+
+
+def _weights(trainer):
+    return {k: v.detach().clone() for k, v in trainer.supernet.state_dict().items()}
+
+
+def _assert_close(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k].double().numpy(), b[k].double().numpy(), rtol=1e-6, atol=1e-7,
+                                   err_msg=k)
+
+
+def test_training_is_deterministic_for_a_seed(digits):
+    runs = []
+    for _ in range(2):
+        t = SupernetTrainer(tiny(), digits)
+        paths = []
+        for _ in range(2):
+            t.train_epoch()
+            paths += t.last_paths
+        runs.append((t, paths))
+    (a, pa), (b, pb) = runs
+    assert pa == pb and len(pa) == 2 * 3
+    assert len(set(pa)) > 1
+    _assert_close(_weights(a), _weights(b))
+    assert a.history[-1]["train_loss"] == pytest.approx(b.history[-1]["train_loss"], rel=1e-6)
+    c = SupernetTrainer(tiny(seed=1), digits)
+    c.train_epoch()
+    assert c.last_paths != pa[:3]
+    # torch's global generator does not decide anything: drawing from it changes nothing
+    torch.manual_seed(12345)
+    torch.rand(10)
+    d = SupernetTrainer(tiny(), digits)
+    d.train_epoch()
+    d.train_epoch()
+    _assert_close(_weights(a), _weights(d))
+
+
+def test_single_path_updates_only_its_weights(digits):
+    t = SupernetTrainer(tiny(max_train=64), digits)     # one step an epoch
+    before = _weights(t)
+    t.train_epoch()
+    (path,) = t.last_paths
+    live = live_edges(path)
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    after = _weights(t)
+    changed_edge_ops = set()
+    for name, p in t.supernet.named_parameters():
+        moved = not torch.equal(before[name], after[name])
+        if ".edges.e" in name:
+            e, op = name.split(".edges.e")[1].split(".")[:2]
+            on_path = live[int(e)] and op == ops[path[int(e)]]
+            assert moved == on_path, name
+            if moved:
+                changed_edge_ops.add((int(e), op))
+        else:
+            assert moved, name   # the skeleton is on every path
+    assert changed_edge_ops == {(e, ops[path[e]]) for e in range(6) if live[e] and path[e] in (2, 3)}
+
+
+def test_all_ops_mode_trains_every_operation(digits):
+    t = SupernetTrainer(tiny(mode="all-ops", max_train=64), digits)
+    before = _weights(t)
+    t.train_epoch()
+    assert t.last_paths == []
+    after = _weights(t)
+    for name, _ in t.supernet.named_parameters():
+        assert not torch.equal(before[name], after[name]), name
+    assert np.isfinite(t.history[-1]["train_loss"])
+
+
+def test_training_learns_and_presets(digits):
+    t = SupernetTrainer(tiny(epochs=6, max_train=384, C=8), digits)
+    t.train()
+    assert t.done
+    assert t.history[-1]["train_loss"] < t.history[0]["train_loss"]
+    # the cosine schedule reaches lr_min at the end (DARTS / NB201)
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    assert preset_config("cpu").C == 8 and preset_config("cpu").N == 1
+    assert preset_config("gpu").C == 16 and preset_config("gpu").N == 5
+    assert preset_config("cpu", epochs=3, C=None).epochs == 3
+    with pytest.raises(ValueError):
+        preset_config("tpu")
+    with pytest.raises(ValueError):
+        SupernetConfig(mode="half")
+    with pytest.raises(ValueError):
+        t.train_epoch()
+
+
+def test_evaluation_is_deterministic_and_leaves_the_supernet_alone(digits):
+    t = SupernetTrainer(tiny(epochs=3, max_train=256), digits)
+    t.train()
+    x, y = digits.search_valid
+    xc = digits.supernet_train[0]
+    rng = np.random.default_rng(0)
+    archs = [tuple(int(v) for v in rng.integers(0, 5, 6)) for _ in range(10)]
+    archs.append((0, 3, 4, 2, 3, 1))                       # the same network as the next one
+    archs.append((0, 3, 3, 2, 2, 1))
+    state = _weights(t)
+    settings = EvalSettings(batch_size=128, calib_images=128)
+    r1 = evaluate_archs(t.supernet, archs, x, y, settings, xc)
+    _assert_close(state, _weights(t))
+    r2 = evaluate_archs(t.supernet, archs[::-1], x, y, settings, xc)
+    np.testing.assert_array_equal(r1["acc"], r2["acc"][::-1])
+    np.testing.assert_allclose(r1["loss"], r2["loss"][::-1], rtol=1e-6)
+    assert r1["acc"][-1] == r1["acc"][-2] and evaluation_key(archs[-1]) == evaluation_key(archs[-2])
+    assert np.all((r1["acc"] >= 0) & (r1["acc"] <= 1)) and np.all(r1["loss"] > 0)
+    # without recalibration: exactly what the stand-alone sub-network with the supernet's
+    # weights and statistics scores
+    r0 = evaluate_archs(t.supernet, archs[:3], x, y, EvalSettings(batch_size=len(y), calib_images=0))
+    for arch, acc, loss in zip(archs[:3], r0["acc"], r0["loss"]):
+        net = t.supernet.subnet(arch).eval()
+        with torch.no_grad():
+            logits = net(torch.from_numpy(x))
+        assert acc == pytest.approx(float((logits.argmax(1) == torch.from_numpy(y)).float().mean()))
+        assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))),
+                                     rel=1e-5)
+    with pytest.raises(ValueError):
+        evaluate_archs(t.supernet, archs, x, y, settings)   # recalibration without images
+
+
+def test_recalibration_forgets_the_old_statistics(digits):
+    t = SupernetTrainer(tiny(bn_affine=True, bn_track=True, max_train=128), digits)
+    t.train_epoch()
+    xc = torch.from_numpy(digits.supernet_train[0][:128])
+    arch = (3, 2, 1, 3, 4, 2)
+    recalibrate_bn(t.supernet, arch, xc, 64)
+    first = {k: v.clone() for k, v in t.supernet.state_dict().items() if "running" in k}
+    for k, v in t.supernet.state_dict().items():
+        if "running_mean" in k:
+            v.add_(3.0)
+    recalibrate_bn(t.supernet, arch, xc, 64)
+    again = {k: v for k, v in t.supernet.state_dict().items() if "running" in k}
+    _assert_close(first, again)
+    # the statistics of a BN layer off the path are reset (its running mean is 0), the path's are not
+    on = [k for k in first if ".e0.nor_conv_3x3." in k and k.endswith("running_mean")]
+    off = [k for k in first if ".e0.nor_conv_1x1." in k and k.endswith("running_mean")]
+    assert on and off
+    assert all(torch.count_nonzero(first[k]) > 0 for k in on)
+    assert all(torch.count_nonzero(first[k]) == 0 for k in off)
+
+
+def test_resume_equals_uninterrupted_training(digits, tmp_path):
+    straight = SupernetTrainer(tiny(epochs=3), digits)
+    straight.train()
+    first = SupernetTrainer(tiny(epochs=3), digits)
+    first.train_epoch()
+    ck.save_checkpoint(first.state_dict(), tmp_path)
+    del first
+    torch.rand(5)                                    # something else ran in between
+    resumed = SupernetTrainer(tiny(epochs=3), digits)
+    assert ck.resume(resumed, tmp_path) and resumed.epoch == 1
+    resumed.train()
+    _assert_close(_weights(straight), _weights(resumed))
+    assert [h["train_loss"] for h in straight.history] == pytest.approx([h["train_loss"] for h in resumed.history])
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(straight.optimizer.param_groups[0]["lr"])
+
+
+def test_checkpoint_refusals(digits, tmp_path):
+    t = SupernetTrainer(tiny(epochs=1, max_train=64), digits)
+    t.train()
+    path = ck.save_checkpoint(t.state_dict(), tmp_path / "a")
+    assert ck.load_checkpoint(tmp_path / "a")["epoch"] == 1
+    raw = path.read_bytes()
+    # another configuration, other data
+    with pytest.raises(UserError, match="another configuration: C=4"):
+        ck.resume(SupernetTrainer(tiny(epochs=1, max_train=64, C=8), digits), tmp_path / "a")
+    with pytest.raises(UserError, match="lr"):
+        ck.resume(SupernetTrainer(tiny(epochs=1, max_train=64, lr=0.1), digits), tmp_path / "a")
+    state = ck.load_checkpoint(tmp_path / "a")
+    record = dict(state["data"], fingerprint="0" * 64)
+    with pytest.raises(UserError, match="other data"):
+        ck.check_compatible(state, state["config"], record, tmp_path / "a")
+    # damage: a flipped byte anywhere (header or body), truncation, a foreign file, empty
+    rng = np.random.default_rng(0)
+    for pos in [0, 30, 80] + [int(p) for p in rng.integers(100, len(raw), 5)]:
+        bad = bytearray(raw)
+        bad[pos] ^= 0x10
+        path.write_bytes(bytes(bad))
+        with pytest.raises(CorruptData) as info:
+            ck.load_checkpoint(tmp_path / "a")
+        assert "\n" not in str(info.value)
+    for content in (raw[:len(raw) // 2], b"", b"PK\x03\x04 not a checkpoint", raw[raw.index(b"\n") + 1:]):
+        path.write_bytes(content)
+        with pytest.raises(CorruptData):
+            ck.load_checkpoint(tmp_path / "a")
+    with pytest.raises(UserError, match="no supernet checkpoint"):
+        ck.load_checkpoint(tmp_path / "missing")
+    # a well-formed file whose body is a pickle of code is refused by weights_only
+    import hashlib
+    import io
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    buf = io.BytesIO()
+    torch.save({"x": Evil()}, buf, pickle_module=pickle)
+    body = buf.getvalue()
+    path.write_bytes(f"{ck.FORMAT} {hashlib.sha256(body).hexdigest()}\n".encode() + body)
+    with pytest.raises(CorruptData, match="cannot be loaded"):
+        ck.load_checkpoint(tmp_path / "a")
+    for bad_name in ("../x", "", "a/b", ".hidden", "x" * 101):
+        with pytest.raises(UserError):
+            ck.supernet_dir(bad_name)
+
+
+def test_cli_killed_mid_training_resumes_to_the_same_supernet(digits, tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    env = dict(os.environ, NAS_HARNESS_DATA=str(tmp_path), OMP_NUM_THREADS="1")
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    args = ["supernet", "train", "nb201", "--dataset", "digits", "--C", "4", "--epochs", "12",
+            "--max-train", "192", "--name", "k", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "supernets" / "k" / ck.CHECKPOINT
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ck.load_checkpoint(ckpt.parent)["epoch"]
+    assert 1 <= killed_at < 12, "the process finished before it could be killed"
+    # the same command again resumes (in this process: the resume path is the same code)
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert f"resuming supernet k at epoch {killed_at}" in err
+    assert "trained: 12 epochs" in out
+    state = ck.load_checkpoint(ckpt.parent)
+    straight = SupernetTrainer(SupernetConfig(C=4, N=1, epochs=12, max_train=192), digits)
+    straight.train()
+    _assert_close(_weights(straight), {k: v for k, v in state["model"].items()})
+    # finished: not trained again; a different recipe under the same name: one line, exit 2
+    assert main(args) == 0
+    assert "already trained (12 epochs)" in capsys.readouterr().out
+    assert main(args + ["--lr", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another configuration: lr=0.025 (asked 0.1)" in err
+    assert not list(ckpt.parent.glob(".*.tmp"))          # a killed write's leftovers are swept
+
+
+def test_cli_default_name_and_errors(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--C", "4", "--epochs", "1",
+                 "--max-train", "64", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "supernet/nb201-digits-cpu-e1-s0-C4-n64" in out
+    assert (tmp_path / "supernets" / "nb201-digits-cpu-e1-s0-C4-n64" / "config.json").is_file()
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--bn", "affine=3",
+                 "--no-progress"]) == 2
+    assert "batch-norm option" in capsys.readouterr().err
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--name", "../up", "--no-progress"]) == 2
+    assert main(["supernet", "train", "nb201", "--dataset", "cifar10", "--no-progress"]) == 2
+    assert "--cifar-dir" in capsys.readouterr().err
