@@ -392,7 +392,8 @@ class RunFailed(Exception):
     """A run the check needed failed or was stopped; ``reason`` says how in one line."""
 
     def __init__(self, reason: str, summary: dict[str, Any]):
-        super().__init__(reason)
+        # the message keeps the traceback (a test shows it); ``reason`` is the one line
+        super().__init__(reason + (f"\n{summary['traceback']}" if summary.get("traceback") else ""))
         self.reason, self.summary = reason, summary
 
 
@@ -469,13 +470,19 @@ def seed_globals(seed: int | None, only: str | None = None) -> None:
 
 # --- the checks ----------------------------------------------------------------------------------
 class Context:
-    """What the checks of one subject share: the subject, the settings and the oracles (loaded
-    once)."""
+    """What the checks of one subject share: the subject, the settings and the oracle (loaded
+    once from ``settings.oracle``, or given as an object, as the contract tests give their
+    hand-made tables; a fresh process cannot rebuild such an oracle, so ``resume`` is then
+    not applicable)."""
 
-    def __init__(self, subject: Subject, settings: Settings):
+    def __init__(self, subject: Subject, settings: Settings, oracle: Oracle | None = None):
         self.subject, self.settings = subject, settings
-        self.spec = settings.oracle or (DEFAULT_MF_ORACLE if subject.uses_fidelities else DEFAULT_ORACLE)
-        self._oracle: Oracle | None = None
+        if oracle is not None:
+            self.spec, self.loadable = oracle.name, False
+        else:
+            self.spec = settings.oracle or (DEFAULT_MF_ORACLE if subject.uses_fidelities else DEFAULT_ORACLE)
+            self.loadable = True
+        self._oracle: Oracle | None = oracle
 
     @property
     def oracle(self) -> Oracle:
@@ -594,6 +601,39 @@ def check_directions(ctx: Context) -> Outcome:
                              + (f" ({'; '.join(notes)})" if notes else ""))
 
 
+def fidelity_problem(oracle: Oracle, watch: Watch, uses_fidelities: bool, run_index: int = -1) -> str | None:
+    """What is wrong with the fidelities of the asks ``watch`` saw in one run on ``oracle``
+    (None: nothing). An algorithm that does not choose fidelities asks none and continues
+    nothing; one that does gets the oracle's fidelities in ``start``, asks only served ones,
+    continues only earlier trials of the same architecture to a higher fidelity, and asks
+    below the top at least once."""
+    served = oracle.fidelities.values
+    asks = watch.asks[run_index]
+    if not asks:
+        return "asked nothing"
+    if not uses_fidelities and watch.fidelities[run_index] is not None:
+        return "was given fidelities without choosing them"
+    if uses_fidelities and watch.fidelities[run_index] != oracle.fidelities:
+        return "start was not given the oracle's fidelities"
+    space, seen = oracle.space, []
+    for k, a in enumerate(asks):
+        arch, fid, cont = asked(a)
+        if not uses_fidelities and (fid is not None or cont is not None):
+            return f"does not use fidelities but trial {k} asked {a}"
+        if fid is not None and fid not in served:
+            return f"trial {k} asks fidelity {fid}; {oracle.name} serves {list(served)}"
+        fid = served[-1] if fid is None else fid
+        if cont is not None:
+            if not 0 <= cont < k or seen[cont][0] != space.identity(arch):
+                return f"trial {k} continues trial {cont}, not an earlier trial of its architecture"
+            if seen[cont][1] >= fid:
+                return f"trial {k} continues trial {cont} at fidelity {fid}, not a higher one"
+        seen.append((space.identity(arch), fid))
+    if uses_fidelities and not any(f < served[-1] for _, f in seen):
+        return f"uses fidelities but asked only the highest ({served[-1]}) in {len(seen)} trials"
+    return None
+
+
 def check_fidelities(ctx: Context) -> Outcome:
     if not ctx.subject.uses_fidelities:
         return Outcome("", NA, "does not choose fidelities (uses_fidelities is False): asked at the oracle's own")
@@ -604,27 +644,14 @@ def check_fidelities(ctx: Context) -> Outcome:
     budget = max(ctx.settings.budget, 20)
     with Watch(ctx.subject.cls) as watch:
         run(ctx.subject, oracle, seed=0, budget=budget, workers_per_run=4)
-    asks = watch.asks[-1]
-    if watch.fidelities[-1] != oracle.fidelities:
-        return Outcome("", FAIL, "start was not given the oracle's fidelities")
-    space, seen = oracle.space, []
-    for k, a in enumerate(asks):
-        arch, fid, cont = asked(a)
-        if fid is not None and fid not in served:
-            return Outcome("", FAIL, f"trial {k} asks fidelity {fid}; {oracle.name} serves {list(served)}")
-        fid = served[-1] if fid is None else fid
-        if cont is not None:
-            if not 0 <= cont < k or seen[cont][0] != space.identity(arch):
-                return Outcome("", FAIL, f"trial {k} continues trial {cont}, not an earlier trial of its architecture")
-            if seen[cont][1] >= fid:
-                return Outcome("", FAIL, f"trial {k} continues trial {cont} at fidelity {fid}, not a higher one")
-        seen.append((space.identity(arch), fid))
-    low = sum(f < served[-1] for _, f in seen)
-    if not low:
-        return Outcome("", FAIL, f"uses fidelities but asked only the highest ({served[-1]}) in {len(seen)} trials")
-    conts = sum(asked(a)[2] is not None for a in asks)
-    return Outcome("", PASS, f"{len(seen)} trials on {oracle.name}: {low} below the top fidelity, "
-                             f"{conts} continuations, all served", {"below_top": low, "continuations": conts})
+    problem = fidelity_problem(oracle, watch, True)
+    if problem is not None:
+        return Outcome("", FAIL, problem)
+    asks = [asked(a) for a in watch.asks[-1]]
+    low = sum(f is not None and f < served[-1] for _, f, _ in asks)
+    conts = sum(c is not None for _, _, c in asks)
+    return Outcome("", PASS, f"{len(asks)} trials on {oracle.name} with 4 workers: {low} below the top "
+                             f"fidelity, {conts} continuations, all served", {"below_top": low, "continuations": conts})
 
 
 def check_async(ctx: Context) -> Outcome:
@@ -647,7 +674,9 @@ def check_stopping(ctx: Context) -> Outcome:
         return na
     if not ctx.table_oracle().space.is_finite:
         return Outcome("", NA, f"{ctx.spec} has an infinite space: nothing to exhaust")
-    small = subset_oracle(ctx.table_oracle(), ctx.settings.stopping_size)
+    small = ctx.table_oracle()
+    if small.space.size > ctx.settings.stopping_size:
+        small = subset_oracle(small, ctx.settings.stopping_size)
     n = small.space.size
     everything = set(small.space.identities_all().tolist())
     for workers in ctx.settings.stopping_workers:
@@ -707,6 +736,8 @@ def fresh_process_run(subject: Subject, oracle_spec: str, seed: int, budget: int
 
 
 def check_resume(ctx: Context) -> Outcome:
+    if not ctx.loadable:
+        return Outcome("", NA, f"{ctx.spec} was given as an object: a fresh process cannot build it")
     budget = ctx.settings.budget
     s = ctx.subject
     run(s, ctx.oracle, seed=8, budget=budget)
@@ -852,11 +883,11 @@ def run_check(ctx: Context, name: str) -> Outcome:
 
 def check(algorithm: str | type, params: dict[str, Any] | None = None, settings: Settings | None = None,
           only: tuple[str, ...] | list[str] | None = None,
-          on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+          on_outcome: Callable[[Outcome], None] | None = None, oracle: Oracle | None = None) -> list[Outcome]:
     """Run the checks (``only``: their names, default :data:`CHECKS`) on ``algorithm`` (a spec
     or a class, see :meth:`Subject.of`) with ``params``; ``settings``: :class:`Settings`
     (default: the full ones). ``on_outcome`` is called after each check (to print as they
-    finish)."""
+    finish). ``oracle``: an oracle object to check on instead of ``settings.oracle``."""
     settings = settings or Settings()
     names = list(only) if only else list(CHECKS)
     unknown = set(names) - set(CHECKS)
@@ -865,7 +896,7 @@ def check(algorithm: str | type, params: dict[str, Any] | None = None, settings:
     subject = Subject.of(algorithm, params)
     out = []
     with subject.registered():
-        ctx = Context(subject, settings)
+        ctx = Context(subject, settings, oracle)
         for name in names:
             o = run_check(ctx, name)
             out.append(o)

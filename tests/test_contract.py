@@ -17,9 +17,11 @@ from a table holds none of the table's metrics.
 line here (:data:`FAST` may give it small hyper-parameters for the default run). On a tiny
 table (21 architectures, three holes in its token grid, training times that differ per
 architecture, a report column of sentinel values), through :func:`harness.runner.run_one`:
-the same seed gives the same trajectory and another seed another; what the algorithm is
+the same seed gives the same trajectory and another seed another, whatever the global
+generators hold; what the algorithm is
 told is exactly the search metric, cost and training accuracy of the trial's architecture at
-its fidelity, never a report value, and no report value is anywhere in its state; on the
+its fidelity, never a report value, no report value is anywhere in its state, and with the
+report column shuffled it runs the same; on the
 table negated and minimised it runs exactly as on the table maximised (it only ever sees
 scores to maximise); it asks only fidelities the oracle serves (none at all unless it uses
 fidelities) and continues only earlier trials of the same architecture at a lower
@@ -29,10 +31,17 @@ after evaluating every architecture. No run fails or is stopped as stuck on repe
 Multi-fidelity algorithms (``uses_fidelities``) run on tables serving several fidelities,
 restart and prefix, and on ``nb201/cifar10:fidelities=all``.
 
+The checks users run on their own algorithms (``nas-harness check``, :mod:`harness.check`)
+are the same code: determinism, global generators, the shuffled report column, fidelity
+requests and DONE call the library's checks on the tiny table, and the helpers (watching an
+algorithm, the minimised mirror, the state walk) are the library's; what only our own suite
+asserts (the exact observations told, the tiny table's holes) stays here.
+
 The default run keeps the fast cases (the tiny table, small hyper-parameters: about 10 s of
 CPU once torch, scipy and LaNAS's numba kernels are loaded); ``-m slow`` adds the published
-defaults on NAS-Bench-201 (every check above that a real table allows) and every plain
-algorithm on every table-backed space.
+defaults on NAS-Bench-201 (every check above that a real table allows), every plain
+algorithm on every table-backed space, and the resume check (a run after a killed one equals
+it in a fresh process) for every algorithm.
 
 A contract that a real space or algorithm breaks is marked ``xfail(strict=True)`` in
 :data:`KNOWN` with the reason (never weakened); the entry goes once it is fixed, since the
@@ -53,9 +62,9 @@ import pandas as pd
 import pytest
 
 from algorithms import REGISTRY, algorithm_class
-from algorithms.base import DONE, WAIT, Ask, SearchAlgorithm
 from conftest import NB101_SAMPLE, data_env, require
-from harness.runner import RunConfig, run_one
+from harness import check
+from harness.check import asked, trajectory
 from optional import require_module
 from oracles.errors import InvalidArchitecture
 from oracles.oracle import Observation, Oracle, TabularOracle
@@ -484,7 +493,7 @@ def test_a_space_built_from_a_table_holds_none_of_its_metrics(space_case):
     columns = [t.column(m, f) for f in t.fidelities for m in t.metrics]
     columns += [values[:, s, f, m] for s in range(len(t.seeds)) for f in range(len(t.fidelities))
                 for m in range(len(t.metrics))]
-    for obj in walk(space_case.space):
+    for obj in check.reachable(space_case.space):
         assert obj is not t and not isinstance(obj, (Table, Oracle))
         if isinstance(obj, np.ndarray) and obj.dtype.kind == "f" and obj.size:
             assert not np.shares_memory(obj, values)
@@ -492,36 +501,6 @@ def test_a_space_built_from_a_table_holds_none_of_its_metrics(space_case):
                 assert not (obj.shape == col.shape and np.array_equal(obj, col, equal_nan=True))
                 assert not (obj.ndim == 2 and obj.shape[0] == len(col)
                             and any(np.array_equal(obj[:, j], col, equal_nan=True) for j in range(obj.shape[1])))
-
-
-def walk(root, limit: int = 200_000):
-    """Every object reachable from ``root`` through attributes, containers and slots (numpy
-    arrays and torch tensors are leaves; modules, classes and functions are not followed)."""
-    import types
-    seen: set[int] = set()
-    stack = [root]
-    while stack and len(seen) < limit:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        yield obj
-        if isinstance(obj, (str, bytes, int, float, bool, type(None), np.ndarray, np.generic, type,
-                            types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
-            continue
-        if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
-            continue
-        if isinstance(obj, dict):
-            stack.extend(obj.keys())
-            stack.extend(obj.values())
-        elif isinstance(obj, (list, tuple, set, frozenset)) or type(obj).__name__ == "deque":
-            stack.extend(obj)
-        else:
-            if hasattr(obj, "__dict__"):
-                stack.extend(vars(obj).values())
-            for slot in getattr(type(obj), "__slots__", ()):
-                if hasattr(obj, slot):
-                    stack.append(getattr(obj, slot))
 
 
 # --- algorithms -----------------------------------------------------------------------------
@@ -575,14 +554,14 @@ TINY = TinySpace(invalid=TINY_HOLES)
 SENTINEL = 1_000_000.0
 
 
-def tiny_oracle(fidelities=(1, 3, 9), kind="restart", served=None, negate=False) -> TabularOracle:
+def tiny_oracle(fidelities=(1, 3, 9), kind="restart", served=None) -> TabularOracle:
     """The tiny table: architecture i at fidelity f has a validation score v_i (distinct, so
     one optimum) blurred by noise that shrinks as f grows, a report value SENTINEL + 1000 *
     (fidelity position) + i, a training time of f * u_i seconds (u_i in [5, 20]: trials
     finish out of order) and a training accuracy of score + 0.05.
 
-    ``served``: the fidelities the oracle answers at (None: the highest only); ``negate``:
-    the mirror twin, whose search and report values are negated and minimised."""
+    ``served``: the fidelities the oracle answers at (None: the highest only); its mirror
+    twin, negated and minimised, is :func:`harness.check.minimised` of it."""
     n, top = TINY.size, max(fidelities)
     rng = np.random.default_rng(2024)
     v = 0.1 + 0.8 * rng.permutation(n) / n
@@ -591,94 +570,59 @@ def tiny_oracle(fidelities=(1, 3, 9), kind="restart", served=None, negate=False)
     valid = np.stack([v + noise[:, j] * (1 - f / top) for j, f in enumerate(fidelities)], axis=1)
     report = SENTINEL + 1000 * np.arange(len(fidelities))[None, :] + np.arange(n)[:, None]
     cost = per_sec[:, None] * np.asarray(fidelities, dtype=np.float64)[None, :]
-    sign = -1.0 if negate else 1.0
-    values = np.stack([sign * valid, sign * report, cost, valid + 0.05], axis=-1)[:, None]
+    values = np.stack([valid, report, cost, valid + 0.05], axis=-1)[:, None]
     table = Table("tiny", np.array([TINY.to_string(TINY.arch(i)) for i in range(n)]), ("0",), fidelities,
                   ("valid", "test", "time", "train"), values)
     return TabularOracle("tiny", table, TINY, search="valid", report="test", cost="time", train="train",
-                         fidelities=served, fidelity_kind=kind, direction="min" if negate else "max")
+                         fidelities=served, fidelity_kind=kind)
 
 
-def oracle_for(name: str, **kw) -> TabularOracle:
+def oracle_for(name: str) -> TabularOracle:
     """The tiny table as ``name`` needs it: every fidelity for multi-fidelity algorithms."""
-    return tiny_oracle(served=(1, 3, 9) if multi_fidelity(name) else None, **kw)
+    return tiny_oracle(served=(1, 3, 9) if multi_fidelity(name) else None)
+
+
+def subject(name: str, params: dict | None = None) -> check.Subject:
+    """Algorithm ``name`` with :data:`FAST`'s hyper-parameters (``params``: others; {} the
+    published defaults)."""
+    return check.Subject.of(name, FAST.get(name, {}) if params is None else params)
 
 
 def run(name: str, oracle: Oracle, seed: int = 0, params: dict | None = None, **settings):
-    params = FAST.get(name, {}) if params is None else params
-    records, summary = run_one(RunConfig(name, dict(params), oracle=oracle.name, **settings), oracle, seed)
-    assert "failed" not in summary, summary.get("traceback")
-    # repeats are free and told again; a run stopped for asking only known architectures
-    # max_repeats (10,000) times in a row is an algorithm that cannot go on
-    assert summary["stopped"] is None
-    return records, summary
+    """One run through the runner; it must neither fail nor be stopped as stuck (repeats are
+    free and told again; a run stopped for asking only known architectures max_repeats
+    (10,000) times in a row is an algorithm that cannot go on): :func:`harness.check.run`."""
+    return check.run(subject(name, params), oracle, seed, **settings)
 
 
-class Watch:
-    """Records what one algorithm class is asked and told during runs: the instances started
-    (and the space each got), every answer of its ask in order (the trial ids), every tell.
-    The methods the runner calls are wrapped on the class; behaviour is unchanged."""
-
-    def __init__(self, monkeypatch, name: str):
-        cls = algorithm_class(name)
-        self.algos: list = []
-        self.spaces: list = []
-        self.fidelities: list = []
-        self.asks: list = []      # per run, the non-signal answers in order (index = trial id)
-        self.tells: list = []     # per run, (what the runner passed, the observation)
-        watch = self
-        start = cls.start
-
-        def start_(algo, space, rng, *rest):
-            watch.algos.append(algo)
-            watch.spaces.append(space)
-            watch.fidelities.append(rest[0] if rest else None)
-            watch.asks.append([])
-            watch.tells.append([])
-            return start(algo, space, rng, *rest)
-
-        ask_name = "ask_trial" if cls.ask_trial is not SearchAlgorithm.ask_trial else "ask"
-        tell_name = "tell_trial" if cls.tell_trial is not SearchAlgorithm.tell_trial else "tell"
-        ask, tell = getattr(cls, ask_name), getattr(cls, tell_name)
-
-        def ask_(algo):
-            a = ask(algo)
-            if a is not WAIT and a is not DONE:
-                watch.asks[-1].append(a)
-            return a
-
-        def tell_(algo, what, observation):
-            watch.tells[-1].append((what, observation))
-            return tell(algo, what, observation)
-
-        monkeypatch.setattr(cls, "start", start_)
-        monkeypatch.setattr(cls, ask_name, ask_)
-        monkeypatch.setattr(cls, tell_name, tell_)
-        self.trial_aware = tell_name == "tell_trial"
+def Watch(monkeypatch, name: str) -> check.Watch:
+    """What algorithm ``name`` is asked and told during the test (:class:`harness.check.Watch`)."""
+    return check.Watch(algorithm_class(name)).install(monkeypatch.setattr)
 
 
-def trajectory(records) -> dict[str, list]:
-    return {k: records[k].tolist() for k in ("arch_id", "trial", "fidelity", "repeat", "start", "finish")}
-
-
-def asked(a) -> tuple[Any, int | None, int | None]:
-    """(architecture, fidelity, continues) of an answer of ask."""
-    return (a.arch, a.fidelity, a.continues) if type(a) is Ask else (a, None, None)
+def assert_check_passes(name: str, check_name: str, oracle: Oracle, **settings) -> check.Outcome:
+    """The library check ``check_name`` (:mod:`harness.check`, what ``nas-harness check`` runs)
+    passes for ``name`` with FAST's hyper-parameters on ``oracle``."""
+    ctx = check.Context(subject(name), check.Settings(**settings), oracle)
+    out = check.run_check(ctx, check_name)
+    assert out.status == check.PASS, out.reason
+    return out
 
 
 @pytest.mark.parametrize("name", algorithm_params("determinism"))
 def test_same_seed_same_trajectory_another_seed_another(name):
     importable(name)
-    oracle = oracle_for(name)
-    a, _ = run(name, oracle, seed=3, budget=12)
-    b, _ = run(name, oracle, seed=3, budget=12)
-    c, _ = run(name, oracle, seed=4, budget=12)
-    assert trajectory(a) == trajectory(b)
-    np.testing.assert_array_equal(a["search"], b["search"])
-    assert a["arch_id"].tolist() != c["arch_id"].tolist()
+    assert_check_passes(name, "determinism", oracle_for(name), budget=12)
 
 
-def assert_told_exactly_the_search_metric(oracle: TabularOracle, watch: Watch, run_index: int = -1,
+@pytest.mark.parametrize("name", algorithm_params("global-rng"))
+def test_the_global_generators_do_not_change_a_run(name):
+    """Python's, numpy's and torch's global generators seeded otherwise: the same run."""
+    importable(name)
+    assert_check_passes(name, "global-rng", oracle_for(name), budget=12)
+
+
+def assert_told_exactly_the_search_metric(oracle: TabularOracle, watch: check.Watch, run_index: int = -1,
                                           negated: bool = False, sentinels: bool = False) -> None:
     """Every observation told is the search score (negated for a minimised oracle), cost and
     training accuracy of the trial's architecture at its fidelity; with ``sentinels`` (the
@@ -703,18 +647,6 @@ def assert_told_exactly_the_search_metric(oracle: TabularOracle, watch: Watch, r
         assert not ({obs.value, obs.cost, obs.train, -obs.value} & report)
 
 
-def assert_no_sentinel_in(algo, sentinels: np.ndarray) -> None:
-    """No float anywhere in the algorithm's state (arrays, tensors, numbers) is a report value."""
-    for obj in walk(algo):
-        if isinstance(obj, float):
-            assert obj not in sentinels
-        elif isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
-            assert not np.isin(obj, sentinels).any()
-        elif type(obj).__module__.startswith("torch") and hasattr(obj, "is_floating_point") \
-                and obj.is_floating_point():
-            assert not np.isin(obj.detach().cpu().double().numpy(), sentinels).any()
-
-
 @pytest.mark.parametrize("name", algorithm_params("no-test-metric"))
 def test_no_test_metric_reaches_the_algorithm(name, monkeypatch):
     importable(name)
@@ -724,7 +656,9 @@ def test_no_test_metric_reaches_the_algorithm(name, monkeypatch):
     assert watch.spaces[-1] is oracle.space          # the space, never the oracle or its table
     assert_told_exactly_the_search_metric(oracle, watch, sentinels=True)
     sentinels = np.unique(np.asarray(oracle.table.values)[..., oracle.table.metric_index("test")])
-    assert_no_sentinel_in(watch.algos[-1], sentinels)
+    assert check.sentinel_in(watch.algos[-1], sentinels) is None
+    # and with the report column shuffled, the same run (harness.check's behavioural test)
+    assert_check_passes(name, "no-test-metric", oracle, budget=15)
 
 
 @pytest.mark.parametrize("name", algorithm_params("both-directions"))
@@ -735,7 +669,8 @@ def test_a_minimised_mirror_table_gives_the_same_run(name, monkeypatch):
     direction."""
     importable(name)
     watch = Watch(monkeypatch, name)
-    up, down = oracle_for(name), oracle_for(name, negate=True)
+    up = oracle_for(name)
+    down = check.minimised(up)
     assert up.optimum.identities == down.optimum.identities
     # a budget of queries, so multi-fidelity algorithms, whose evaluations at low fidelities
     # count, get to the top fidelity
@@ -755,29 +690,9 @@ def test_a_minimised_mirror_table_gives_the_same_run(name, monkeypatch):
     assert_told_exactly_the_search_metric(down, watch, 1, negated=True, sentinels=True)
 
 
-def assert_fidelity_requests_are_served(oracle: TabularOracle, watch: Watch, name: str) -> None:
-    served = oracle.fidelities.values
-    asks = watch.asks[-1]
-    assert asks
-    seen: list[tuple[str, int]] = []   # trial id -> (identity, resolved fidelity)
-    space = oracle.space
-    for k, a in enumerate(asks):
-        arch, fid, cont = asked(a)
-        if not multi_fidelity(name):
-            assert fid is None and cont is None, f"{name} does not use fidelities but asked {a}"
-            assert watch.fidelities[-1] is None
-        else:
-            assert fid is None or fid in served, f"trial {k} asks fidelity {fid}; served: {served}"
-        fid = served[-1] if fid is None else fid
-        if cont is not None:
-            assert 0 <= cont < k, f"trial {k} continues trial {cont}, not an earlier one"
-            assert seen[cont][0] == space.identity(arch), \
-                f"trial {k} continues trial {cont} of another architecture"
-            assert seen[cont][1] < fid, f"trial {k} continues trial {cont} at fidelity {fid}, not higher"
-        seen.append((space.identity(arch), fid))
-    if multi_fidelity(name):
-        assert watch.fidelities[-1] == oracle.fidelities
-        assert min(f for _, f in seen) < served[-1], f"{name} never asked a fidelity below the top"
+def assert_fidelity_requests_are_served(oracle: TabularOracle, watch: check.Watch, name: str) -> None:
+    problem = check.fidelity_problem(oracle, watch, multi_fidelity(name))
+    assert problem is None, f"{name}: {problem}"
 
 
 def fidelity_cases() -> list:
@@ -863,26 +778,24 @@ def test_done_ends_the_run_on_an_exhausted_space(name, workers):
     with architectures that never reached the top fidelity: ASHA is done when every
     architecture has started and nothing can be promoted.)"""
     importable(name)
-    oracle = oracle_for(name)
-    records, summary = run(name, oracle, budget=40 * TINY.size, budget_kind="queries", workers_per_run=workers)
-    assert summary["exhausted_space"], (f"no DONE after {summary['n_queries']} queries: {summary['n_distinct']} "
-                                        f"evaluations, {summary['n_repeats']} repeats")
-    assert set(records["arch_id"].tolist()) == set(TINY.identities_all().tolist())
+    out = assert_check_passes(name, "stopping", oracle_for(name), stopping_size=TINY.size, stopping_workers=(workers,))
+    assert f"a {TINY.size}-architecture table" in out.reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", algorithm_params("resume"))
+def test_a_run_after_a_killed_one_equals_it_in_a_fresh_process(name, nb201_data_dir):
+    """What resuming an experiment relies on: no state outlives a run (the run is recomputed
+    in a new process; :func:`harness.check.check_resume`). A real table, since the fresh
+    process builds the oracle from its name."""
+    importable(name)
+    spec = "nb201/cifar10:fidelities=all" if multi_fidelity(name) else "convnet-digits"
+    with data_env(nb201_data_dir):
+        out = check.run_check(check.Context(subject(name), check.Settings(oracle=spec, budget=12)), "resume")
+    assert out.status == check.PASS, out.reason
 
 
 # --- the slow matrix: published defaults on NAS-Bench-201, every algorithm on every space -----
-def negated(oracle: TabularOracle) -> TabularOracle:
-    """``oracle``'s table with every search and report value negated, minimised."""
-    t = oracle.table
-    values = np.array(t.values, dtype=np.float64)
-    for m in (oracle.search_metric, oracle.report_metric):
-        values[..., t.metric_index(m)] *= -1
-    twin = Table(t.name, t.archs, t.seeds, t.fidelities, t.metrics, values, t.columns, t.meta)
-    return TabularOracle(oracle.name, twin, oracle.space, search=oracle.search_metric, report=oracle.report_metric,
-                         cost=oracle.cost_metric, train=oracle.train_metric,
-                         fidelities=oracle.fidelities.values, fidelity_kind=oracle.fidelities.kind, direction="min")
-
-
 #: budgets of the slow NB201 runs with published defaults (NASES: about a second a query)
 SLOW_BUDGET = {"nases": 25, "lanas": 120}
 
@@ -904,7 +817,7 @@ def test_published_defaults_on_nb201(name, nb201_all, monkeypatch):
     assert sa["stopped"] is None and sa["n_distinct"] == budget
     assert_told_exactly_the_search_metric(oracle, watch, 0)
     assert_fidelity_requests_are_served(oracle, watch, name)
-    d, _ = run(name, negated(oracle), seed=0, params={}, budget=budget)
+    d, _ = run(name, check.minimised(oracle), seed=0, params={}, budget=budget)
     assert trajectory(d) == trajectory(a)
     np.testing.assert_array_equal(d["search"], -a["search"])
     assert [o for _, o in watch.tells[-1]] == [o for _, o in watch.tells[0]]
