@@ -111,7 +111,9 @@ KNOWN_TABLES: tuple[KnownTable, ...] = (
 #: the function taking (name, options, shared) and returning the oracle. Executors ship the
 #: driver's entry with each task, so a family registered at run time (a plugin, a test)
 #: works in worker processes and on Ray too.
-FACTORIES: dict[str, str] = {}
+FACTORIES: dict[str, str] = {
+    "supernet": "supernets.oracle:build_oracle",   # supernet/NAME: a trained weight-sharing supernet
+}
 
 
 def factory_of(spec: str) -> str | None:

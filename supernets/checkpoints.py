@@ -95,6 +95,12 @@ def save_checkpoint(state: dict[str, Any], folder: Path) -> Path:
 def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The state in ``folder/checkpoint.pt``, verified; :class:`CorruptData` when the file is
     damaged or not a supernet checkpoint."""
+    return load_checkpoint_and_digest(folder, map_location)[0]
+
+
+def load_checkpoint_and_digest(folder: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
+    """:func:`load_checkpoint` and the SHA-256 of the file's body (from the same read), which
+    identifies the weights."""
     path = Path(folder) / CHECKPOINT
     try:
         raw = path.read_bytes()
@@ -117,7 +123,7 @@ def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> d
     if not isinstance(state, dict) or not {"config", "data", "epoch", "model", "optimizer", "scheduler",
                                            "rng", "history"} <= set(state):
         raise CorruptData(f"{path} lacks parts of a supernet checkpoint; delete it to train again")
-    return state
+    return state, parts[1].decode()
 
 
 def check_compatible(state: dict[str, Any], config: dict[str, Any], data_record: dict[str, Any] | None,

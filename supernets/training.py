@@ -323,7 +323,6 @@ def evaluation_key(arch: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(o) if live[e] else 0 for e, o in enumerate(arch))
 
 
-@torch.no_grad()
 def evaluate_archs(supernet: NB201Supernet, archs: Sequence[Sequence[int]], x: np.ndarray | torch.Tensor,
                    y: np.ndarray | torch.Tensor, settings: EvalSettings = EvalSettings(),
                    x_calib: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
@@ -336,9 +335,19 @@ def evaluate_archs(supernet: NB201Supernet, archs: Sequence[Sequence[int]], x: n
 
     Returns ``{"acc": float64 [n], "loss": float64 [n]}`` in the order of ``archs``.
     """
+    out = evaluate_parts(supernet, archs, {"": (x, y)}, settings, x_calib)
+    return {"acc": out["acc"], "loss": out["loss"]}
+
+
+@torch.no_grad()
+def evaluate_parts(supernet: NB201Supernet, archs: Sequence[Sequence[int]], parts: dict[str, tuple],
+                   settings: EvalSettings = EvalSettings(),
+                   x_calib: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """:func:`evaluate_archs` on several data parts at once (one recalibration per
+    architecture serves them all): ``parts`` maps a prefix to ``(x, y)``; the result has
+    ``PREFIX_acc`` and ``PREFIX_loss`` (``acc`` and ``loss`` for the prefix ``""``)."""
     dev = next(supernet.parameters()).device
-    xt = torch.as_tensor(x).to(dev)
-    yt = torch.as_tensor(y).to(dev)
+    data = {p: (torch.as_tensor(x).to(dev), torch.as_tensor(y).to(dev)) for p, (x, y) in parts.items()}
     calib = None
     if settings.calib_images > 0 and _bn_layers(supernet):
         if x_calib is None:
@@ -348,22 +357,27 @@ def evaluate_archs(supernet: NB201Supernet, archs: Sequence[Sequence[int]], x: n
     saved = {k: v.clone() for k, v in supernet.state_dict().items() if "running_" in k or "num_batches" in k}
     supernet.eval()
     keys = [evaluation_key(a) for a in archs]
-    results: dict[tuple[int, ...], tuple[float, float]] = {}
+    results: dict[tuple[int, ...], dict[str, float]] = {}
     try:
         for key in keys:
             if key in results:
                 continue
             if calib is not None:
                 recalibrate_bn(supernet, key, calib, settings.batch_size)
-            loss_sum, correct = 0.0, 0
-            for s in range(0, len(yt), settings.batch_size):
-                logits = supernet(xt[s:s + settings.batch_size], key)
-                yb = yt[s:s + settings.batch_size]
-                loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-                correct += int((logits.argmax(1) == yb).sum())
-            results[key] = (correct / len(yt), loss_sum / len(yt))
+            scores: dict[str, float] = {}
+            for prefix, (xt, yt) in data.items():
+                loss_sum, correct = 0.0, 0
+                for s in range(0, len(yt), settings.batch_size):
+                    logits = supernet(xt[s:s + settings.batch_size], key)
+                    yb = yt[s:s + settings.batch_size]
+                    loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+                    correct += int((logits.argmax(1) == yb).sum())
+                name = f"{prefix}_" if prefix else ""
+                scores[name + "acc"] = correct / len(yt)
+                scores[name + "loss"] = loss_sum / len(yt)
+            results[key] = scores
     finally:
         supernet.load_state_dict(saved, strict=False)
         supernet.train(was_training)
-    return {"acc": np.array([results[k][0] for k in keys], dtype=np.float64),
-            "loss": np.array([results[k][1] for k in keys], dtype=np.float64)}
+    names = list(results[keys[0]]) if keys else [f"{p}_{m}" if p else m for p in parts for m in ("acc", "loss")]
+    return {n: np.array([results[k][n] for k in keys], dtype=np.float64) for n in names}

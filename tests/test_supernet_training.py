@@ -293,3 +293,81 @@ def test_cli_default_name_and_errors(tmp_path, monkeypatch, capsys):
     assert main(["supernet", "train", "nb201", "--dataset", "digits", "--name", "../up", "--no-progress"]) == 2
     assert main(["supernet", "train", "nb201", "--dataset", "cifar10", "--no-progress"]) == 2
     assert "--cifar-dir" in capsys.readouterr().err
+
+
+# --- the supernet oracle -----------------------------------------------------------------
+def _trained(tmp_path, monkeypatch, name="o", extra=()):
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--C", "4", "--epochs", "2",
+                 "--max-train", "128", "--name", name, "--no-progress", *extra]) == 0
+    return name
+
+
+def test_supernet_oracle_answers_from_inherited_weights(tmp_path, monkeypatch, digits):
+    from oracles.registry import factory_of, load_oracle
+    name = _trained(tmp_path, monkeypatch)
+    assert factory_of(f"supernet/{name}") == "supernets.oracle:build_oracle"
+    oracle = load_oracle(f"supernet/{name}:calib=64,batch=128")
+    assert oracle.deterministic and oracle.optimum is None and oracle.fidelities is None
+    rng = np.random.default_rng(0)
+    archs = [oracle.space.sample(rng) for _ in range(6)] + [(0, 3, 4, 2, 3, 1), (0, 3, 3, 2, 2, 1)]
+    single = [oracle.query(a) for a in archs]
+    assert oracle.n_queries == len(archs)
+    batch = oracle.query_batch(archs)
+    np.testing.assert_array_equal(batch["search"], [e.observation.value for e in single])
+    np.testing.assert_array_equal(batch["report"], [e.report for e in single])
+    assert single[-1].observation.value == single[-2].observation.value    # one network, one answer
+    # the answers are those of the supernet in the checkpoint, scored on search_valid / test
+    state = ck.load_checkpoint(tmp_path / "supernets" / name)
+    t = SupernetTrainer(SupernetConfig.from_dict(state["config"]), digits)
+    t.supernet.load_state_dict(state["model"])
+    direct = evaluate_archs(t.supernet, archs, *digits.search_valid, EvalSettings(128, 64),
+                            digits.supernet_train[0][:128])
+    np.testing.assert_allclose(batch["search"], direct["acc"])
+    test = evaluate_archs(t.supernet, archs, *digits.test, EvalSettings(128, 64), digits.supernet_train[0][:128])
+    np.testing.assert_allclose(batch["report"], test["acc"])
+    # a fresh oracle over the same checkpoint and settings answers the same (frozen supernet)
+    again = load_oracle(f"supernet/{name}:batch=128,calib=64")
+    np.testing.assert_array_equal(again.query_batch(archs[::-1])["search"], batch["search"][::-1])
+    assert again.checksum == oracle.checksum
+    assert load_oracle(f"supernet/{name}:calib=0").checksum != oracle.checksum
+    assert oracle.describe()["epochs_trained"] == 2
+
+
+def test_supernet_oracle_refusals(tmp_path, monkeypatch):
+    from oracles.registry import load_oracle
+    name = _trained(tmp_path, monkeypatch, "r")
+    for spec, words in ((f"supernet/{name}:colour=red", "unknown option"),
+                        (f"supernet/{name}:calib=-1", "calib must be"),
+                        ("supernet/nothing-here", "no supernet 'nothing-here'"),
+                        ("supernet", "supernet/NAME"),
+                        ("supernet/../x", "bad supernet name")):
+        with pytest.raises(UserError, match=words):
+            load_oracle(spec)
+    (tmp_path / "supernets" / name / ck.CHECKPOINT).write_bytes(b"junk")
+    with pytest.raises(CorruptData):
+        load_oracle(f"supernet/{name}")
+
+
+def test_plain_algorithms_run_on_the_supernet_oracle(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    name = _trained(tmp_path, monkeypatch, "s")
+    out = tmp_path / "runs"
+    assert main(["run", "--oracle", f"supernet/{name}:calib=64", "--algorithm", "random",
+                 "--algorithm", "evolution", "--seeds", "1", "--budget", "12", "--out", str(out),
+                 "--quiet"]) == 0
+    assert "2 run(s) executed" in capsys.readouterr().out
+    import pyarrow.parquet as pq
+
+    from oracles.nb201_space import string_to_arch
+    from oracles.registry import load_oracle
+    runs = sorted(out.glob("runs/*/*/seed-*.parquet"))
+    assert len(runs) == 2
+    oracle = load_oracle(f"supernet/{name}:calib=64")
+    for path in runs:
+        rows = pq.read_table(path).to_pydict()
+        assert len(rows["arch"]) == 12
+        archs = [string_to_arch(a) for a in rows["arch"]]
+        # what the run recorded is what the oracle answers
+        np.testing.assert_array_equal(rows["search"], oracle.query_batch(archs)["search"])
