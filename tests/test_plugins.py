@@ -343,3 +343,44 @@ def test_oracle_factories_and_space_kinds_from_plugins(plugin_path, nb201_env, t
     finally:
         import shutil
         shutil.rmtree(nb201_env / "plugtable")
+
+
+# --- the guide ----------------------------------------------------------------------------------
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "adding-an-algorithm.md"
+
+
+def guide_commands() -> list[str]:
+    """The commands of the guide's bash blocks marked ``<!-- tested -->``, in order."""
+    lines = GUIDE.read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if line.strip() == "<!-- tested -->":
+            assert lines[i + 1].strip() == "```bash", f"{GUIDE.name}:{i + 2}: a tested block must follow the mark"
+            j = i + 2
+            while lines[j].strip() != "```":
+                if lines[j].strip() and not lines[j].lstrip().startswith("#"):
+                    out.append(lines[j].strip())
+                j += 1
+    return out
+
+
+def test_the_guides_commands(tmp_path, monkeypatch, capsys, plugin_version):
+    """Every command of the guide's tested blocks, as written, from a fresh directory with an
+    empty data directory (what a reader of a fresh clone has, the example plugin installed)."""
+    import shlex
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    commands = guide_commands()
+    assert len(commands) >= 8 and all(c.startswith("nas-harness ") for c in commands), commands
+    outputs = []
+    for command in commands:
+        code, out, err = run(shlex.split(command, comments=True)[1:], capsys)
+        assert code == 0, (command, err)
+        outputs.append(out)
+    assert any(line.startswith("hillclimb ") for line in outputs[0].splitlines())      # algorithms list
+    assert f"from {DIST} {plugin_version}" in outputs[1]                               # algorithms info
+    assert "0 worse" in outputs[-1]                   # compare: the candidate is no regression
+    # the install line the guide gives is the one CI runs
+    ci = (GUIDE.parent.parent / ".ci" / "run").read_text()
+    assert "pip install -e tests/plugin_example" in GUIDE.read_text()
+    assert "pip install --quiet -e tests/plugin_example" in ci

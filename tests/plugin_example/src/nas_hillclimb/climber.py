@@ -99,6 +99,9 @@ class HillClimber(SearchAlgorithm):
         self._strategy = self.strategy if self.strategy is not None else chosen["strategy"]
         self._kick = int(self.kick if self.kick is not None else chosen["kick"])
         self._space, self._rng = space, rng
+        # a move needs the identity of every neighbour, and neighbourhoods overlap: each
+        # architecture's identity is computed once per run (a ConvNet spec's costs ~50 us)
+        self._ids: dict[Any, str] = {}
         self._values: dict[str, float] = {}     # identity -> told value
         self._asked: set[str] = set()           # identities asked in this run
         self._pending: set[str] = set()         # asked, not yet told
@@ -121,12 +124,12 @@ class HillClimber(SearchAlgorithm):
                 arch = self._restart_point()
                 if arch is None:
                     return WAIT if self._pending else DONE
-                self._starting = space.identity(arch)
+                self._starting = self._identity(arch)
                 self._climbs += 1
                 return self._ask(arch)
             while self._queue:
                 arch = self._queue.pop()
-                ident = space.identity(arch)
+                ident = self._identity(arch)
                 if ident not in self._asked:
                     return self._ask(arch)
             if any(i in self._pending for i in self._hood):
@@ -140,7 +143,7 @@ class HillClimber(SearchAlgorithm):
             self._current, self._hood, self._queue = None, {}, []
 
     def tell(self, arch, observation):
-        ident = self._space.identity(arch)
+        ident = self._identity(arch)
         value = float(observation.value)
         self._values[ident] = value
         self._pending.discard(ident)
@@ -156,8 +159,14 @@ class HillClimber(SearchAlgorithm):
         return {"climbs": self._climbs, "moves": self._moves, "local_optima": self._optima}
 
     # -- helpers --------------------------------------------------------------------
+    def _identity(self, arch) -> str:
+        ident = self._ids.get(arch)
+        if ident is None:
+            ident = self._ids[arch] = self._space.identity(arch)
+        return ident
+
     def _ask(self, arch):
-        ident = self._space.identity(arch)
+        ident = self._identity(arch)
         self._asked.add(ident)
         self._pending.add(ident)
         return arch
@@ -171,13 +180,13 @@ class HillClimber(SearchAlgorithm):
             self._moves += not restart
             restart = False
             hood = space.neighbours(arch)
-            self._hood = {space.identity(n): n for n in hood}
+            self._hood = {self._identity(n): n for n in hood}
             order = self._rng.permutation(len(hood))
             self._queue = [hood[int(k)] for k in order[::-1]]   # popped from the end: ``order``'s order
             if self._strategy != "first":
                 return
             better = next(((self._values[i], n) for n in (hood[int(k)] for k in order)
-                           if (i := space.identity(n)) in self._values and self._values[i] > value), None)
+                           if (i := self._identity(n)) in self._values and self._values[i] > value), None)
             if better is None:
                 return
             value, arch = better
@@ -195,11 +204,11 @@ class HillClimber(SearchAlgorithm):
             arch = self._best[1]
             for step in range(1, self.max_draws + 1):   # at least ``kick`` mutations away
                 arch = space.mutate(arch, rng)
-                if step >= self._kick and space.identity(arch) not in self._asked:
+                if step >= self._kick and self._identity(arch) not in self._asked:
                     return arch
         for _ in range(self.max_draws):
             arch = space.sample(rng)
-            if space.identity(arch) not in self._asked:
+            if self._identity(arch) not in self._asked:
                 return arch
         if not isinstance(space, FiniteSpace):
             return None
@@ -209,6 +218,6 @@ class HillClimber(SearchAlgorithm):
         while self._scan_at < len(self._scan):
             arch = space.arch(self._scan[self._scan_at])
             self._scan_at += 1
-            if space.identity(arch) not in self._asked:
+            if self._identity(arch) not in self._asked:
                 return arch
         return None
