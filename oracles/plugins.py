@@ -73,11 +73,16 @@ class Plugin:
     version: str | None
 
     @property
+    def module(self) -> str:
+        return self.value.partition(":")[0].strip()
+
+    @property
     def import_path(self) -> str:
         """The dotted path of the object (``module.attr``), by which it is reachable even
         when its name is a built-in's."""
-        module, _, attr = self.value.partition(":")
-        return f"{module.strip()}.{attr.strip()}" if attr.strip() else module.strip()
+        # "module:attr [extra1,extra2]": the extras say what to install, not what to import
+        attr = self.value.partition(":")[2].partition("[")[0].strip()
+        return f"{self.module}.{attr}" if attr else self.module
 
     @property
     def origin(self) -> str:
@@ -98,7 +103,7 @@ class Plugin:
             raise PluginError(f"plugin {kind} {self.name!r} from {self.origin}: not a usable name "
                               "(letters, digits, '_' and '-' only); reach it as " + self.import_path)
         try:
-            return import_object(self.import_path, strict_module=self.value.partition(":")[0].strip())
+            return import_object(self.import_path, strict_module=self.module)
         except Exception as exc:  # noqa: BLE001 -- whatever a plugin's import raises is its failure
             raise PluginError(f"plugin {kind} {self.name!r} from {self.origin} cannot be loaded: "
                               f"{one_line(exc)}") from None
@@ -198,11 +203,12 @@ def module_source(obj: Any) -> dict[str, Any]:
     top = module_name.partition(".")[0]
     out: dict[str, Any] = {"import_path": f"{module_name}.{getattr(obj, '__qualname__', '')}"}
     # a package that declares plugins: its entry points name its distribution even where the
-    # installed files do not (an editable install lists no package files)
-    for group in GROUPS.values():
-        for p in _discover(group):
-            if p.distribution and p.value.partition(":")[0].strip().partition(".")[0] == top:
-                return {**out, "distribution": p.distribution, "version": p.version}
+    # installed files do not (an editable install lists no package files); the plugin that
+    # names this very object first, then one from the same top-level package
+    declared = [p for group in GROUPS.values() for p in _discover(group) if p.distribution]
+    for p in sorted(declared, key=lambda p: p.import_path != out["import_path"]):
+        if p.module.partition(".")[0] == top:
+            return {**out, "distribution": p.distribution, "version": p.version}
     dists = _packages_distributions().get(top, [])
     if dists:
         return {**out, "distribution": dists[0], "version": metadata.version(dists[0])}
