@@ -24,6 +24,7 @@ COMMANDS = (
     "harness.commands.export",
     "harness.commands.oracles",
     "harness.commands.algorithms",
+    "harness.commands.check",
     "harness.commands.collect",
     "harness.commands.supernet",
 )

@@ -9,6 +9,8 @@ algorithm on NB201's 12 and 200 epochs.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from broken_algorithms.reads_report import ReadsReport
 from broken_algorithms.stop_iteration import StopsByRaising
 from conftest import data_env
 from harness import check
+from harness.cli import main
 from oracles.errors import UserError
 from oracles.registry import load_oracle
 
@@ -133,6 +136,31 @@ def test_checks_leave_the_global_generators_as_they_were():
     np.random.seed(123)
     check.check("random", settings=QUICK, only=["global-rng", "determinism"])
     assert np.random.random() == expected
+
+
+def test_the_command_exits_0_when_everything_passes(capsys):
+    assert main(["check", "random", "--quick", "--no-statistics"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "check random (algorithms.random_search.RandomSearch), quick:"
+    assert "  pass  determinism" in out and "  n/a   fidelities" in out
+    assert "  n/a   samples-to-optimum  skipped (statistics off)" in out
+    assert out.rstrip().endswith("7 passed, 0 failed, 2 not applicable")
+
+
+def test_the_command_exits_1_and_says_why(capsys):
+    # a class by its import path, as a user names their own
+    assert main(["check", "broken_algorithms.stop_iteration.StopsByRaising", "--quick", "--only", "stopping",
+                 "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] is False
+    [o] = doc["checks"]
+    assert o["check"] == "stopping" and o["status"] == "fail" and "StopIteration" in o["reason"]
+
+
+def test_the_command_refuses_an_unknown_algorithm_in_one_line(capsys):
+    assert main(["check", "no-such-algorithm", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown algorithm 'no-such-algorithm'" in err
 
 
 @pytest.mark.slow
