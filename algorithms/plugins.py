@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from oracles.errors import UserError
 from oracles.plugins import (GROUPS, Plugin, PluginError, discover, find, import_object, is_import_path,
                              module_source, one_line)
 
@@ -86,9 +87,14 @@ def algorithm_class(name: str) -> type[SearchAlgorithm] | None:
     if is_import_path(name):
         try:
             obj = import_object(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name.partition(".")[0]:
+                raise PluginError(f"algorithm {name}: cannot import it ({one_line(exc)})") from None
+            # not even its package exists: most likely a mistyped name
+            raise UserError(f"unknown algorithm {name!r}: {one_line(exc)} (an import path is "
+                            "package.module.Class)") from None
         except Exception as exc:  # noqa: BLE001 -- whatever the import raises, in one line
-            raise PluginError(f"algorithm {name}: cannot import it ({one_line(exc)}); an import path "
-                              "is package.module.Class") from None
+            raise PluginError(f"algorithm {name}: cannot import it ({one_line(exc)})") from None
         return _checked(obj, f"algorithm {name}")
     plugin = find(GROUP, name)
     if plugin is None:

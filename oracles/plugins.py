@@ -158,8 +158,10 @@ def find(group: str, name: str) -> Plugin | None:
 
 
 def is_import_path(name: str) -> bool:
-    """Whether a name is a dotted import path (no registry name contains a dot)."""
-    return "." in name
+    """Whether a name is a dotted import path: two or more Python identifiers joined by dots
+    (no registry name contains a dot; ``../x`` is no path, just an unknown name)."""
+    parts = name.split(".")
+    return len(parts) > 1 and all(p.isidentifier() for p in parts)
 
 
 def import_object(path: str, strict_module: str | None = None) -> Any:
