@@ -33,31 +33,40 @@ and only the learned ``fc-relu`` weights can. So ``m`` = the mean of the vertex'
 the interior vertices and for ``output`` alike.
 
 **Identity.** Two cells are the same architecture when they compute the same function by
-construction:
+construction, whatever their weights:
 
 1. *pruning* (as NB101's official ``ModelSpec``): vertices on no input->output path are
    removed; a matrix whose output the input cannot reach is not a cell;
-2. *identity contraction*: an ``identity`` vertex with a single predecessor ``p`` only
-   copies ``p``; it is removed and its successors take ``p`` directly, unless one of them
-   already reads ``p`` (then the copy changes that vertex's mean and is kept). Repeated
-   until no such vertex is left. This is exact: every vertex receives the same multiset of
-   values as before;
+2. *exact simplification* (:func:`_reduce`), repeated with pruning until nothing changes:
+
+   * *means of copies*: an ``identity`` vertex, or the output, whose inputs all carry one
+     value (the same vertex, or ``identity`` copies of it) carries that value; a vertex of
+     any kind whose inputs all carry one value reads that value's vertex alone
+     (``mean(p, p) = p``);
+   * *bypassing copies*: an ``identity`` vertex with a single input ``p`` only copies ``p``,
+     so each vertex it feeds that does not read ``p`` already reads ``p`` instead (same
+     multiset of input values; where a vertex reads both, the copy weighs ``p`` twice in
+     that mean and stays). A copy that feeds nothing any more is pruned.
+
+   The all-identity cells thus collapse to ``h_t = s_0``, the cell without operators;
 3. *isomorphism*: the cell is relabelled to its canonical form, the lexicographically
    smallest (see :func:`_keys`) of its labellings in which the matrix is upper-triangular
    (input first, output last). The set of such labellings is the same for isomorphic cells,
-   so the form is exact (no hash collisions to worry about, unlike a Weisfeiler-Lehman
-   hash), and contraction is applied to the canonically labelled cell so that the result
-   never depends on how the input was numbered.
+   so the form is exact (no hash collisions, unlike a Weisfeiler-Lehman hash), and step 2
+   runs on the canonically labelled cell, so that the result never depends on how the input
+   was numbered (checked on random relabellings in the tests).
 
-Cells that are equal only through algebra the training cannot see (e.g. ``mean(p, p, q)``
-vs ``mean(p, q)`` with weights) stay distinct.
+What stays distinct although equal as functions: cells where one value reaches a vertex
+through several copy vertices that could be shared differently (two copies of ``p`` each
+feeding one vertex vs one copy feeding both; rare, at least two ``identity`` copies of one
+value), and anything equal only for particular weights.
 
-The space is small enough to enumerate: **19,798 distinct cells** (1 with no operator
-vertex, 2 with one, 21 with two, 442 with three, 19,332 with four;
+The space is small enough to enumerate: **10,584 distinct cells** (1 with no operator
+vertex, 2 with one, 16 with two, 281 with three, 10,284 with four;
 :func:`count_by_vertices`), from 532,754 raw (matrix, ops) pairs of 2 to 6 vertices
-(:func:`raw_count`; the tests check that canonicalising every raw pair of up to 5 vertices
-lands exactly on the enumerated cells). LaNAS "randomly sampled 10K architectures" from its
-version of the space, which is consistent with a space of this size; a table of ours is the
+(:func:`raw_count`; canonicalising every raw pair lands exactly on the enumerated cells,
+checked in the tests for every pair of up to 5 vertices). LaNAS "randomly sampled 10K
+architectures" from its version of the space, close to this size; a table of ours is the
 whole space or, as LSTM-10K, a uniform random subset (docs/lstm-shakespeare.md).
 Enumeration order: by vertex count, then by the canonical key.
 
@@ -213,31 +222,51 @@ def _topo(matrix: np.ndarray) -> list[int]:
     return order
 
 
-def _contract(matrix: np.ndarray, ops: list[int]) -> tuple[np.ndarray, list[int]]:
-    """Remove identity vertices that only copy their single predecessor (module docstring),
-    lowest-numbered first."""
+def _copy_classes(matrix: np.ndarray, ops: list[int]) -> list[int]:
+    """Per vertex (upper-triangular labelling), the vertex whose value it equals by
+    construction: itself, or for an ``identity`` vertex or the output whose inputs all equal
+    one vertex's value (a mean of copies), that vertex."""
+    n = len(matrix)
+    cls = list(range(n))
+    for v in range(1, n):
+        pc = {cls[int(p)] for p in np.flatnonzero(matrix[:, v])}
+        if len(pc) == 1 and (v == n - 1 or ops[v - 1] == _IDENTITY):
+            cls[v] = pc.pop()
+    return cls
+
+
+def _reduce(matrix: np.ndarray, ops: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Apply the exact simplifications of the module docstring until none applies; the
+    matrix is upper-triangular and stays so."""
+    matrix = matrix.copy()
     while True:
         n = len(matrix)
-        for v in range(1, n - 1):
-            if ops[v - 1] != _IDENTITY:
-                continue
+        changed = False
+        cls = list(range(n))
+        for v in range(1, n):
             preds = np.flatnonzero(matrix[:, v])
-            if len(preds) != 1:
+            pc = {cls[int(p)] for p in preds}
+            if len(pc) == 1:
+                c = pc.pop()
+                if len(preds) > 1:       # a mean of copies of one value is that value
+                    matrix[:, v] = 0
+                    matrix[c, v] = 1
+                    changed = True
+                if v == n - 1 or ops[v - 1] == _IDENTITY:
+                    cls[v] = c
+        for v in range(1, n - 1):
+            preds = np.flatnonzero(matrix[:, v])
+            if ops[v - 1] != _IDENTITY or len(preds) != 1:
                 continue
             p = int(preds[0])
-            succ = np.flatnonzero(matrix[v])
-            # a successor reading p besides the copy would lose a term of its mean, unless
-            # p and the copy are all it reads (mean(p, p) = p)
-            if any(matrix[p, s] and matrix[:, s].sum() > 2 for s in succ):
-                continue
-            matrix = matrix.copy()
-            matrix[p, succ] = 1
-            keep = [i for i in range(n) if i != v]
-            matrix = matrix[np.ix_(keep, keep)]
-            ops = ops[:v - 1] + ops[v:]
-            break
-        else:
+            for s in np.flatnonzero(matrix[v]):
+                if not matrix[p, s]:     # s may read p itself instead of its copy
+                    matrix[v, s] = 0
+                    matrix[p, s] = 1
+                    changed = True
+        if not changed:
             return matrix, ops
+        matrix, ops = _prune(matrix, ops)
 
 
 def _to_cell(matrix: np.ndarray, ops: Sequence[int]) -> RecurrentCell:
@@ -248,7 +277,7 @@ def _to_cell(matrix: np.ndarray, ops: Sequence[int]) -> RecurrentCell:
 def canonical(matrix, ops: Sequence) -> RecurrentCell:
     """The canonical cell of ``matrix`` (any DAG with the input first and the output last,
     at most :data:`MAX_VERTICES` vertices) and its interior ``ops`` (names or indices into
-    :data:`OPS`): pruned, identity-contracted and canonically labelled (module docstring).
+    :data:`OPS`): pruned, simplified and canonically labelled (module docstring).
     Raises :class:`InvalidArchitecture` for anything that is not a cell."""
     try:
         m = np.array(matrix, dtype=np.int64)
@@ -276,7 +305,7 @@ def canonical(matrix, ops: Sequence) -> RecurrentCell:
         raise InvalidArchitecture("the input vertex cannot have predecessors nor the output successors")
     m, op_idx = _prune(m, op_idx)
     mats, opa, _ = _canonical_labelling(m[None], np.array([op_idx], dtype=np.int64).reshape(1, -1))
-    m, op_idx = _contract(mats[0], [int(o) for o in opa[0]])
+    m, op_idx = _reduce(mats[0], [int(o) for o in opa[0]])
     mats, opa, _ = _canonical_labelling(m[None], np.array([op_idx], dtype=np.int64).reshape(1, -1))
     return _to_cell(mats[0], opa[0])
 
@@ -294,8 +323,8 @@ def make_cell(matrix, ops: Sequence[str]) -> RecurrentCell:
 def _reduced_canonical(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Every canonical cell with exactly ``k`` interior vertices, in key order: pruned (every
     interior vertex has a predecessor and a successor, which in a DAG whose only source and
-    sink candidates are input and output means it lies on an input->output path),
-    non-contractible, and equal to its own canonical labelling."""
+    sink candidates are input and output means it lies on an input->output path), a fixed
+    point of :func:`_reduce`, and equal to its own canonical labelling."""
     n = k + 2
     rows, cols = _triu(n)
     m_edges = len(rows)
@@ -313,17 +342,25 @@ def _reduced_canonical(k: int) -> tuple[np.ndarray, np.ndarray]:
     n_graphs = len(mats)
     mats = np.repeat(mats, len(op_sets), axis=0)
     ops = np.tile(op_sets, (n_graphs, 1))
-    # contractible: an identity vertex v with one predecessor p such that no successor of v
-    # reads p and something else besides v (the rule of _contract)
-    contractible = np.zeros(len(mats), dtype=bool)
-    indeg = mats.sum(axis=1)
+    # fixed points of _reduce: no vertex reads several copies of one value only, and no
+    # single-input identity vertex feeds a vertex that does not read its input already
+    reducible = np.zeros(len(mats), dtype=bool)
+    rows_n = np.arange(len(mats))
+    cls = np.tile(np.arange(n), (len(mats), 1))
+    for v in range(1, n):
+        reads = mats[:, :, v].astype(bool)
+        hi = np.where(reads, cls, -1).max(axis=1)
+        lo = np.where(reads, cls, n).min(axis=1)
+        same = hi == lo
+        reducible |= same & (reads.sum(axis=1) > 1)
+        copy = same if v == n - 1 else same & (ops[:, v - 1] == _IDENTITY)
+        cls[:, v] = np.where(copy, hi, v)
     for v in range(1, n - 1):
         single = (mats[:, :, v].sum(axis=1) == 1) & (ops[:, v - 1] == _IDENTITY)
         p = mats[:, :, v].argmax(axis=1)
-        row_p = mats[np.arange(len(mats)), p]
-        clash = (row_p & mats[:, v] & (indeg > 2)).any(axis=1)
-        contractible |= single & ~clash
-    mats, ops = mats[~contractible], ops[~contractible]
+        movable = (mats[:, v].astype(bool) & ~mats[rows_n, p].astype(bool)).any(axis=1)
+        reducible |= single & movable
+    mats, ops = mats[~reducible], ops[~reducible]
     _, _, best = _canonical_labelling(mats, ops)
     own = _keys(mats, ops)
     keep = own == best
@@ -333,13 +370,33 @@ def _reduced_canonical(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def enumerate_cells() -> tuple[RecurrentCell, ...]:
-    """Every distinct cell, in the space's enumeration order (vertex count, then key)."""
-    out = []
+def _enumeration() -> tuple[tuple[RecurrentCell, ...], np.ndarray, np.ndarray]:
+    cells, bits, ops_all = [], [], []
+    rows6, cols6 = _triu(MAX_VERTICES)
     for k in range(MAX_INTERIOR + 1):
         mats, ops = _reduced_canonical(k)
-        out.extend(_to_cell(m, o) for m, o in zip(mats, ops))
-    return tuple(out)
+        cells.extend(_to_cell(m, o) for m, o in zip(mats, ops))
+        n = k + 2
+        pos = np.array(list(range(n - 1)) + [MAX_VERTICES - 1])
+        full = np.zeros((len(mats), MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
+        full[:, pos[:, None], pos[None, :]] = mats
+        bits.append(full[:, rows6, cols6])
+        padded = np.full((len(mats), MAX_INTERIOR), -1, dtype=np.int64)
+        padded[:, :k] = ops
+        ops_all.append(padded)
+    return tuple(cells), np.concatenate(bits), np.concatenate(ops_all)
+
+
+def enumerate_cells() -> tuple[RecurrentCell, ...]:
+    """Every distinct cell, in the space's enumeration order (vertex count, then key)."""
+    return _enumeration()[0]
+
+
+def padded_all() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pad` of every enumerated cell: ``(size, 15)`` bits and ``(size, 4)`` op indices
+    (-1 for unused positions)."""
+    _, bits, ops = _enumeration()
+    return bits, ops
 
 
 def count_by_vertices() -> dict[int, int]:
@@ -402,7 +459,7 @@ def string_to_cell(text: str) -> RecurrentCell:
 
 # --- the space ------------------------------------------------------------------------------
 class RecurrentSpace(FiniteSpace):
-    """Every distinct LaNAS recurrent cell (19,798; module docstring), enumerated.
+    """Every distinct LaNAS recurrent cell (10,584; module docstring), enumerated.
 
     ``sample`` is uniform over the distinct cells (not over raw matrices, where the large
     cells would dominate even more); ``mutate`` draws uniformly among ``neighbours``.
@@ -525,6 +582,18 @@ class RecurrentSpace(FiniteSpace):
 
     def to_string(self, arch) -> str:
         return cell_to_string(self._check(arch))
+
+    def _encode_all(self) -> np.ndarray:
+        bits, ops = padded_all()
+        out = np.zeros((len(bits), ENCODING_SIZE))
+        out[:, :N_TRIU] = bits
+        rows, pos = np.nonzero(ops >= 0)
+        out[rows, N_TRIU + pos * len(OPS) + ops[rows, pos]] = 1.0
+        return out
+
+    def _tokens_all(self) -> np.ndarray:
+        bits, ops = padded_all()
+        return np.concatenate([bits, np.maximum(ops, 0)], axis=1)
 
     def parse(self, text: str) -> RecurrentCell:
         return string_to_cell(text)

@@ -71,12 +71,18 @@ def _convnet_space(table: Table) -> FiniteSpace:
     return space_from_table(table)
 
 
+def _recurrent_space(table: Table) -> FiniteSpace:
+    from .recurrent_space import space_from_table
+    return space_from_table(table)
+
+
 #: space kind -> builder(table). Importers of new benchmark families add theirs here.
 SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "nb201": _nb201_space,
     "nb101": _nb101_space,
     "product": _product_space,
     "convnet": _convnet_space,
+    "recurrent": _recurrent_space,
 }
 
 
