@@ -480,9 +480,10 @@ def nearest_cells(features: Sequence[Iterable[str]], k: int = N_NEIGHBOURS,
         stop = min(n, start + block)
         gram = (phi[start:stop] @ phi_t).toarray()
         dist = np.rint(sq[start:stop, None] + sq[None, :] - 2.0 * gram).astype(np.int64)
-        dist[np.arange(stop - start), np.arange(start, stop)] = np.iinfo(np.int64).max
-        # nearest first, ties by row: sort by (distance, row) through one combined key
+        # nearest first, ties by row: sort by (distance, row) through one combined key (a
+        # distance is at most twice the largest bag's squared norm, far from overflowing)
         key = dist * n + cols[None, :]
+        key[np.arange(stop - start), np.arange(start, stop)] = np.iinfo(np.int64).max   # never itself
         part = np.argpartition(key, k, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(key, part, axis=1), axis=1)
         best = np.take_along_axis(part, order, axis=1)
