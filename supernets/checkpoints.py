@@ -11,6 +11,8 @@ A supernet named ``NAME`` lives in ``<data directory>/supernets/NAME/``
   a mixture. Loading checks the header and the hash first, then reads the rest with
   ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and dicts: no pickled
   code runs).
+* ``snapshots/epoch-EEEE.pt`` (with ``--snapshots``): the weights at chosen epochs, in the
+  same format, for scoring a supernet along its training (Kendall tau against epochs).
 * ``config.json``: the configuration and data record in plain JSON, for people and for
   ``supernet`` oracles listing what exists (written the same way; not trusted on load).
 
@@ -101,7 +103,14 @@ def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> d
 def load_checkpoint_and_digest(folder: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
     """:func:`load_checkpoint` and the SHA-256 of the file's body (from the same read), which
     identifies the weights."""
-    path = Path(folder) / CHECKPOINT
+    return _read_verified(Path(folder) / CHECKPOINT, _CHECKPOINT_KEYS, map_location)
+
+
+_CHECKPOINT_KEYS = frozenset({"config", "data", "epoch", "model", "optimizer", "scheduler", "rng", "history"})
+_SNAPSHOT_KEYS = frozenset({"config", "data", "epoch", "model", "history"})
+
+
+def _read_verified(path: Path, keys: frozenset, map_location) -> tuple[dict[str, Any], str]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -120,10 +129,59 @@ def load_checkpoint_and_digest(folder: Path, map_location: str | torch.device = 
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptData(f"{path} cannot be loaded ({first[:200]}); delete it to train again") from None
-    if not isinstance(state, dict) or not {"config", "data", "epoch", "model", "optimizer", "scheduler",
-                                           "rng", "history"} <= set(state):
+    if not isinstance(state, dict) or not keys <= set(state):
         raise CorruptData(f"{path} lacks parts of a supernet checkpoint; delete it to train again")
     return state, parts[1].decode()
+
+
+# --- snapshots: the weights at chosen epochs, for scoring a supernet along its training ---
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_path(folder: Path, epoch: int) -> Path:
+    return Path(folder) / SNAPSHOTS / f"epoch-{int(epoch):04d}.pt"
+
+
+def save_snapshot(state: dict[str, Any], folder: Path) -> Path:
+    """Keep the weights (and batch-norm statistics) of ``state``'s epoch in
+    ``folder/snapshots/epoch-EEEE.pt``, in the checkpoint's verified format, without the
+    optimiser and generators (a snapshot is scored, never resumed)."""
+    snap = {k: state[k] for k in _SNAPSHOT_KEYS}
+    buf = io.BytesIO()
+    torch.save(snap, buf)
+    body = buf.getvalue()
+    path = snapshot_path(folder, state["epoch"])
+    _write_atomic(path, f"{FORMAT} {hashlib.sha256(body).hexdigest()}\n".encode() + body)
+    return path
+
+
+def list_snapshots(folder: Path) -> list[int]:
+    """The epochs with a snapshot in ``folder``."""
+    out = []
+    for p in (Path(folder) / SNAPSHOTS).glob("epoch-*.pt"):
+        try:
+            out.append(int(p.stem.split("-")[1]))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+def load_weights_and_digest(folder: Path, epoch: int | None = None,
+                            map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
+    """The weights of supernet ``folder`` after ``epoch`` (None: the last checkpoint), verified,
+    with their file's digest: the checkpoint when it is at that epoch, else the snapshot."""
+    if epoch is None:
+        return load_checkpoint_and_digest(folder, map_location)
+    path = snapshot_path(folder, epoch)
+    if path.exists():
+        return _read_verified(path, _SNAPSHOT_KEYS, map_location)
+    state, digest = load_checkpoint_and_digest(folder, map_location)
+    if int(state["epoch"]) == int(epoch):
+        return state, digest
+    kept = list_snapshots(folder)
+    raise UserError(f"supernet {Path(folder).name} has no weights of epoch {epoch}: its checkpoint is at epoch "
+                    f"{state['epoch']}, snapshots at {', '.join(map(str, kept)) or 'none'} "
+                    "(train with --snapshots to keep more)")
 
 
 def check_compatible(state: dict[str, Any], config: dict[str, Any], data_record: dict[str, Any] | None,

@@ -19,7 +19,9 @@ Options (``supernet/NAME:key=value,...``):
   0 evaluates with the statistics left by training);
 * ``batch=N``: evaluation batch (default 256; cells without running statistics normalise
   with the batch's statistics, so this is part of what an answer means);
-* ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch CPU threads, default 1).
+* ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch CPU threads, default 1);
+* ``epoch=E``: the weights after epoch ``E`` (a snapshot kept with ``supernet train
+  --snapshots``; default the last checkpoint), for scoring a supernet along its training.
 
 The simulated cost of a query is one unit (the runner's clock for oracles without a cost):
 scoring a cell takes the same time whatever the cell.
@@ -37,7 +39,7 @@ from oracles.errors import UserError
 from oracles.nb201_space import NB201Space
 from oracles.oracle import Evaluation, Observation, Oracle
 
-_OPTIONS = {"calib", "batch", "device", "threads"}
+_OPTIONS = {"calib", "batch", "device", "threads", "epoch"}
 
 
 class SupernetOracle(Oracle):
@@ -47,7 +49,7 @@ class SupernetOracle(Oracle):
     ----------
     name: the oracle's name, ``supernet/NAME``.
     state: a loaded checkpoint (:func:`supernets.checkpoints.load_checkpoint`).
-    digest: the checkpoint body's SHA-256 (its header), identifying the weights.
+    digest: the SHA-256 of the file the weights came from (recorded in :meth:`describe`).
     settings: :class:`supernets.training.EvalSettings`.
     device: where the supernet evaluates.
     cifar_dir: the CIFAR-10 folder, for a supernet trained on CIFAR-10.
@@ -80,6 +82,7 @@ class SupernetOracle(Oracle):
         self.supernet = trainer.supernet.eval()
         self.epoch = int(state["epoch"])
         self._digest = digest
+        self._weights = weights_digest(state["model"])
         self._torch = torch
         x_train, _ = data.supernet_train
         if self.config.max_train is not None:
@@ -119,9 +122,10 @@ class SupernetOracle(Oracle):
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of what decides the answers: the checkpoint's digest, the data split's
-        fingerprint and the evaluation settings."""
-        ident = {"format": "nas-harness-supernet-oracle/1", "checkpoint": self._digest,
+        """SHA-256 of what decides the answers: the weights (:func:`weights_digest`), the
+        configuration, the data split's fingerprint and the evaluation settings."""
+        ident = {"format": "nas-harness-supernet-oracle/1", "weights": self._weights,
+                 "config": self.config.to_dict(),
                  "data": self.data.fingerprint, "settings": self.settings.to_dict()}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
@@ -129,8 +133,20 @@ class SupernetOracle(Oracle):
         d = super().describe()
         d.update({"supernet": self.config.to_dict(), "epochs_trained": self.epoch,
                   "evaluation": self.settings.to_dict(), "data": self.data.record(), "checksum": self.checksum,
+                  "file_sha256": self._digest,
                   "deterministic": True, "cached_networks": len(self._cache)})
         return d
+
+
+def weights_digest(model_state: dict) -> str:
+    """SHA-256 over a ``state_dict``'s names, dtypes, shapes and values (CPU bytes), in name
+    order: equal for equal weights whichever file they were read from."""
+    h = hashlib.sha256()
+    for key in sorted(model_state):
+        t = model_state[key].detach().cpu().contiguous()
+        h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def _int_option(name: str, options: dict[str, str], key: str, default: int, minimum: int) -> int:
@@ -148,7 +164,7 @@ def _int_option(name: str, options: dict[str, str], key: str, default: int, mini
 
 def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> SupernetOracle:
     """The factory :data:`oracles.registry.FACTORIES` names for the family ``supernet``."""
-    from .checkpoints import load_checkpoint_and_digest, supernet_dir
+    from .checkpoints import load_weights_and_digest, supernet_dir
     from .training import EvalSettings
 
     family, _, sub = name.partition("/")
@@ -168,7 +184,8 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Supe
     if not folder.is_dir():
         raise UserError(f"oracle {name}: no supernet {sub!r} in {folder.parent}; train it with "
                         f"'nas-harness supernet train nb201 --dataset digits --name {sub}'")
-    state, digest = load_checkpoint_and_digest(folder)
+    epoch = _int_option(name, options, "epoch", 0, 1) if "epoch" in options else None
+    state, digest = load_weights_and_digest(folder, epoch)
     if int(state["epoch"]) < 1:
         raise UserError(f"oracle {name}: the supernet has not trained an epoch yet")
     spec = name + (":" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) if options else "")

@@ -371,3 +371,31 @@ def test_plain_algorithms_run_on_the_supernet_oracle(tmp_path, monkeypatch, caps
         archs = [string_to_arch(a) for a in rows["arch"]]
         # what the run recorded is what the oracle answers
         np.testing.assert_array_equal(rows["search"], oracle.query_batch(archs)["search"])
+
+
+def test_snapshots_score_the_supernet_along_its_training(tmp_path, monkeypatch, digits, capsys):
+    from harness.cli import main
+    from oracles.registry import load_oracle
+    name = _trained(tmp_path, monkeypatch, "snap", ("--snapshots", "1"))
+    folder = tmp_path / "supernets" / name
+    assert ck.list_snapshots(folder) == [1]
+    first = load_oracle(f"supernet/{name}:epoch=1,calib=64")
+    last = load_oracle(f"supernet/{name}:calib=64")
+    assert first.epoch == 1 and last.epoch == 2 and first.checksum != last.checksum
+    assert load_oracle(f"supernet/{name}:epoch=2,calib=64").checksum == last.checksum
+    # epoch 1's weights are those of the same training stopped after one epoch
+    t = SupernetTrainer(tiny(epochs=2, max_train=128, C=4), digits)
+    t.train_epoch()
+    archs = [(3, 2, 1, 3, 4, 2), (1, 1, 1, 1, 1, 1)]
+    direct = evaluate_archs(t.supernet, archs, *digits.search_valid, EvalSettings(256, 64),
+                            digits.supernet_train[0][:128])
+    np.testing.assert_allclose(first.query_batch(archs)["search"], direct["acc"])
+    with pytest.raises(UserError, match="no weights of epoch 3.*snapshots at 1"):
+        load_oracle(f"supernet/{name}:epoch=3")
+    snap = ck.snapshot_path(folder, 1)
+    snap.write_bytes(snap.read_bytes()[:-10])
+    with pytest.raises(CorruptData):
+        load_oracle(f"supernet/{name}:epoch=1")
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--epochs", "2", "--snapshots", "0,1",
+                 "--no-progress"]) == 2
+    assert "--snapshots" in capsys.readouterr().err

@@ -48,6 +48,8 @@ def register(subparsers) -> None:
     t.add_argument("--batch-size", type=int, metavar="B", help="default 64")
     t.add_argument("--lr", type=float, help="default 0.025")
     t.add_argument("--max-train", type=int, metavar="N", help="train on the first N training images only")
+    t.add_argument("--snapshots", metavar="E1,E2,...", default="",
+                   help="also keep the weights after these epochs (the oracle's epoch=E option scores them)")
     t.add_argument("--threads", type=int, default=1, metavar="N",
                    help="CPU threads for torch (default 1, as the collectors: numbers do not depend on "
                         "the machine's core count)")
@@ -75,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from supernets.checkpoints import resume, save_checkpoint, supernet_dir
+    from supernets.checkpoints import resume, save_checkpoint, save_snapshot, supernet_dir
     from supernets.data import load
     from supernets.ops import BNOptions
     from supernets.training import SupernetTrainer, preset_config
@@ -91,6 +93,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise UserError("--threads must be >= 1")
     torch.set_num_threads(args.threads)
+    try:
+        snapshots = {int(e) for e in args.snapshots.split(",") if e.strip()}
+    except ValueError:
+        raise UserError(f"--snapshots takes epochs separated by commas, got {args.snapshots!r}") from None
+    if any(not 1 <= e <= config.epochs for e in snapshots):
+        raise UserError(f"--snapshots: epochs must lie in 1..{config.epochs}")
     name = args.name or default_name(config, args.preset)
     folder = supernet_dir(name)
     data = load(config.dataset, config.split_seed, args.cifar_dir)
@@ -109,7 +117,10 @@ def _train(args: argparse.Namespace) -> int:
                    desc=f"supernet {name}", file=sys.stderr, dynamic_ncols=True)
 
     def on_epoch(stats):
-        save_checkpoint(trainer.state_dict(), folder)
+        state = trainer.state_dict()
+        if stats["epoch"] in snapshots:   # before the checkpoint: a kill in between redoes the epoch
+            save_snapshot(state, folder)
+        save_checkpoint(state, folder)
         if bar is not None:
             bar.set_postfix(epoch=stats["epoch"], loss=f"{stats['train_loss']:.3f}",
                             acc=f"{stats['train_acc']:.3f}")
