@@ -369,6 +369,7 @@ def test_the_guides_commands(tmp_path, monkeypatch, capsys, plugin_version):
     empty data directory (what a reader of a fresh clone has, the example plugin installed)."""
     import shlex
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "tests").symlink_to(GUIDE.parent.parent / "tests")     # the files the guide names
     monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
     commands = guide_commands()
     assert len(commands) >= 8 and all(c.startswith("nas-harness ") for c in commands), commands
