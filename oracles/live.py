@@ -33,6 +33,9 @@ Options (``NAME:key=value,...``):
 * ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch threads, default 1).
 * ``split_seed=N`` (default 0): the data split (:mod:`oracles.collectors.datasets`).
 * Recipe overrides: ``epochs``, ``batch_size``, ``lr``, ``patience`` (MLP only).
+* ``fidelities=1+3+10``: the epochs the oracle answers at, for multi-fidelity searches
+  (restart fidelities: each its own training, stored under its own recipe); the last must be
+  the recipe's epochs. Default: the recipe's epochs alone.
 * Space options: ``max_hidden``, ``sampler`` (MLP; :class:`~oracles.mlp_space.MLPSpace`),
   ``preset`` (ConvNet; :data:`~oracles.convnet_space.PRESETS`), ``cifar_dir``.
 
@@ -78,7 +81,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -321,6 +324,14 @@ class Trainer(ABC):
     @abstractmethod
     def batch_size(self) -> int: ...
 
+    def with_epochs(self, epochs: int) -> "Trainer":
+        """The same trainer with the recipe's epochs set to ``epochs`` (a lower fidelity)."""
+        try:
+            recipe = dataclasses.replace(self.recipe, epochs=int(epochs))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        return type(self)(self.space, self.data, recipe, self.device)
+
     def cost(self, arch: Arch) -> float:
         """The deterministic nominal seconds of the budgeted training (:func:`nominal_seconds`)."""
         return nominal_seconds(self.forward_macs(arch), len(arch), len(self.data.y_train), len(self.data.y_valid),
@@ -411,6 +422,9 @@ class LiveOracle(Oracle):
     seed: the oracle seed of the deterministic mode.
     threads: torch threads for training in this process.
     description: one line on what the oracle is (data set notes included).
+    fidelities: epochs the oracle answers at (restart fidelities: each is its own training
+        with the recipe's epochs set to it); default only the recipe's epochs. The largest is
+        the default fidelity, and must be the recipe's epochs.
     """
 
     search_metric = "valid_acc"
@@ -418,7 +432,8 @@ class LiveOracle(Oracle):
     direction = "max"
 
     def __init__(self, name: str, trainer: Trainer, store: str | os.PathLike, mode: str = "deterministic",
-                 seed: int = 0, threads: int = 1, description: str = ""):
+                 seed: int = 0, threads: int = 1, description: str = "",
+                 fidelities: Sequence[int] | None = None):
         super().__init__()
         if mode not in MODES:
             raise UserError(f"oracle {name}: mode must be deterministic or stochastic, got {mode!r}")
@@ -432,7 +447,16 @@ class LiveOracle(Oracle):
         #: one entry per query: identity, training seed, whether it trained here, measured
         #: seconds (None when served from the store), nominal cost
         self.log: list[dict[str, Any]] = []
-        self._fidelities = Fidelities((trainer.epochs,), kind="restart")
+        served = sorted({int(f) for f in fidelities}) if fidelities else [trainer.epochs]
+        if served[-1] != trainer.epochs or served[0] < 1:
+            raise UserError(f"oracle {name}: fidelities {served} must be >= 1 epoch and end at the recipe's "
+                            f"{trainer.epochs} epochs")
+        self._fidelities = Fidelities(tuple(served), kind="restart")
+        #: fidelity -> (its trainer, its recipe's digest)
+        self._at: dict[int, tuple[Trainer, str]] = {trainer.epochs: (trainer, self.recipe_digest)}
+        for f in served[:-1]:
+            t = trainer.with_epochs(f)
+            self._at[f] = (t, self.store.put_spec(t.recipe_record()))
         self._torch_ready = False
 
     @property
@@ -445,8 +469,9 @@ class LiveOracle(Oracle):
 
     @property
     def checksum(self) -> str:
-        """Names what the answers are made of: trainer, recipe, data, mode and oracle seed."""
-        return hashlib.sha256(f"live\0{self.trainer.kind}\0{self.recipe_digest}\0{self.data_digest}\0"
+        """Names what the answers are made of: trainer, recipes, data, mode and oracle seed."""
+        recipes = ",".join(self._at[f][1] for f in self._fidelities.values)
+        return hashlib.sha256(f"live\0{self.trainer.kind}\0{recipes}\0{self.data_digest}\0"
                               f"{self.mode}\0{self.seed if self.deterministic else ''}".encode()).hexdigest()
 
     def training_seed(self, arch: Arch, rng: np.random.Generator | None) -> int:
@@ -462,30 +487,37 @@ class LiveOracle(Oracle):
             configure_torch(self.threads)
             self._torch_ready = True
 
-    def result(self, arch: Arch, seed: int) -> tuple[dict[str, Any], bool]:
-        """The store's row for ``arch`` trained with ``seed``, training it here if nobody has;
-        returns ``(row, trained_here)``."""
+    def _fidelity(self, fidelity: int | None) -> tuple[Trainer, str]:
+        f = self.trainer.epochs if fidelity is None else int(fidelity)
+        if f not in self._at:
+            raise UserError(f"oracle {self.name}: no fidelity {f}; it serves {list(self._fidelities.values)} epochs")
+        return self._at[f]
+
+    def result(self, arch: Arch, seed: int, fidelity: int | None = None) -> tuple[dict[str, Any], bool]:
+        """The store's row for ``arch`` trained with ``seed`` (for ``fidelity`` epochs; None:
+        the recipe's), training it here if nobody has; returns ``(row, trained_here)``."""
+        trainer, recipe_digest = self._fidelity(fidelity)
         ident = self.space.identity(arch)
-        key = (ident, self.recipe_digest, self.data_digest, int(seed))
+        key = (ident, recipe_digest, self.data_digest, int(seed))
 
         def train() -> dict[str, Any]:
             self._ready()
-            row = self.trainer.train(arch, seed)
+            row = trainer.train(arch, seed)
             row.update(mode=self.mode, oracle_seed=self.seed if self.deterministic else None,
-                       device=self.trainer.device, host=socket.gethostname(),
+                       device=trainer.device, host=socket.gethostname(),
                        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             return row
 
         return self.store.compute(key, train)
 
     def query(self, arch: Arch, rng: np.random.Generator | None = None, fidelity: int | None = None) -> Evaluation:
-        if fidelity is not None and fidelity != self.trainer.epochs:
-            raise UserError(f"oracle {self.name}: no fidelity {fidelity}; it trains for {self.trainer.epochs} epochs")
+        trainer, _ = self._fidelity(fidelity)
         self.n_queries += 1
         seed = self.training_seed(arch, rng)
-        row, trained = self.result(arch, seed)
-        cost = self.trainer.cost(arch)
+        row, trained = self.result(arch, seed, fidelity)
+        cost = trainer.cost(arch)
         self.log.append({"arch": self.space.identity(arch), "seed": seed, "trained": trained,
+                         "fidelity": trainer.epochs,
                          "train_time": float(row["train_time"]) if trained else None,
                          "train_cpu": float(row["train_cpu"]) if trained else None, "cost": cost})
         return Evaluation(Observation(float(row["valid_acc"]), cost, float(row["train_acc"])), float(row["test_acc"]))
@@ -507,7 +539,7 @@ class LiveOracle(Oracle):
 
     # -- growing into a table -------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        """Every store row of this oracle's recipe and data (any mode, any seed)."""
+        """Every store row of this oracle's recipe (its top fidelity) and data (any mode, any seed)."""
         return [r for (a, rec, dat, s), r in self.store.rows().items()
                 if rec == self.recipe_digest and dat == self.data_digest]
 
@@ -558,7 +590,7 @@ class LiveOracle(Oracle):
 
 # --- the factory -----------------------------------------------------------------------------
 _OPTIONS = {"mode", "seed", "store", "device", "threads", "split_seed", "epochs", "batch_size", "lr", "patience",
-            "max_hidden", "sampler", "preset", "cifar_dir"}
+            "max_hidden", "sampler", "preset", "cifar_dir", "fidelities"}
 
 
 def _int(name: str, options: dict[str, str], key: str, default: int | None) -> int | None:
@@ -630,6 +662,13 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Live
     spec = name if not options else f"{name}:" + ",".join(f"{k}={v}" for k, v in sorted(options.items()))
     description = (f"{what} trained live on {DATA_NOTES[dataset]}; {trainer.epochs} epochs; "
                    f"{options.get('mode', 'deterministic')} mode")
+    fidelities = None
+    if "fidelities" in options:
+        try:
+            fidelities = [int(f) for f in options["fidelities"].split("+")]
+        except ValueError:
+            raise UserError(f"oracle {name}: fidelities must be epochs joined by '+' (e.g. 1+3+10), "
+                            f"got {options['fidelities']!r}") from None
     return LiveOracle(spec, trainer, store, mode=options.get("mode", "deterministic"),
                       seed=_int(name, options, "seed", 0), threads=_int(name, options, "threads", 1),
-                      description=description)
+                      description=description, fidelities=fidelities)

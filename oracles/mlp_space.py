@@ -24,10 +24,14 @@ Decisions the paper leaves open, decided here:
 
 Representations:
 
-* ``tokens``: :data:`MAX_HIDDEN` positions over one vocabulary of 30 (the controller's):
-  0 = end of the network, 1..28 = dense layers (width-major: ``1 + 4 * width_index +
-  activation_index``), 29 = dropout. Positions after the first end are 0. ``from_tokens``
-  refuses a layer after an end, and an end or a dropout at position 0.
+* ``tokens``: :data:`MAX_HIDDEN` positions, one layer each, over the controller's vocabulary
+  of 30 (:data:`VOCAB`): 0 = end of the network, 1..28 = dense layers (width-major: ``1 + 4
+  * width_index + activation_index``), 29 = dropout. Position 0 is always a dense layer, so
+  its 28 choices are the dense layers alone (token ``t`` there is ``VOCAB[t + 1]``).
+  Positions after the first end are padding: ``tokens`` writes 0 there and ``from_tokens``
+  ignores them, so every in-range token sequence is a network (as in
+  :class:`~oracles.convnet_space.ConvNetSpace`: controllers, tree searches and decoders never
+  produce invalid ones).
 * ``encode``: per position 7 numbers (is dense, is dropout, log2(width) / 9, one-hot
   activation), 63 in all; zeros past the depth.
 * neighbours: replace one layer by another vocabulary entry, insert one layer anywhere
@@ -43,7 +47,8 @@ far too many to enumerate, so the space is not finite for the harness (``size`` 
 and LaNAS samples it with its MCMC sampler.
 
 :func:`build_mlp` builds the torch network, :func:`count_macs` and :func:`count_params` its
-cost and size.
+cost and size. :class:`MLPTableSpace` is the finite space of a table a live oracle exported
+(:meth:`oracles.live.LiveOracle.export_table`; :func:`space_from_table`).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InvalidArchitecture, UserError
-from .space import SearchSpace, check_tokens
+from .space import FiniteSpace, SearchSpace, check_tokens
 
 #: §5.1's layer widths, activations and dropout rate
 WIDTHS = (8, 16, 32, 64, 128, 256, 512)
@@ -241,20 +246,22 @@ class MLPSpace(SearchSpace):
 
     @property
     def decisions(self) -> tuple[int, ...]:
-        return (len(VOCAB),) * self.max_hidden
+        return (N_DENSE,) + (len(VOCAB),) * (self.max_hidden - 1)
 
     def tokens(self, arch) -> tuple[int, ...]:
         arch = self.validate(arch)
-        return tuple(TOKEN_OF[layer] for layer in arch) + (END,) * (self.max_hidden - len(arch))
+        t = [TOKEN_OF[layer] for layer in arch]
+        t[0] -= 1   # position 0 chooses among the dense layers only
+        return tuple(t) + (END,) * (self.max_hidden - len(arch))
 
     def from_tokens(self, tokens: Sequence[int]) -> MLPArch:
         t = check_tokens(tokens, self.decisions)
-        depth = t.index(END) if END in t else len(t)
-        if any(x != END for x in t[depth:]):
-            raise InvalidArchitecture(f"a layer after the end of the network in tokens {list(t)}")
-        if depth == 0:
-            raise InvalidArchitecture("an MLP needs at least one hidden layer (token 0 is the end)")
-        return self.validate(tuple(VOCAB[x] for x in t[:depth]))
+        layers = [VOCAB[t[0] + 1]]
+        for x in t[1:]:
+            if x == END:
+                break   # what follows is padding
+            layers.append(VOCAB[x])
+        return self.validate(tuple(layers))
 
     def describe(self) -> dict:
         d = super().describe()
@@ -298,3 +305,109 @@ def build_mlp(arch: MLPArch, in_features: int, num_classes: int):
             width = layer[0]
     mods.append(nn.Linear(width, num_classes))
     return nn.Sequential(*mods)
+
+
+# --- tables grown from a live oracle -------------------------------------------------------
+class MLPTableSpace(FiniteSpace):
+    """The networks of a table exported from a live MLP oracle (:mod:`oracles.live`), in the
+    table's row order: a finite space with the MLP space's representations.
+
+    ``parent`` is the :class:`MLPSpace` the networks come from, ``archs`` the networks (any
+    form :meth:`MLPSpace.validate` accepts), distinct. Random moves stay inside: ``neighbours``
+    are the parent's neighbours that are rows; ``mutate`` draws one of them, and when a network
+    has none (a sparse table) draws uniformly from the other rows instead, as
+    :class:`~oracles.subset_space.SubsetSpace` does.
+    """
+
+    name = "mlp-table"
+
+    def __init__(self, parent: MLPSpace, archs: Sequence):
+        self.parent = parent
+        self._archs = [parent.validate(a) for a in archs]
+        self._index = {a: i for i, a in enumerate(self._archs)}
+        if len(self._index) != len(self._archs):
+            raise UserError("mlp table space: the networks must be distinct")
+        if not self._archs:
+            raise UserError("mlp table space: no networks")
+
+    @property
+    def size(self) -> int:
+        return len(self._archs)
+
+    def arch(self, index: int) -> MLPArch:
+        if not 0 <= int(index) < self.size:
+            raise InvalidArchitecture(f"index {index} out of range 0..{self.size - 1}")
+        return self._archs[int(index)]
+
+    def index(self, arch) -> int:
+        try:
+            return self._index[self.parent.validate(arch)]
+        except KeyError:
+            raise InvalidArchitecture(f"{self.parent.to_string(arch)} is not a row of this table") from None
+
+    def contains(self, arch) -> bool:
+        try:
+            return self.parent.validate(arch) in self._index
+        except InvalidArchitecture:
+            return False
+
+    def neighbours(self, arch) -> list[MLPArch]:
+        self.index(arch)
+        return [a for a in self.parent.neighbours(arch) if a in self._index]
+
+    def mutate(self, arch, rng: np.random.Generator) -> MLPArch:
+        nbrs = self.neighbours(arch)
+        if nbrs:
+            return nbrs[int(rng.integers(len(nbrs)))]
+        if self.size < 2:
+            raise UserError("mlp table space has a single network; nothing to mutate to")
+        own = self.index(arch)
+        j = int(rng.integers(self.size - 1))
+        return self.arch(j + 1 if j >= own else j)
+
+    def identity(self, arch) -> str:
+        return self.parent.identity(arch)
+
+    def to_string(self, arch) -> str:
+        return self.parent.to_string(arch)
+
+    def parse(self, text: str) -> MLPArch:
+        arch = self.parent.parse(text)
+        self.index(arch)
+        return arch
+
+    @property
+    def encoding_size(self) -> int:
+        return self.parent.encoding_size
+
+    def encode(self, arch) -> np.ndarray:
+        return self.parent.encode(arch)
+
+    @property
+    def decisions(self) -> tuple[int, ...]:
+        return self.parent.decisions
+
+    def tokens(self, arch) -> tuple[int, ...]:
+        return self.parent.tokens(arch)
+
+    def from_tokens(self, tokens: Sequence[int]) -> MLPArch:
+        arch = self.parent.from_tokens(tokens)
+        self.index(arch)
+        return arch
+
+    def describe(self) -> dict:
+        d = self.parent.describe()
+        d.update(name=self.name, size=self.size)
+        return d
+
+
+def space_from_table(table) -> MLPTableSpace:
+    """The space of a table whose ``meta.space.kind`` is ``"mlp"`` (rows: MLP strings)."""
+    from .errors import CorruptData
+    meta = table.meta.get("space", {})
+    try:
+        parent = MLPSpace(num_classes=meta["num_classes"], max_hidden=meta.get("max_hidden", MAX_HIDDEN),
+                          sampler=meta.get("sampler", "uniform"))
+        return MLPTableSpace(parent, [parent.parse(str(a)) for a in table.archs])
+    except (KeyError, InvalidArchitecture) as exc:
+        raise CorruptData(f"table {table.name}: not an MLP table ({exc})") from None

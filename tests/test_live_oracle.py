@@ -187,6 +187,45 @@ def test_a_convnet_store_grows_into_a_table_oracle(tmp_path):
     assert list(table.columns["space_index"]) == [0, 7, 300]
 
 
+def test_an_mlp_store_grows_into_a_table_oracle(tmp_path, monkeypatch):
+    from oracles.mlp_space import space_from_table
+    from oracles.registry import SPACE_BUILDERS, load_oracle
+    from oracles.table import load_table
+    monkeypatch.setitem(SPACE_BUILDERS, "mlp", space_from_table)
+    archs = [ARCH, ((8, "tanh"),)]
+    for seed in (0, 1):
+        o = oracle(tmp_path / "store", seed=seed)
+        answers = [o.query(a) for a in archs]
+    oracle(tmp_path / "store", mode="stochastic").query(ARCH, np.random.default_rng(0))  # not exported
+    o.export_table(tmp_path / "table", name="mlp-digits-live")
+    table = load_table(tmp_path / "table")
+    assert table.n_archs == 2 and table.seeds == ("0", "1")
+    tab = load_oracle("mlp-digits-live", shared=table)
+    assert tab.space.size == 2
+    for a, e in zip(archs, answers):    # seed 1's answers are the second seed's column
+        i = tab.space.index(a)
+        assert table.values[i, 1, 0, table.metric_index("valid_acc")] == e.observation.value
+    means = tab.query(ARCH)
+    assert means.observation.value == pytest.approx(table.values[tab.space.index(ARCH), :, 0, table.metric_index("valid_acc")].mean())
+
+
+def test_restart_fidelities_are_trainings_of_their_own(tmp_path):
+    from harness.runner import RunConfig, run_one
+    o = oracle(tmp_path, fidelities="1+2")
+    assert o.fidelities.values == (1, 2) and o.fidelities.kind == "restart"
+    low, top = o.query(ARCH, fidelity=1), o.query(ARCH)
+    assert [e["fidelity"] for e in o.log] == [1, 2] and all(e["trained"] for e in o.log)
+    assert low.observation.cost == pytest.approx(top.observation.cost / 2)
+    assert o.query(ARCH, fidelity=1) == low and not o.log[-1]["trained"]
+    assert len(o.rows()) == 1                       # the top fidelity's rows
+    assert oracle(tmp_path).checksum != o.checksum
+    rec, summary = run_one(RunConfig(algorithm="successive-halving", oracle=o.name, budget=4), o, 0)
+    assert summary.get("failed") is None and set(rec["fidelity"].tolist()) <= {1, 2}
+    for bad in ("1+3", "0+2", "one"):
+        with pytest.raises(UserError, match="fidelities"):
+            oracle(tmp_path, fidelities=bad)
+
+
 def test_options_are_checked(tmp_path):
     for name, opts, match in [
         ("live/mlp-digits", {"mode": "noisy"}, "mode"),

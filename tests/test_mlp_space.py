@@ -46,15 +46,24 @@ def test_parse_refuses(bad):
 
 
 def test_tokens_are_the_controllers_vocabulary():
-    assert S.decisions == (30,) * 9 and len(VOCAB) == 30
+    assert S.decisions == (28,) + (30,) * 8 and len(VOCAB) == 30
     arch = ((8, "sigmoid"), DROPOUT, (512, "elu"))
     t = S.tokens(arch)
-    assert t == (1, 29, 28, 0, 0, 0, 0, 0, 0)
+    assert t == (0, 29, 28, 0, 0, 0, 0, 0, 0)
     assert S.from_tokens(t) == arch
-    for bad in ([0] * 9, [29] + [0] * 8, [1, 0, 5] + [0] * 6, [1] * 8, [30] + [0] * 8):
+    assert S.tokens(((512, "elu"),)) == (27,) + (0,) * 8 and S.tokens(((8, "tanh"), (8, "tanh")))[:2] == (1, 2)
+    # padding after the end is ignored: every in-range sequence is a network
+    assert S.from_tokens([0, 29, 28, 0, 5, 6, 7, 8, 9]) == arch
+    assert S.from_tokens([3] + [0] * 8) == ((8, "elu"),)
+    for bad in ([28] + [0] * 8, [0, 30] + [0] * 7, [1] * 8, [1] * 10, [-1] + [0] * 8):
         with pytest.raises(InvalidArchitecture):
             S.from_tokens(bad)
     assert len(S.from_tokens([5] * 9)) == MAX_HIDDEN
+    rng = np.random.default_rng(3)
+    for _ in range(200):   # random token sequences are all networks, and round-trip canonically
+        t = [int(rng.integers(d)) for d in S.decisions]
+        a = S.from_tokens(t)
+        assert S.from_tokens(S.tokens(a)) == a
 
 
 def test_encoding():
@@ -127,3 +136,22 @@ def test_network_matches_its_counts():
     assert kinds == ["Flatten", "Linear", "ELU", "Dropout", "Linear", "Sigmoid", "Linear", "Tanh", "Linear",
                      "ReLU", "Linear"]
     assert net[3].p == 0.2
+
+
+def test_table_space_of_an_exported_table():
+    from oracles.mlp_space import MLPTableSpace
+    rows = [((64, "relu"),), ((64, "elu"),), ((64, "relu"), DROPOUT), ((8, "tanh"), (16, "sigmoid"))]
+    t = MLPTableSpace(MLPSpace(max_hidden=2), rows)
+    assert t.size == 4 and t.is_finite and [t.index(t.arch(i)) for i in range(4)] == [0, 1, 2, 3]
+    assert set(t.neighbours(rows[0])) == {rows[1], rows[2]}       # one edit away and in the table
+    assert t.neighbours(rows[3]) == []
+    rng = np.random.default_rng(0)
+    assert {t.mutate(rows[3], rng) for _ in range(60)} == set(rows[:3])   # none: any other row
+    assert t.parse(t.to_string(rows[2])) == rows[2] and t.from_tokens(t.tokens(rows[3])) == rows[3]
+    for bad in (lambda: t.index(((512, "relu"),)), lambda: t.parse("(512, 'relu')"),
+                lambda: t.from_tokens(S.tokens(((512, "relu"),))[:2]), lambda: t.arch(4)):
+        with pytest.raises(InvalidArchitecture):
+            bad()
+    assert t.encode_all().shape == (4, 14) and t.tokens_all().tolist()[2] == [S.tokens(rows[2])[0], 29]
+    with pytest.raises(UserError):
+        MLPTableSpace(MLPSpace(), rows + rows[:1])
