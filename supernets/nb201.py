@@ -92,15 +92,24 @@ class Cell(nn.Module):
             nodes.append(sum(terms[1:], terms[0]) if terms else None)
         return nodes[-1] if nodes[-1] is not None else torch.zeros_like(x)
 
-    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor,
+                         hard: Sequence[int] | None = None) -> torch.Tensor:
         # every operation of every edge, weighted (DARTS's mixed operation); ``none`` is the
         # zero term and is not computed. No dead-node rule: a weighted node is never exactly zero.
+        # With ``hard`` (GDAS), only operation hard[e] is computed on edge e; the other
+        # weights are added as scalars (their value is 0 by construction, their gradient not).
         nodes = [x]
         for j in range(1, N_NODES):
             total = None
             for e, i in _EDGES_INTO[j]:
-                for o in range(1, N_OPS):
-                    term = weights[e, o] * self.edges[_edge_key(e)][OP_NAMES[o]](nodes[i])
+                if hard is None:
+                    terms = [weights[e, o] * self.edges[_edge_key(e)][OP_NAMES[o]](nodes[i])
+                             for o in range(1, N_OPS)]
+                else:
+                    k = int(hard[e])
+                    out = torch.zeros_like(nodes[i]) if k == 0 else self.edges[_edge_key(e)][OP_NAMES[k]](nodes[i])
+                    terms = [weights[e, k] * out] + [weights[e, o] for o in range(N_OPS) if o != k]
+                for term in terms:
                     total = term if total is None else total + term
             nodes.append(total)
         return nodes[-1]
@@ -194,15 +203,26 @@ class NB201Supernet(_Skeleton):
             x = block.forward_path(x, arch, live) if isinstance(block, Cell) else block(x)
         return self._head(x)
 
-    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor,
+                         hard: Sequence[int] | None = None) -> torch.Tensor:
         """All operations, mixed per edge by ``weights`` (shape ``[6, 5]``, row = edge, column =
         operation; e.g. ``softmax(alpha, -1)`` for DARTS); the same weights in every cell, as in
-        NB201's DARTS runs. Column 0 (``none``) multiplies zero and is not computed."""
+        NB201's DARTS runs. Column 0 (``none``) multiplies zero and is not computed.
+
+        ``hard`` (six operation indices): GDAS's forward (Dong & Yang, "Searching for a Robust
+        Neural Architecture in Four GPU Hours", CVPR 2019, §3.2): on edge ``e`` only operation
+        ``hard[e]`` is computed, times ``weights[e, hard[e]]``, and the other entries of the
+        row are added as they are. With ``weights = one_hot(hard) - p.detach() + p`` the
+        output is the single path's while every entry of ``p`` gets a gradient. (No dead-node
+        rule here either: a ``none`` choice is a zero tensor times its weight.)
+        """
         if tuple(weights.shape) != (N_EDGES, N_OPS):
             raise ValueError(f"weights must have shape ({N_EDGES}, {N_OPS}), got {tuple(weights.shape)}")
+        if hard is not None:
+            hard = _check_arch(hard)
         x = self.stem(x)
         for block in self.cells:
-            x = block.forward_weighted(x, weights) if isinstance(block, Cell) else block(x)
+            x = block.forward_weighted(x, weights, hard) if isinstance(block, Cell) else block(x)
         return self._head(x)
 
     def subnet(self, arch: Sequence[int]) -> NB201Network:

@@ -156,3 +156,29 @@ def test_space_and_bn_options():
         BNOptions.parse("affine=2")
     with pytest.raises(ValueError):
         build_network(arch, 0, 1, 1, 10)
+
+
+def test_gdas_hard_forward():
+    torch.manual_seed(0)
+    sup = NB201Supernet(4, 1, 1, 10).eval()
+    x = torch.randn(4, 1, 8, 8)
+    alpha = torch.randn(6, 5, requires_grad=True)
+    p = torch.softmax(alpha, -1)
+    arch = (3, 1, 2, 4, 3, 2)                                   # no none edge: no dead-node rule at play
+    h = torch.nn.functional.one_hot(torch.tensor(arch), 5).float() - p.detach() + p
+    out = sup.forward_weighted(x, h, hard=arch)
+    with torch.no_grad():
+        np.testing.assert_allclose(out.detach().numpy(), sup(x, arch).numpy(), rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert torch.count_nonzero(alpha.grad) == alpha.numel()      # every logit learns
+    # only the chosen operations' weights are used
+    sup.zero_grad(set_to_none=True)
+    sup.train()
+    sup.forward_weighted(x, h.detach(), hard=arch).sum().backward()
+    ops = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    for name, prm in sup.named_parameters():
+        if ".edges.e" in name:
+            e, op = name.split(".edges.e")[1].split(".")[:2]
+            assert (prm.grad is not None) == (op == ops[arch[int(e)]]), name
+    with pytest.raises(ValueError):
+        sup.forward_weighted(x, h, hard=(1, 2))
