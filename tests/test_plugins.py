@@ -380,6 +380,8 @@ def test_the_guides_commands(tmp_path, monkeypatch, capsys, plugin_version):
         outputs.append(out)
     assert any(line.startswith("hillclimb ") for line in outputs[0].splitlines())      # algorithms list
     assert f"from {DIST} {plugin_version}" in outputs[1]                               # algorithms info
+    (checked,) = [o for c, o in zip(commands, outputs) if c.startswith("nas-harness check ")]
+    assert "0 failed" in checked                      # the example passes the contract
     assert "0 worse" in outputs[-1]                   # compare: the candidate is no regression
     # the install line the guide gives is the one CI runs
     ci = (GUIDE.parent.parent / ".ci" / "run").read_text()
