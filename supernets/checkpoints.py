@@ -219,7 +219,9 @@ def resume(trainer, folder: Path) -> bool:
     sweep_temporaries(folder)
     if not (Path(folder) / CHECKPOINT).exists():
         return False
-    state = load_checkpoint(folder, map_location=trainer.device)
+    # on the CPU whatever the device: generator states must be CPU byte tensors, and
+    # load_state_dict moves weights and optimiser buffers to the trainer's device itself
+    state = load_checkpoint(folder, map_location="cpu")
     check_compatible(state, trainer.config.to_dict(), trainer.data.record(), Path(folder))
     trainer.load_state_dict(state)
     return True

@@ -287,6 +287,11 @@ def test_cli_default_name_and_errors(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "supernet/nb201-digits-cpu-e1-s0-C4-n64" in out
     assert (tmp_path / "supernets" / "nb201-digits-cpu-e1-s0-C4-n64" / "config.json").is_file()
+    (tmp_path / "supernets" / "stray").mkdir()
+    assert main(["supernet", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[1].split()[:4] == ["supernet/nb201-digits-cpu-e1-s0-C4-n64", "1/1", "4", "1"]
+    assert "supernet/stray" in listing[2] and "no readable" in listing[2]
     assert main(["supernet", "train", "nb201", "--dataset", "digits", "--bn", "affine=3",
                  "--no-progress"]) == 2
     assert "batch-norm option" in capsys.readouterr().err

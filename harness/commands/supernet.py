@@ -55,6 +55,10 @@ def register(subparsers) -> None:
                         "the machine's core count)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
+    ls = verbs.add_parser("list", help="the supernets in the data directory",
+                          description="List the supernets in the data directory ($NAS_HARNESS_DATA/supernets): "
+                                      "epochs trained, skeleton, data, batch norm, mode, snapshots.")
+    ls.set_defaults(func=_list)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -70,6 +74,31 @@ def default_name(config, preset: str) -> str:
             value = int(value) if isinstance(value, bool) else value
             name += f"-{short.get(key, key)}{value}"
     return name
+
+
+def _list(args: argparse.Namespace) -> int:
+    import json
+
+    from supernets.checkpoints import CONFIG, list_snapshots, supernets_dir
+    root = supernets_dir()
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        print(f"no supernets in {root}; train one with 'nas-harness supernet train nb201 --dataset digits'")
+        return 0
+    print(f"{'oracle':<40} {'epochs':>9}  {'C':>3} {'N':>2}  {'data':<10} {'bn':<16} {'mode':<12} snapshots")
+    for folder in folders:
+        try:
+            meta = json.loads((folder / CONFIG).read_text())
+            c = meta["config"]
+            bn = f"affine={int(c['bn_affine'])},track={int(c['bn_track'])}"
+            line = (f"{'supernet/' + folder.name:<40} {meta['epoch']:>4}/{c['epochs']:<4}  {c['C']:>3} {c['N']:>2}  "
+                    f"{c['dataset']:<10} {bn:<16} {c['mode']:<12} "
+                    f"{','.join(map(str, list_snapshots(folder))) or '-'}")
+        except (OSError, ValueError, KeyError, TypeError):
+            line = f"{'supernet/' + folder.name:<40} (no readable {CONFIG}: not a supernet, or its first epoch "
+            line += "has not finished)"
+        print(line)
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
