@@ -131,7 +131,8 @@ def _algebraic(arch: list[int]) -> str:
     return "0" if nodes[3] is None else repr(nodes[3])
 
 
-def _all_archs() -> np.ndarray:
+def all_archs() -> np.ndarray:
+    """The 15,625 cells' operation tuples in product-code order, shape ``(15625, 6)``."""
     place = N_OPS ** np.arange(N_EDGES - 1, -1, -1)
     return (np.arange(SIZE)[:, None] // place[None, :]) % N_OPS
 
@@ -140,7 +141,7 @@ def _all_archs() -> np.ndarray:
 def _classes(rule: str) -> tuple[np.ndarray, np.ndarray]:
     """(class id per product code, representative product code per class), read-only."""
     _check_rule(rule)
-    strings = [expression(a, rule) for a in _all_archs().tolist()]
+    strings = [expression(a, rule) for a in all_archs().tolist()]
     # first occurrence in product order = lowest tuple; classes numbered by representative
     _, first, inverse = np.unique(np.array(strings, dtype=object), return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
@@ -157,7 +158,7 @@ def _codes(space) -> np.ndarray:
     """Product code of each index of ``space`` (identity without a space)."""
     if space is None:
         return np.arange(SIZE, dtype=np.int64)
-    return np.asarray(space.indices(_all_archs()), dtype=np.int64).argsort(kind="stable")
+    return np.asarray(space.indices(all_archs()), dtype=np.int64).argsort(kind="stable")
 
 
 def num_classes(rule: str = "nb201") -> int:
@@ -181,12 +182,12 @@ def representatives(rule: str = "nb201", space=None) -> np.ndarray:
     _, reps = _classes(rule)
     if space is None:
         return reps.copy()
-    return np.asarray(space.indices(_all_archs()[reps]), dtype=np.int64)
+    return np.asarray(space.indices(all_archs()[reps]), dtype=np.int64)
 
 
 def representative_archs(rule: str = "nb201") -> np.ndarray:
     """Per class, the representative's six operation indices, shape ``(classes, 6)``."""
-    return _all_archs()[_classes(rule)[1]]
+    return all_archs()[_classes(rule)[1]]
 
 
 def class_of(arch: Sequence[int], rule: str = "nb201") -> int:
@@ -207,5 +208,5 @@ def class_sizes(rule: str = "nb201") -> np.ndarray:
     return np.bincount(_classes(rule)[0], minlength=num_classes(rule))
 
 
-__all__ = ["EXPECTED_CLASSES", "RULES", "class_ids", "class_of", "class_sizes", "expression",
+__all__ = ["EXPECTED_CLASSES", "RULES", "all_archs", "class_ids", "class_of", "class_sizes", "expression",
            "num_classes", "representative_archs", "representative_of", "representatives"]

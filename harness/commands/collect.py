@@ -1,7 +1,9 @@
 """``nas-harness collect``: train a whole search space and write a table the oracles load.
 
 ``nas-harness collect convnet --preset NAME --dataset digits|cifar10 --seeds N --out DIR``
-(see :mod:`oracles.collectors.convnet` for the resumable, crash-safe collection).
+(see :mod:`oracles.collectors.convnet` for the resumable, crash-safe collection);
+``nas-harness collect nb201 --dataset digits --seeds 2 --out DIR``: one representative of
+each of NB201's 6,466 cell classes per seed (:mod:`oracles.collectors.nb201`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,77 @@ def register(subparsers) -> None:
     c.add_argument("--finalize-partial", action="store_true",
                    help="do not train; write a table of the seeds every network has finished so far")
     c.set_defaults(func=_collect_convnet)
+    _register_nb201(families)
     p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _register_nb201(families) -> None:
+    n = families.add_parser("nb201", help="NAS-Bench-201 cells, one per class of equal cells (a ground truth)",
+                            description="Train one representative of each class of NB201 cells that compute "
+                                        "the same expression (6,466 classes) per seed, stand-alone in the NB201 "
+                                        "skeleton, and write a table of all 15,625 cells; resumable: run the "
+                                        "same command again after an interruption (docs/nb201-digits.md).")
+    n.add_argument("--dataset", choices=("digits", "mnist5k", "cifar10"), help="required unless --status")
+    n.add_argument("--cifar-dir", metavar="DIR", help="the extracted cifar-10-batches-py folder")
+    n.add_argument("--seeds", type=int, default=2, metavar="N", help="train each class with seeds 0..N-1 (default 2)")
+    n.add_argument("--out", required=True, metavar="DIR", help="work folder (shards; resumable)")
+    n.add_argument("--table", metavar="DIR", help="where the finished table goes (default: the data directory, "
+                   "$NAS_HARNESS_DATA/NAME)")
+    n.add_argument("--name", help="oracle/table name (default nb201-DATASET)")
+    n.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes")
+    n.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    n.add_argument("--classes", type=int, metavar="N",
+                   help="train only N classes drawn uniformly (a trial; the table then holds their representatives)")
+    n.add_argument("--split-seed", type=int, default=0, metavar="S", help="train/valid/test split seed")
+    for flag, kind, what in (("--channels", int, "C, channels of the first stage"),
+                             ("--cells", int, "N, cells per stage"), ("--epochs", int, "epochs"),
+                             ("--batch-size", int, "batch size"), ("--lr", float, "peak learning rate"),
+                             ("--weight-decay", float, "weight decay")):
+        n.add_argument(flag, type=kind, help=f"override the dataset's default recipe: {what}")
+    n.add_argument("--no-progress", action="store_true", help="no progress bar")
+    n.add_argument("--status", action="store_true", help="do not train; print progress and the seed-to-seed "
+                                                          "agreement so far")
+    n.add_argument("--finalize-partial", action="store_true",
+                   help="do not train; write a table of the seeds every class has finished so far")
+    n.set_defaults(func=_collect_nb201)
+
+
+def _collect_nb201(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from oracles.collectors import nb201 as col
+    from oracles.registry import data_dir
+
+    if args.status:
+        info = col.status(args.out)
+        rows, _ = col.read_rows(args.out)
+        info["seed_agreement"] = col.seed_agreement(rows)
+        print(json.dumps(info, indent=1))
+        return 0
+    if args.dataset is None:
+        raise UserError("collect nb201 needs --dataset (digits, mnist5k or cifar10)")
+    names = {"channels": "C", "cells": "N", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+             "weight_decay": "weight_decay"}
+    overrides = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+    try:
+        recipe = dataclasses.replace(col.DEFAULT_RECIPES[args.dataset], **overrides)
+    except ValueError as exc:
+        raise UserError(f"bad recipe: {exc}") from None
+    if args.dataset == "cifar10" and not args.cifar_dir:
+        raise UserError("--dataset cifar10 needs --cifar-dir DIR (the extracted cifar-10-batches-py folder)")
+    job = col.make_job(args.dataset, args.seeds, recipe=recipe, name=args.name, split_seed=args.split_seed,
+                       classes=args.classes, cifar_dir=args.cifar_dir)
+    target = col.collect(job, args.out, workers=args.workers, device=args.device, progress=not args.no_progress,
+                         # a trial's table (some classes) is not a whole space: kept in OUT, not served
+                         table_dir=args.table or (data_dir() / job.name if job.classes is None else None),
+                         train=not args.finalize_partial, partial=args.finalize_partial)
+    if target is None:
+        print(f"collection in {args.out} is not complete; run the same command again to resume")
+        return 1
+    print(f"table {job.name} written to {target}"
+          + (f"; query it as the oracle {job.name}" if args.table is None and job.classes is None else ""))
+    return 0
 
 
 def _collect_convnet(args: argparse.Namespace) -> int:
