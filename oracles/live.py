@@ -529,6 +529,8 @@ class LiveOracle(Oracle):
                  seed=self.seed if self.deterministic else None, store=str(self.store.root),
                  recipe=self.trainer.recipe_record(), data=data_record(self.trainer.data),
                  description=self.description, checksum=self.checksum, fidelities=list(self._fidelities.values),
+                 fidelity_kind=self._fidelities.kind, direction=self.direction, train_metric="train_acc",
+                 cost_metric="nominal training seconds (deterministic; measured seconds in the store)",
                  cost="nominal seconds on the reference CPU core (oracles.live.nominal_seconds)",
                  reference_rates=dict(REFERENCE_RATES), queries=len(self.log), trained_here=len(trained),
                  served_from_store=len(self.log) - len(trained),

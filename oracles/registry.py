@@ -76,6 +76,11 @@ def _recurrent_space(table: Table) -> FiniteSpace:
     return space_from_table(table)
 
 
+def _mlp_space(table: Table) -> FiniteSpace:
+    from .mlp_space import space_from_table
+    return space_from_table(table)
+
+
 #: space kind -> builder(table). Importers of new benchmark families add theirs here.
 SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "nb201": _nb201_space,
@@ -83,6 +88,7 @@ SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "product": _product_space,
     "convnet": _convnet_space,
     "recurrent": _recurrent_space,
+    "mlp": _mlp_space,          # a table a live MLP oracle exported (oracles.live)
 }
 
 
@@ -119,6 +125,7 @@ KNOWN_TABLES: tuple[KnownTable, ...] = (
 #: works in worker processes and on Ray too.
 FACTORIES: dict[str, str] = {
     "supernet": "supernets.oracle:build_oracle",   # supernet/NAME: a trained weight-sharing supernet
+    "live": "oracles.live:build_oracle",           # live/mlp-DATA, live/convnet-DATA: trained on demand
 }
 
 

@@ -226,6 +226,19 @@ def test_restart_fidelities_are_trainings_of_their_own(tmp_path):
             oracle(tmp_path, fidelities=bad)
 
 
+def test_the_oracles_commands_query_and_describe_a_live_oracle(tmp_path, capsys):
+    from harness.cli import main
+    from oracles.registry import factory_of
+    assert factory_of("live/mlp-digits") == "oracles.live:build_oracle"   # registered
+    name = f"live/mlp-digits:epochs=1,max_hidden=2,store={tmp_path}"
+    assert main(["oracles", "query", name, "(256, 'elu')"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["arch"] == "(256, 'elu'), (10, 'softmax')" and 0 < out["valid_acc"] <= 1 and out["fidelity"] == 1
+    assert main(["oracles", "info", name]) == 0
+    text = capsys.readouterr().out
+    assert "space         mlp, infinite" in text and "fidelities 1 (restart)" in text and "not known" in text
+
+
 def test_options_are_checked(tmp_path):
     for name, opts, match in [
         ("live/mlp-digits", {"mode": "noisy"}, "mode"),
