@@ -87,8 +87,8 @@ def test_example_plugin_is_found_by_name_and_runs_on_nb201(nb201_env, tmp_path, 
                            "--until-optimum", "--out", str(out), "--quiet"], capsys)
     assert code == 0, err
     metas = run_metas(out)
-    assert [(m["label"], m["seed"]) for m in metas] == [(lab, s) for lab in ("hillclimb", "hillclimb:max_draws=50,preset=steepest")
-                                                        for s in (0, 1, 2)]
+    labels = ("hillclimb", "hillclimb:max_draws=50,preset=steepest")
+    assert [(m["label"], m["seed"]) for m in metas] == [(lab, s) for lab in labels for s in (0, 1, 2)]
     # parameters and presets as for a built-in: every hyper-parameter recorded, coerced
     assert metas[3]["config"]["params"] == HillClimber(preset="steepest", max_draws=50).get_params()
     assert metas[0]["config"]["params"] == HillClimber().get_params()
@@ -335,8 +335,9 @@ def test_oracle_factories_and_space_kinds_from_plugins(plugin_path, nb201_env, t
     save_table(table, nb201_env / "plugtable")
     try:
         assert load_oracle("plugtable").space.size == 1364
-        assert oracle_source("plugtable") == {"distribution": "bench-plugins", "version": "2.0",
-                                              "entry_point": "nas_harness.spaces: plugconvnet = test_plugins:convnet_space"}
+        assert oracle_source("plugtable") == {
+            "distribution": "bench-plugins", "version": "2.0",
+            "entry_point": "nas_harness.spaces: plugconvnet = test_plugins:convnet_space"}
         code, _, err = run(["run", "--oracle", "plugdigits/x", "--oracle", "plugtable", "--algorithm", "hillclimb",
                             "--seeds", "1", "--budget", "10", "--out", str(tmp_path / "o"), "--quiet"], capsys)
         assert code == 0, err
