@@ -6,7 +6,9 @@ import itertools
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from optional import require_module
+
+torch = require_module("torch")
 
 from oracles.nb201_space import N_OPS, NB201Space  # noqa: E402
 from supernets.nb201 import (NB201Supernet, build_network, count_params, live_edges,  # noqa: E402

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sklearn")
+from optional import require_module
+
+torch = require_module("torch")
+require_module("sklearn")
 
 from oracles.errors import CorruptData, UserError  # noqa: E402
 from supernets import checkpoints as ck  # noqa: E402
