@@ -184,7 +184,10 @@ def _from_factory(target: str, name: str, options: dict[str, str], shared: Any):
     try:
         build = getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError) as exc:
-        raise UserError(f"oracle {name}: its factory {target} cannot be loaded ({exc})") from None
+        plugin = _oracle_plugin(name.split("/")[0])
+        what = f"the plugin from {plugin.origin}" if plugin is not None and plugin.value == target \
+            else f"its factory {target}"
+        raise UserError(f"oracle {name}: {what} cannot be loaded ({exc})") from None
     return build(name, options, shared)
 
 

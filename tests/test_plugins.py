@@ -319,6 +319,7 @@ def test_oracle_factories_and_space_kinds_from_plugins(plugin_path, nb201_env, t
     from oracles.table import load_table, save_table
     make_dist(plugin_path, "bench-plugins", {
         "nas_harness.oracles": {"plugdigits": "test_plugins:digits_oracle",
+                                "brokenbench": "nas_no_such_module_anywhere:build",
                                 "nb201": "test_plugins:digits_oracle"},      # a table's name: the table wins
         "nas_harness.spaces": {"plugconvnet": "test_plugins:convnet_space"}}, version="2.0")
     assert factory_of("plugdigits/x") == "test_plugins:digits_oracle" and factory_of("nb201/cifar10") is None
@@ -327,6 +328,11 @@ def test_oracle_factories_and_space_kinds_from_plugins(plugin_path, nb201_env, t
     rows = {r["name"]: r for r in list_oracles()}
     assert "bench-plugins 2.0" in rows["plugdigits/..."]["description"] and "nb201/..." not in rows
     assert oracle_source("plugdigits/x")["distribution"] == "bench-plugins"
+    # listed without being imported; used, one line
+    assert "brokenbench/..." in rows
+    code, out, err = run(["oracles", "info", "brokenbench/x"], capsys)
+    assert code == 2 and not out and err.count("\n") == 1, err
+    assert "the plugin from bench-plugins 2.0 (nas_no_such_module_anywhere:build)" in err, err
     assert oracle_source("nb201/cifar10") is None
     # a table whose space kind a plugin provides
     table = load_table(EMBEDDED_DIR / "convnet-digits")
