@@ -81,7 +81,9 @@ Representations:
   default operations (per cell 2 * (6 + j - 2) summed over nodes j = 2..5). ``mutate`` draws
   one uniformly.
 
-``sample`` is uniform over identities (each node's input pair and operations uniformly).
+``sample`` draws each node's input pair and its two operations uniformly: uniform over the
+identities of the default space (with ``none``, uniform over genotypes, so an architecture
+whose ``none`` edges stand for several genotypes is drawn proportionally more often).
 :func:`derive` is DARTS's derivation (§2.4) from continuous edge weights to an architecture.
 """
 

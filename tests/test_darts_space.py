@@ -21,7 +21,7 @@ from algorithms import REGISTRY, algorithm_class, make_algorithm
 from harness.runner import RunConfig, run_one
 from oracles.darts_space import DARTS_OPS, EDGES, OPS, DartsArch, DartsSpace, derive
 from oracles.errors import InvalidArchitecture, UserError
-from oracles.oracle import Evaluation, Observation, Oracle
+from oracles.oracle import Evaluation, Fidelities, Observation, Oracle
 
 SPACE = DartsSpace()
 SPACE8 = DartsSpace(ops=DARTS_OPS)
@@ -333,14 +333,22 @@ class SyntheticDartsOracle(Oracle):
 
     name, search_metric, report_metric = "synthetic-darts", "score", "score-again"
 
-    def __init__(self, space: DartsSpace = SPACE, seed: int = 0):
+    def __init__(self, space: DartsSpace = SPACE, seed: int = 0, fidelities: tuple[int, ...] | None = None):
         super().__init__()
         self.space = space
         self._w = np.random.default_rng(seed).normal(0, 1, space.encoding_size)
+        self._fids = None if fidelities is None else Fidelities(tuple(fidelities))
+
+    @property
+    def fidelities(self):
+        return self._fids
 
     def query(self, arch, rng=None, fidelity=None):
         v = float(1 / (1 + np.exp(-self._w @ self.space.encode(arch) / 4)))
-        return Evaluation(Observation(v), v)
+        if self._fids is not None:
+            # a lower fidelity sees a shrunk score, as a shorter training would
+            v *= (self._fids.max if fidelity is None else fidelity) / self._fids.max
+        return Evaluation(Observation(v, cost=1.0), v)
 
     @property
     def optimum(self):
@@ -358,6 +366,18 @@ def test_every_plain_algorithm_runs_on_the_darts_space(name):
     assert summary["n_distinct"] == 12
     texts = records["arch"] if "arch" in records else records["arch_id"]
     assert len({SPACE.identity(SPACE.parse(str(t))) for t in texts}) == 12
+
+
+MULTI_FIDELITY = sorted(n for n in REGISTRY if algorithm_class(n).uses_fidelities)
+
+
+@pytest.mark.parametrize("name", MULTI_FIDELITY)
+def test_every_multi_fidelity_algorithm_runs_on_the_darts_space(name):
+    contract.importable(name)
+    oracle = SyntheticDartsOracle(fidelities=(1, 3, 9))
+    records, summary = contract.run(name, oracle, seed=1, budget=12)
+    assert summary["n_distinct"] == 12
+    assert min(records["fidelity"].tolist()) < 9        # it chose lower fidelities too
 
 
 def test_lanas_uses_its_mcmc_sampler_on_the_darts_space():
