@@ -172,6 +172,34 @@ def test_random_search_through_nas_harness_run(tmp_path, live_family, capsys):
                                                 "store": str(store)}).rows()) == len(rows)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_concurrent_runs_asking_for_the_same_networks_train_each_once(tmp_path, request, executor):
+    """Two runs in two worker processes (or Ray workers) ask for the same networks in the same
+    order: two names of one oracle (same recipe, data and store), one algorithm, one seed."""
+    import pandas as pd
+
+    from harness.experiment import Experiment, execute
+    if executor == "ray":
+        request.getfixturevalue("ray_local")
+    store = tmp_path / "store"
+    base = f"live/mlp-digits:epochs=1,max_hidden=2,sampler=depth,store={store}"
+    execute(Experiment(oracles=[base, base + ",threads=1"], algorithms=["random"], seeds=1, budget=4, workers=2,
+                       executor=executor, out=str(tmp_path / "out")), progress=False)
+    df = pd.read_parquet(tmp_path / "out" / "runs")
+    runs = [df[df.oracle == o].sort_values("trial") for o in sorted(set(df.oracle))]
+    assert len(df) == 8 and runs[0]["arch"].tolist() == runs[1]["arch"].tolist()   # the same 4 networks
+    assert runs[0]["search"].tolist() == runs[1]["search"].tolist()
+    rows, stats = scan_store(store)
+    assert len(rows) == 4 and stats["duplicates"] == 0       # each trained once, by one of the two
+
+
+def scan_store(store):
+    from oracles.collectors.store import scan
+    from oracles.live import KEY_FIELDS
+    return scan(store, KEY_FIELDS)
+
+
 def test_a_convnet_store_grows_into_a_table_oracle(tmp_path):
     from oracles.registry import load_oracle
     o = build_oracle("live/convnet-digits", {"epochs": "1", "store": str(tmp_path / "store")})
