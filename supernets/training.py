@@ -258,15 +258,18 @@ class SupernetTrainer:
                 "scheduler": self.scheduler.state_dict(), "rng": self.rng_state(),
                 "history": list(self.history)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], global_rng: bool = True) -> None:
+        """Restore :meth:`state_dict`. ``global_rng=False`` leaves torch's global generators
+        alone (an oracle training inside someone else's process must not reseed them)."""
         self.supernet.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         rng = state["rng"]
         self.generator.set_state(rng["generator"])
-        torch.set_rng_state(rng["torch_cpu"])
-        if self.device.type == "cuda" and "torch_cuda" in rng:
-            torch.cuda.set_rng_state_all(rng["torch_cuda"])
+        if global_rng:
+            torch.set_rng_state(rng["torch_cpu"])
+            if self.device.type == "cuda" and "torch_cuda" in rng:
+                torch.cuda.set_rng_state_all(rng["torch_cuda"])
         self.epoch = int(state["epoch"])
         self.history = [dict(h) for h in state["history"]]
 

@@ -339,7 +339,7 @@ def test_supernet_oracle_answers_from_inherited_weights(tmp_path, monkeypatch, d
     np.testing.assert_array_equal(again.query_batch(archs[::-1])["search"], batch["search"][::-1])
     assert again.checksum == oracle.checksum
     assert load_oracle(f"supernet/{name}:calib=0").checksum != oracle.checksum
-    assert oracle.describe()["epochs_trained"] == 2
+    assert oracle.describe()["epoch"] == 2 and oracle.describe()["mode"] == "frozen"
 
 
 def test_supernet_oracle_refusals(tmp_path, monkeypatch):
@@ -406,3 +406,64 @@ def test_snapshots_score_the_supernet_along_its_training(tmp_path, monkeypatch, 
     assert main(["supernet", "train", "nb201", "--dataset", "digits", "--epochs", "2", "--snapshots", "0,1",
                  "--no-progress"]) == 2
     assert "--snapshots" in capsys.readouterr().err
+
+
+def test_live_oracle_trains_on_demand_and_answers_like_the_trained_supernet(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from oracles.registry import load_oracle
+    base = ["supernet", "train", "nb201", "--dataset", "digits", "--C", "4", "--epochs", "3", "--max-train", "128",
+            "--no-progress"]
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    assert main(base + ["--name", "live", "--until", "0"]) == 0
+    assert "at epoch 0 of 3" in capsys.readouterr().out
+    with pytest.raises(UserError, match="not trained an epoch"):
+        load_oracle("supernet/live")
+    assert main(base + ["--name", "ref", "--snapshots", "1,2"]) == 0
+    archs = [(3, 2, 1, 3, 4, 2), (1, 1, 1, 1, 1, 1), (0, 3, 3, 2, 2, 1), (2, 0, 4, 3, 1, 0)]
+    frozen = {e: load_oracle(f"supernet/ref:calib=64,epoch={e}").query_batch(archs)["search"] for e in (1, 2, 3)}
+    assert not np.array_equal(frozen[1], frozen[3])
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    live = load_oracle("supernet/live:mode=live,calib=64")
+    assert torch.equal(torch.get_rng_state(), before)          # the oracle leaves torch's generator alone
+    assert live.fidelities.values == (1, 2, 3) and live.fidelities.kind == "prefix"
+    assert live.epoch == 3 and live.log == []
+    # asked out of order: it trains up to what is asked, keeps the epochs it served
+    np.testing.assert_array_equal(live.query_batch(archs, fidelity=2)["search"], frozen[2])
+    assert [h["epoch"] for h in live.log] == [1, 2]
+    np.testing.assert_array_equal([live.query(a, fidelity=1).observation.value for a in archs], frozen[1])
+    np.testing.assert_array_equal(live.query_batch(archs)["search"], frozen[3])
+    assert [h["epoch"] for h in live.log] == [1, 2, 3]
+    with pytest.raises(UserError, match="no fidelity 4"):
+        live.query(archs[0], fidelity=4)
+    # fewer served epochs; another starting checkpoint is another oracle
+    part = load_oracle("supernet/live:mode=live,calib=64,fidelities=3")
+    np.testing.assert_array_equal(part.query_batch(archs)["search"], frozen[3])
+    assert part.checksum != live.checksum
+    assert main(base + ["--name", "live", "--until", "1"]) == 0
+    later = load_oracle("supernet/live:mode=live,calib=64")
+    assert later.fidelities.values == (1, 2, 3) and later.checksum != live.checksum
+    np.testing.assert_array_equal(later.query_batch(archs, fidelity=3)["search"], frozen[3])
+    for spec, words in (("supernet/live:mode=live,epoch=1", "epoch= picks"), ("supernet/ref:fidelities=1+2", "mode=live"),
+                        ("supernet/live:mode=live,fidelities=0+3", "live fidelities"),
+                        ("supernet/live:mode=live,fidelities=a", "joined by"), ("supernet/live:mode=warm", "mode must")):
+        with pytest.raises(UserError, match=words):
+            load_oracle(spec)
+    with pytest.raises(UserError, match="no fidelities"):
+        load_oracle("supernet/ref:calib=64").query(archs[0], fidelity=1)
+
+
+def test_multi_fidelity_search_on_a_live_supernet(tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    from harness.cli import main
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--C", "4", "--epochs", "3",
+                 "--max-train", "128", "--name", "mf", "--until", "0", "--no-progress"]) == 0
+    out = tmp_path / "runs"
+    assert main(["run", "--oracle", "supernet/mf:mode=live,calib=64", "--algorithm", "successive-halving",
+                 "--seeds", "1", "--budget", "10", "--out", str(out), "--quiet"]) == 0
+    assert "1 run(s) executed" in capsys.readouterr().out
+    (path,) = out.glob("runs/*/*/seed-*.parquet")
+    rows = pq.read_table(path).to_pydict()
+    assert set(rows["fidelity"]) > {3} and min(rows["fidelity"]) >= 1

@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     t.add_argument("--batch-size", type=int, metavar="B", help="default 64")
     t.add_argument("--lr", type=float, help="default 0.025")
     t.add_argument("--max-train", type=int, metavar="N", help="train on the first N training images only")
+    t.add_argument("--until", type=int, metavar="U",
+                   help="stop after epoch U of the schedule (run again without it to continue); --until 0 "
+                        "writes the untrained supernet, which the oracle's mode=live trains itself")
     t.add_argument("--snapshots", metavar="E1,E2,...", default="",
                    help="also keep the weights after these epochs (the oracle's epoch=E option scores them)")
     t.add_argument("--threads", type=int, default=1, metavar="N",
@@ -133,16 +136,25 @@ def _train(args: argparse.Namespace) -> int:
     data = load(config.dataset, config.split_seed, args.cifar_dir)
     trainer = SupernetTrainer(config, data, device=args.device)
     resumed = resume(trainer, folder)
+    until = config.epochs if args.until is None else args.until
+    if not 0 <= until <= config.epochs:
+        raise UserError(f"--until must lie in 0..{config.epochs} (the epochs of the schedule)")
     if trainer.done:
         print(f"supernet {name} is already trained ({trainer.epoch} epochs) in {folder}; "
               f"query it as the oracle supernet/{name}")
+        return 0
+    if trainer.epoch >= until:
+        if not resumed:
+            save_checkpoint(trainer.state_dict(), folder)
+        print(f"supernet {name} is at epoch {trainer.epoch} of {config.epochs} in {folder} (--until {until}); "
+              f"run again without --until to continue, or query it as supernet/{name}:mode=live")
         return 0
     if resumed:
         print(f"resuming supernet {name} at epoch {trainer.epoch} of {config.epochs}", file=sys.stderr)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-        bar = tqdm(total=(config.epochs - trainer.epoch) * trainer.steps_per_epoch, unit="step",
+        bar = tqdm(total=(until - trainer.epoch) * trainer.steps_per_epoch, unit="step",
                    desc=f"supernet {name}", file=sys.stderr, dynamic_ncols=True)
 
     def on_epoch(stats):
@@ -155,11 +167,13 @@ def _train(args: argparse.Namespace) -> int:
                             acc=f"{stats['train_acc']:.3f}")
 
     try:
-        trainer.train(on_step=(bar.update if bar is not None else None), on_epoch=on_epoch)
+        while trainer.epoch < until:
+            on_epoch(trainer.train_epoch(on_step=bar.update if bar is not None else None))
     finally:
         if bar is not None:
             bar.close()
     last = trainer.history[-1]
-    print(f"supernet {name} trained: {trainer.epoch} epochs, last epoch training loss {last['train_loss']:.4f}, "
+    what = "trained" if trainer.done else f"stopped at epoch {trainer.epoch} of {config.epochs} (--until)"
+    print(f"supernet {name} {what}: {trainer.epoch} epochs, last epoch training loss {last['train_loss']:.4f}, "
           f"accuracy {last['train_acc']:.4f}; saved in {folder}; query it as the oracle supernet/{name}")
     return 0
