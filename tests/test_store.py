@@ -256,6 +256,7 @@ def test_concurrent_processes_train_each_key_once(tmp_path):
     rows, stats = scan(root, KEY)
     assert len(rows) == 8 and stats["duplicates"] == 0 and stats["torn"] == 0
     assert {r["valid_acc"] for r in rows.values()} == {i / 10 for i in range(8)}
+    assert not list((root / "claims").glob("*.claim"))   # every claim file removed under its lock
 
 
 def test_store_pickles_without_its_shard(tmp_path):

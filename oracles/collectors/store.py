@@ -402,7 +402,9 @@ class ResultStore:
                 continue
             row = self.get(key)
             if row is not None:
-                os.close(fd)
+                # written while this process waited or created the file: nothing to train;
+                # the file is removed under the lock, as after a commit
+                Claim(self, key, None, fd, path).release(remove=True)
                 return Claim(self, key, row, None, None)
             note = json.dumps({"key": list(key), "host": socket.gethostname(), "pid": os.getpid(),
                                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
