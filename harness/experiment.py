@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from algorithms import make_algorithm, parse_spec
+from algorithms import algorithm_source, make_algorithm, parse_spec
 from oracles.errors import UserError
-from oracles.registry import load_oracle
+from oracles.registry import load_oracle, oracle_source
 
 from .results import Cell, ResultsStore, machine_info
 from .runner import PROTOCOL, RunConfig, check_fidelities, resolve_budget, run_one, setting
@@ -157,6 +157,11 @@ def plan(exp: Experiment) -> list[Cell]:
             config["budget"] = resolve_budget(rc, oracle)
             config["oracle_checksum"] = oracle.checksum
             config["protocol"] = PROTOCOL
+            # a plugin's code is not the harness's: record its package and version
+            for key, source in (("algorithm_source", algorithm_source(name)),
+                                ("oracle_source", oracle_source(oracle_spec))):
+                if source is not None:
+                    config[key] = source
             cells.append(Cell(label=label_of(spec), oracle=oracle_spec, config=_jsonable(config),
                               oracle_facts=facts))
     return cells

@@ -130,8 +130,6 @@ def test_provenance_names_the_package_and_version(plugin_version):
         "import_path": "nas_hillclimb.climber.HillClimber", "distribution": DIST, "version": plugin_version}
 
 
-@pytest.mark.xfail(strict=True, reason="needs harness/experiment.py's plan() to store algorithm_source "
-                                       "(the change is in helper B1's report); remove this mark with it")
 def test_a_run_records_the_plugins_package_and_version(nb201_env, tmp_path, capsys, plugin_version):
     out = tmp_path / "o"
     code, _, err = run(["run", "--oracle", "nb201/cifar10", "--algorithm", "hillclimb", "--algorithm", "random",
