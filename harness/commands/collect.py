@@ -3,7 +3,9 @@
 ``nas-harness collect convnet --preset NAME --dataset digits|cifar10 --seeds N --out DIR``
 (see :mod:`oracles.collectors.convnet` for the resumable, crash-safe collection);
 ``nas-harness collect nb201 --dataset digits --seeds 2 --out DIR``: one representative of
-each of NB201's 6,466 cell classes per seed (:mod:`oracles.collectors.nb201`).
+each of NB201's 6,466 cell classes per seed (:mod:`oracles.collectors.nb201`);
+``nas-harness collect recurrent --subset N --seeds N --out DIR``: LaNAS's recurrent cells as
+language models (:mod:`oracles.collectors.recurrent`, docs/lstm-shakespeare.md).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def register(subparsers) -> None:
                    help="do not train; write a table of the seeds every network has finished so far")
     c.set_defaults(func=_collect_convnet)
     _register_nb201(families)
+    _register_recurrent(families)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -139,6 +142,67 @@ def _collect_convnet(args: argparse.Namespace) -> int:
     job = make_job(args.preset, args.dataset, args.seeds, recipe=recipe, name=args.name,
                    split_seed=args.split_seed, subset=args.subset, subset_seed=args.subset_seed,
                    cifar_dir=args.cifar_dir)
+    target = collect(job, args.out, workers=args.workers, device=args.device, executor=args.executor,
+                     progress=not args.no_progress, table_dir=args.table or data_dir() / job.name,
+                     train=not args.finalize_partial, partial=args.finalize_partial)
+    if target is None:
+        print(f"collection in {args.out} is not complete; run the same command again to resume")
+        return 1
+    print(f"table {job.name} written to {target}"
+          + (f"; query it as the oracle {job.name}" if args.table is None else ""))
+    return 0
+
+
+def _register_recurrent(families) -> None:
+    r = families.add_parser("recurrent", help="LaNAS's recurrent cells as language models (LSTM-10K style)",
+                            description="Train LaNAS's recurrent cells (10,584 distinct, or a uniform random "
+                                        "subset) as language models and write a table (docs/lstm-shakespeare.md); "
+                                        "resumable: run the same command again after an interruption.")
+    from oracles.collectors.recurrent import PRESETS
+    r.add_argument("--preset", default="shakespeare-char", choices=sorted(PRESETS),
+                   help="shakespeare-char (the CPU recipe, default) or lstm10k (DARTS's PTB sizes, 50 epochs; "
+                        "with --corpus ptb --corpus-dir DIR on a GPU)")
+    r.add_argument("--corpus", choices=("shakespeare", "ptb"), help="default: the preset's")
+    r.add_argument("--corpus-dir", metavar="DIR", help="the corpus folder (default for shakespeare: "
+                   "$NAS_HARNESS_SHARED_DATA/corpora/shakespeare; for ptb: the folder with ptb.train.txt ...)")
+    r.add_argument("--level", choices=("char", "word"), help="default: the preset's")
+    r.add_argument("--vocab-size", type=int, metavar="N", help="word level: tokens kept (default 10,000)")
+    r.add_argument("--subset", type=int, metavar="N", help="train a uniform random subset of N cells (default all)")
+    r.add_argument("--subset-seed", type=int, default=0, metavar="S")
+    r.add_argument("--seeds", type=int, default=1, metavar="N", help="train each cell with seeds 0..N-1")
+    r.add_argument("--out", required=True, metavar="DIR", help="work folder (shards; resumable)")
+    r.add_argument("--table", metavar="DIR", help="where the finished table goes (default: the data directory, "
+                   "$NAS_HARNESS_DATA/NAME, so it is an oracle at once)")
+    r.add_argument("--name", help="oracle/table name (default lstm-CORPUS-LEVEL, or lstm-lstm10k-CORPUS)")
+    r.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes / Ray task slots")
+    r.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    r.add_argument("--executor", default="local", choices=("local", "ray"))
+    r.add_argument("--steps", type=int, help="override the preset's training steps")
+    r.add_argument("--hidden", type=int, help="override the preset's hidden size")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--lr", type=float)
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--finalize-partial", action="store_true",
+                   help="do not train; write a table of the cells whose every seed is finished so far "
+                        "(a uniform random sample: cells are trained in random order)")
+    r.set_defaults(func=_collect_recurrent)
+
+
+def _collect_recurrent(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from oracles.collectors.recurrent import PRESETS, collect, make_job
+    from oracles.registry import data_dir
+
+    recipe = PRESETS[args.preset]["recipe"]
+    overrides = {k: getattr(args, k) for k in ("steps", "hidden", "batch_size", "lr") if getattr(args, k) is not None}
+    try:
+        recipe = dataclasses.replace(recipe, **overrides)
+    except ValueError as exc:
+        raise UserError(f"bad recipe: {exc}") from None
+    job = make_job(args.preset, seeds=args.seeds, subset=args.subset, subset_seed=args.subset_seed, recipe=recipe,
+                   name=args.name, corpus=args.corpus, level=args.level, vocab_size=args.vocab_size,
+                   corpus_dir=args.corpus_dir)
     target = collect(job, args.out, workers=args.workers, device=args.device, executor=args.executor,
                      progress=not args.no_progress, table_dir=args.table or data_dir() / job.name,
                      train=not args.finalize_partial, partial=args.finalize_partial)
