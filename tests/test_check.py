@@ -179,3 +179,88 @@ def test_full_check_of_a_multi_fidelity_algorithm(nb201_data_dir):
         out = outcomes("hyperband", check.Settings(statistics=False))
     assert failed(out) == set(), {k: o.reason for k, o in out.items()}
     assert out["fidelities"].status == check.PASS
+
+
+# --- the pytest plugin (harness/pytest_plugin.py), as a user's suite enables it -------------
+pytest_plugins = ["pytester"]
+
+USER_CONFTEST = 'pytest_plugins = ["harness.pytest_plugin"]\n'
+
+
+def test_nas_check_fixture_fails_a_test_with_the_reason(pytester):
+    pytester.makeconftest(USER_CONFTEST)
+    pytester.makepyfile(test_user='''
+        from broken_algorithms.stop_iteration import StopsByRaising
+
+        def test_good(nas_check):
+            out = nas_check("random", only=["stopping", "determinism"])
+            assert [o.status for o in out] == ["pass", "pass"]
+
+        def test_broken(nas_check):
+            nas_check(StopsByRaising, only=["stopping"])
+    ''')
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*nas-harness check failed:*", "*FAIL  stopping*ended its run by raising "
+                                 "StopIteration*return DONE instead*"])
+
+
+def test_nas_guard_fixture_passes_a_rerun_and_fails_a_regression(pytester, tmp_path, monkeypatch):
+    """A baseline of algorithm 'mine' (random search), then 'mine' made worse (Contrarian's
+    argmin acquisition): the guard passes the re-run and fails the regression with compare's
+    text. 6 seeds: the fewest whose one-sided exact rank test can reach p < 0.01."""
+    from algorithms import REGISTRY
+    monkeypatch.setitem(REGISTRY, "mine", "algorithms.random_search:RandomSearch")
+    base = tmp_path / "base"
+    assert main(["run", "--oracle", "convnet-digits", "--algorithm", "mine", "--seeds", "6", "--until-optimum",
+                 "--out", str(base), "--quiet"]) == 0
+    assert main(["baseline", str(base), str(tmp_path / "mine.json")]) == 0
+    pytester.makeconftest(USER_CONFTEST)
+    pytester.makepyfile(test_guard=f'''
+        def test_guard(nas_guard):
+            result = nas_guard({str(tmp_path / "mine.json")!r}, "mine", oracle="convnet-digits")
+            assert [p.verdict for p in result.pairs] == ["indistinguishable"]
+    ''')
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    monkeypatch.setitem(REGISTRY, "mine", "broken_algorithms.contrarian:Contrarian")
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*mine -> mine*samples to optimum*WORSE*", "*REGRESSION*"])
+
+
+# --- docs/ci-guard.md and its workflow: every nas-harness command they show parses -----------
+def guard_commands() -> list[str]:
+    """The nas-harness command lines of docs/ci-guard.md's bash blocks and of the example
+    workflow's steps (continuation lines joined; the workflow's variables set)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    texts = re.findall(r"```bash\n(.*?)```", (docs / "ci-guard.md").read_text(), re.S)
+    flow = yaml.safe_load((docs / "examples" / "nas-harness-guard.yml").read_text())
+    env = flow["jobs"]["guard"]["env"]
+    texts += [step["run"] for step in flow["jobs"]["guard"]["steps"] if "run" in step]
+    out = []
+    for text in texts:
+        for line in text.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("nas-harness "):
+                for key, value in env.items():
+                    line = line.replace(f'"${key}"', value)
+                out.append(line)
+    return out
+
+
+def test_the_guard_recipe_uses_the_commands_as_they_are():
+    import shlex
+
+    from harness.cli import build_parser
+    commands = guard_commands()
+    assert {c.split()[1] for c in commands} == {"run", "baseline", "check", "compare"}
+    parser = build_parser()
+    for line in commands:
+        args = parser.parse_args(shlex.split(line)[1:])     # an unknown flag exits here
+        assert args.func is not None
+        if args.command == "run":
+            assert args.oracles == ["convnet-digits"] and args.until_optimum and args.seeds == 20
