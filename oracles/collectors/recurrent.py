@@ -31,7 +31,7 @@ the initial weights (``torch.manual_seed``) and where in the training text the s
 start (a rotation of the training split drawn with ``numpy.random.default_rng(seed)``).
 
 **Metrics** (:data:`METRICS`, per cell and seed): ``train_loss`` (mean cross-entropy of the
-last 10 % of training steps, nats per token), ``valid_loss`` / ``test_loss`` (nats per
+last 10 % of training steps, nats per token) and ``train_ppl`` (its ``exp``), ``valid_loss`` / ``test_loss`` (nats per
 token), ``valid_ppl`` / ``test_ppl`` (``exp`` of the losses: perplexity, minimised; at
 character level ``exp(loss)`` is the per-character perplexity, bits per character being
 ``loss / ln 2``), ``train_time`` (CPU seconds of the training loop in the worker process, so
