@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "mcts": "algorithms.mcts:MCTS",
     "lanas": "algorithms.lanas:LaNAS",
     "reinforce": "algorithms.reinforce:Reinforce",
+    "mlpnas": "algorithms.mlpnas:MLPNAS",
     "cadam": "algorithms.cadam:Cadam",
     "nao": "algorithms.nao:NAO",
     "nases": "algorithms.nases:NASES",
