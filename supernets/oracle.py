@@ -25,7 +25,8 @@ Two modes:
   the epochs are shared by every architecture.
 
 Either way the oracle is deterministic and caches its answers per (epoch, distinct network)
-(:func:`supernets.training.evaluation_key`). Many architectures are scored at once with
+(:func:`supernets.training.path_key`). The space is the supernet's: NB201's 15,625 cells,
+or the DARTS space without ``none`` (infinite for practical purposes: give runs a budget). Many architectures are scored at once with
 :meth:`SupernetOracle.query_batch`.
 
 Options (``supernet/NAME:key=value,...``):
@@ -90,11 +91,9 @@ class SupernetOracle(Oracle):
         from oracles.oracle import Fidelities
 
         from .data import load
-        from .nb201 import NB201Supernet
-        from .training import SupernetConfig, SupernetTrainer, configure_device
+        from .training import SupernetConfig, SupernetTrainer, build_supernet, configure_device
 
         self.name = name
-        self.space = NB201Space()
         self.settings = settings
         self.config = cfg = SupernetConfig.from_dict(state["config"])
         data = load(cfg.dataset, cfg.split_seed, cifar_dir)
@@ -104,8 +103,10 @@ class SupernetOracle(Oracle):
         self.data = data
         dev = configure_device(device)
         with torch.random.fork_rng(devices=[]):   # the scorer's initial weights are overwritten anyway
-            self.scorer = NB201Supernet(cfg.C, cfg.N, data.input_shape[0], data.num_classes, bn=cfg.bn).to(dev)
+            self.scorer = build_supernet(cfg, data.input_shape[0], data.num_classes).to(dev)
         self.scorer.eval()
+        # NB201: all 15,625 cells in product order; DARTS: the supernet's paths (no none)
+        self.space = NB201Space() if cfg.space == "nb201" else self.scorer.space
         self.start_epoch = int(state["epoch"])
         self._digest = digest
         self._weights = weights_digest(state["model"])
@@ -113,7 +114,7 @@ class SupernetOracle(Oracle):
         self._calib = x_train if cfg.max_train is None else x_train[:cfg.max_train]
         self._snapshots: dict[int, dict[str, Any]] = {}
         self._loaded: int | None = None
-        self._cache: dict[tuple[int, tuple[int, ...]], Score] = {}
+        self._cache: dict[tuple[int, Any], Score] = {}
         #: live mode: the statistics of every epoch trained here (seconds, CPU seconds, loss)
         self.log: list[dict[str, float]] = []
         self.trainer = None
@@ -167,13 +168,16 @@ class SupernetOracle(Oracle):
         return int(fidelity)
 
     def _score(self, archs: Sequence[Sequence[int]], epoch: int) -> list[Score]:
-        from .training import evaluate_parts, evaluation_key
-        keys = [evaluation_key(a) for a in archs]
-        todo = sorted({k for k in keys if (epoch, k) not in self._cache})
+        from .training import evaluate_parts, path_key
+        keys = [path_key(self.scorer, a) for a in archs]
+        todo: dict[Any, Any] = {}
+        for k, a in zip(keys, archs):
+            if (epoch, k) not in self._cache:
+                todo.setdefault(k, a)
         if todo:
             self._load_epoch(epoch)
-            out = evaluate_parts(self.scorer, todo, {"valid": self.data.search_valid, "test": self.data.test},
-                                 self.settings, self._calib)
+            out = evaluate_parts(self.scorer, list(todo.values()),
+                                 {"valid": self.data.search_valid, "test": self.data.test}, self.settings, self._calib)
             for i, k in enumerate(todo):
                 self._cache[epoch, k] = (float(out["valid_acc"][i]), float(out["valid_loss"][i]),
                                          float(out["test_acc"][i]), float(out["test_loss"][i]))

@@ -1,18 +1,21 @@
-"""Training an NB201 supernet, and scoring sub-networks with inherited weights.
+"""Training a supernet (NB201's cell space, or DARTS's), and scoring sub-networks with
+inherited weights.
 
 Two training modes:
 
 * ``single-path`` (default): uniform single-path training, Guo et al., "Single Path One-Shot
   Neural Architecture Search with Uniform Sampling", ECCV 2020, §3.2 (Eq. 5: every step one
-  architecture drawn uniformly, here over all 15,625 cells), the supernet behind Li &
+  architecture drawn uniformly, here over all 15,625 NB201 cells; in the DARTS space by
+  :meth:`oracles.darts_space.DartsSpace.sample`, without ``none``), the supernet behind Li &
   Talwalkar's "Random Search and Reproducibility for Neural Architecture Search" (UAI 2020,
   RSPS). Only the sampled path's live edges are computed (:func:`supernets.nb201.live_edges`),
   so only their parameters (and the skeleton's) have gradients; parameters without a gradient
   are skipped by SGD, momentum and weight decay included, so they are not updated.
-* ``all-ops``: every operation of every edge, mixed with equal weights 1/5 (DARTS's mixed
+* ``all-ops``: every operation of every edge, mixed with equal weights (1/5; DARTS: 1/8) (DARTS's mixed
   operation, Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019, §2.2, with
   alpha fixed at zero): the weight step of DARTS-style methods, which bring their own weights
-  through :meth:`supernets.nb201.NB201Supernet.forward_weighted`.
+  through :meth:`supernets.nb201.NB201Supernet.forward_weighted` (DARTS:
+  :meth:`supernets.darts.DartsSupernet.forward_weighted`).
 
 The recipe (:class:`SupernetConfig` defaults) is NB201's search recipe (Dong & Yang,
 "NAS-Bench-201", ICLR 2020, §5 / appendix, the settings its weight-sharing runs share with
@@ -20,7 +23,8 @@ DARTS §3.1.1): SGD, learning rate 0.025 decayed by a cosine schedule to 0.001 o
 momentum 0.9, weight decay 5e-4, gradient norm clipped at 5, batch 64.
 
 Determinism: everything random during training (the model's initialisation, each epoch's
-shuffle, each step's path) comes from torch generators seeded from ``seed``: the same seed
+shuffle, each step's path; a DARTS path is drawn by the space's sampler from a numpy generator
+seeded by the torch generator) comes from torch generators seeded from ``seed``: the same seed
 on the same machine gives the same weights; on CPU bit for bit, on CUDA within cuDNN's
 deterministic kernels (switched on here).
 """
@@ -44,6 +48,7 @@ from .nb201 import NB201Supernet, live_edges
 from .ops import BNOptions
 
 MODES = ("single-path", "all-ops")
+SPACES = ("nb201", "darts")
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,16 @@ class SupernetConfig:
 
     Parameters
     ----------
-    space: the cell space (``nb201``).
+    space: the cell space, ``nb201`` or ``darts`` (:mod:`supernets.darts`, DARTS's search
+        network: every operation, ``none`` included, on the 14 edges of both cells; paths are
+        drawn without ``none``).
     dataset, split_seed: the data (:func:`supernets.data.load`); the supernet trains on
         ``supernet_train`` and is scored on ``search_valid``.
-    C, N: width and cells per stage of the NB201 skeleton (NB201: 16, 5).
+    C, N: NB201: width and cells per stage of the skeleton (NB201: 16, 5). DARTS: initial
+        channels and the number of cells (DARTS's search network: 16, 8).
     bn_affine, bn_track: batch norm of the cell operations (:class:`supernets.ops.BNOptions`;
-        NB201's search default: both off).
+        NB201's search default: both off; DARTS's search network: no affine, running
+        statistics on, which the ``darts`` presets set).
     mode: ``single-path`` or ``all-ops`` (module doc).
     epochs: passes over the training part; also the length of the cosine schedule.
     batch_size, lr, lr_min, momentum, weight_decay, grad_clip: the recipe (module doc).
@@ -85,8 +94,8 @@ class SupernetConfig:
     max_train: int | None = None
 
     def __post_init__(self):
-        if self.space != "nb201":
-            raise ValueError(f"unknown supernet space {self.space!r} (this module trains nb201)")
+        if self.space not in SPACES:
+            raise ValueError(f"unknown supernet space {self.space!r}; choose from {', '.join(SPACES)}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.C < 1 or self.N < 1 or self.epochs < 1 or self.batch_size < 1:
@@ -110,23 +119,59 @@ class SupernetConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-#: named scales of the skeleton and recipe. ``cpu``: C=8, N=1 on digits, an epoch in about a
-#: second of one CPU core (docs/supernets.md has the measurement); ``gpu``: NB201's own search
-#: skeleton, C=16, N=5. Epochs: NB201's RSPS/SPOS runs train 250 (ENAS, GDAS) or 100 epochs on
-#: CIFAR-10; on digits' 1,078 training images 50 epochs are 850 steps.
-PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"C": 8, "N": 1, "epochs": 50},
-    "gpu": {"C": 16, "N": 5, "epochs": 100},
+#: named scales of the skeleton and recipe, per space. NB201 ``cpu``: C=8, N=1 on digits, an
+#: epoch in about a third of a second of one CPU core (docs/supernets.md has the measurement);
+#: ``gpu``: NB201's own search skeleton, C=16, N=5. Epochs: NB201's RSPS/SPOS runs train 250
+#: (ENAS, GDAS) or 100 epochs on CIFAR-10; on digits' 1,078 training images 50 epochs are 850
+#: steps. DARTS ``gpu``: DARTS's search network (§3.1.1: C=16, 8 cells, 50 epochs); ``cpu``:
+#: C=8 and 5 cells (reductions at cells 1 and 3), about 3 CPU-seconds an epoch on digits.
+SPACE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "nb201": {"cpu": {"C": 8, "N": 1, "epochs": 50},
+              "gpu": {"C": 16, "N": 5, "epochs": 100}},
+    "darts": {"cpu": {"C": 8, "N": 5, "epochs": 50, "bn_track": True},
+              "gpu": {"C": 16, "N": 8, "epochs": 50, "bn_track": True}},
 }
+PRESETS = SPACE_PRESETS["nb201"]
 
 
 def preset_config(preset: str, **overrides) -> SupernetConfig:
-    """The preset's configuration with ``overrides`` (None values ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    values = dict(PRESETS[preset])
+    """The preset's configuration (of ``overrides["space"]``, default ``nb201``) with
+    ``overrides`` (None values ignored)."""
+    space = overrides.get("space") or "nb201"
+    if space not in SPACE_PRESETS:
+        raise ValueError(f"unknown supernet space {space!r}; choose from {', '.join(SPACES)}")
+    if preset not in SPACE_PRESETS[space]:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(SPACE_PRESETS[space])}")
+    values = dict(SPACE_PRESETS[space][preset], space=space)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return SupernetConfig(**values)
+
+
+def build_supernet(config: SupernetConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """The supernet of ``config``'s space, width and batch norm (initialised from torch's
+    global generator: callers seed it)."""
+    if config.space == "darts":
+        from .darts import DartsSupernet
+        return DartsSupernet(config.C, config.N, in_channels, num_classes, affine=config.bn_affine,
+                             track_running_stats=config.bn_track)
+    return NB201Supernet(config.C, config.N, in_channels, num_classes, bn=config.bn)
+
+
+def draw_path(supernet: nn.Module, gen: torch.Generator):
+    """One uniformly random path of ``supernet``: NB201, each edge's operation independently
+    (:func:`sample_path`); DARTS, the space's own sampler from a numpy generator seeded by ``gen``."""
+    if isinstance(supernet, NB201Supernet):
+        return sample_path(gen)
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    return supernet.space.sample(np.random.default_rng(seed))
+
+
+def forward_uniform(supernet: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Every operation, equally weighted (``all-ops`` training)."""
+    if isinstance(supernet, NB201Supernet):
+        return supernet.forward_weighted(x, torch.full((N_EDGES, N_OPS), 1.0 / N_OPS, device=x.device))
+    zeros = torch.zeros(14, len(supernet.ops), device=x.device)     # softmax(0) = uniform
+    return supernet.forward_weighted(x, zeros, zeros)
 
 
 def sample_path(gen: torch.Generator) -> tuple[int, ...]:
@@ -172,7 +217,7 @@ class SupernetTrainer:
         # the initial weights come from the seed alone, whatever ran in this process before
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            net = NB201Supernet(config.C, config.N, data.input_shape[0], data.num_classes, bn=config.bn)
+            net = build_supernet(config, data.input_shape[0], data.num_classes)
         self.supernet = net.to(self.device)
         self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
@@ -184,7 +229,7 @@ class SupernetTrainer:
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         #: the paths of the last epoch trained, in order (single-path mode)
-        self.last_paths: list[tuple[int, ...]] = []
+        self.last_paths: list = []
 
     @property
     def steps_per_epoch(self) -> int:
@@ -200,7 +245,6 @@ class SupernetTrainer:
         if self.done:
             raise ValueError(f"the supernet has trained all {self.config.epochs} epochs")
         cfg, net = self.config, self.supernet
-        uniform = torch.full((N_EDGES, N_OPS), 1.0 / N_OPS, device=self.device)
         net.train()
         t0, c0 = time.perf_counter(), time.process_time()
         order = torch.randperm(len(self.y_train), generator=self.generator).to(self.device)
@@ -211,11 +255,11 @@ class SupernetTrainer:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = self.x_train[idx], self.y_train[idx]
             if cfg.mode == "single-path":
-                path = sample_path(self.generator)
+                path = draw_path(net, self.generator)
                 self.last_paths.append(path)
                 logits = net(x, path)
             else:
-                logits = net.forward_weighted(x, uniform)
+                logits = forward_uniform(net, x)
             loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)   # None, not zero: SGD skips off-path weights
             loss.backward()
@@ -280,7 +324,7 @@ def _bn_layers(net: nn.Module) -> list[nn.BatchNorm2d]:
 
 
 @torch.no_grad()
-def recalibrate_bn(supernet: NB201Supernet, arch: Sequence[int], x_calib: torch.Tensor, batch_size: int) -> None:
+def recalibrate_bn(supernet: nn.Module, arch, x_calib: torch.Tensor, batch_size: int) -> None:
     """Reset every running mean and variance and re-estimate them on ``x_calib`` through
     ``arch``'s path (SPOS, Guo et al. 2020, §3.3: the statistics accumulated over random paths
     do not fit any one of them). A cumulative average over the batches, so the result does
@@ -319,19 +363,28 @@ class EvalSettings:
         return dataclasses.asdict(self)
 
 
+def path_key(supernet: nn.Module, arch):
+    """Architectures with equal keys are one path of ``supernet``: NB201, :func:`evaluation_key`;
+    DARTS, the space's identity (its canonical genotype string)."""
+    if isinstance(supernet, NB201Supernet):
+        return evaluation_key(arch)
+    return supernet.space.identity(arch)
+
+
 def evaluation_key(arch: Sequence[int]) -> tuple[int, ...]:
-    """Architectures with equal keys compute the same function in the supernet (their live
-    edges and operations agree: :func:`supernets.nb201.live_edges`)."""
+    """NB201 architectures with equal keys compute the same function in the supernet (their
+    live edges and operations agree: :func:`supernets.nb201.live_edges`); the key is itself
+    such an architecture (its dropped edges set to ``none``)."""
     live = live_edges(arch)
     return tuple(int(o) if live[e] else 0 for e, o in enumerate(arch))
 
 
-def evaluate_archs(supernet: NB201Supernet, archs: Sequence[Sequence[int]], x: np.ndarray | torch.Tensor,
+def evaluate_archs(supernet: nn.Module, archs: Sequence, x: np.ndarray | torch.Tensor,
                    y: np.ndarray | torch.Tensor, settings: EvalSettings = EvalSettings(),
                    x_calib: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Accuracy and mean cross-entropy of many sub-networks on ``(x, y)`` with inherited weights.
 
-    Each distinct :func:`evaluation_key` is evaluated once. When the supernet has batch norms
+    Each distinct :func:`path_key` is evaluated once. When the supernet has batch norms
     with running statistics (always: the skeleton's) and ``settings.calib_images > 0``, they
     are recalibrated on ``x_calib`` for each architecture first; the supernet's own statistics
     are restored afterwards, so scoring never changes the supernet.
@@ -343,7 +396,7 @@ def evaluate_archs(supernet: NB201Supernet, archs: Sequence[Sequence[int]], x: n
 
 
 @torch.no_grad()
-def evaluate_parts(supernet: NB201Supernet, archs: Sequence[Sequence[int]], parts: dict[str, tuple],
+def evaluate_parts(supernet: nn.Module, archs: Sequence, parts: dict[str, tuple],
                    settings: EvalSettings = EvalSettings(),
                    x_calib: np.ndarray | torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """:func:`evaluate_archs` on several data parts at once (one recalibration per
@@ -359,19 +412,20 @@ def evaluate_parts(supernet: NB201Supernet, archs: Sequence[Sequence[int]], part
     was_training = supernet.training
     saved = {k: v.clone() for k, v in supernet.state_dict().items() if "running_" in k or "num_batches" in k}
     supernet.eval()
-    keys = [evaluation_key(a) for a in archs]
-    results: dict[tuple[int, ...], dict[str, float]] = {}
+    keys = [path_key(supernet, a) for a in archs]
+    first = {}
+    for k, a in zip(keys, archs):
+        first.setdefault(k, a)
+    results: dict[Any, dict[str, float]] = {}
     try:
-        for key in keys:
-            if key in results:
-                continue
+        for key, arch in first.items():
             if calib is not None:
-                recalibrate_bn(supernet, key, calib, settings.batch_size)
+                recalibrate_bn(supernet, arch, calib, settings.batch_size)
             scores: dict[str, float] = {}
             for prefix, (xt, yt) in data.items():
                 loss_sum, correct = 0.0, 0
                 for s in range(0, len(yt), settings.batch_size):
-                    logits = supernet(xt[s:s + settings.batch_size], key)
+                    logits = supernet(xt[s:s + settings.batch_size], arch)
                     yb = yt[s:s + settings.batch_size]
                     loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
                     correct += int((logits.argmax(1) == yb).sum())

@@ -467,3 +467,43 @@ def test_multi_fidelity_search_on_a_live_supernet(tmp_path, monkeypatch, capsys)
     (path,) = out.glob("runs/*/*/seed-*.parquet")
     rows = pq.read_table(path).to_pydict()
     assert set(rows["fidelity"]) > {3} and min(rows["fidelity"]) >= 1
+
+
+# --- the DARTS space through the same trainer, checkpoints and oracle --------------------
+def test_darts_supernet_trains_resumes_and_answers(tmp_path, monkeypatch, digits, capsys):
+    from harness.cli import main
+    from oracles.darts_space import DartsArch
+    from oracles.registry import load_oracle
+    cfg = preset_config("cpu", space="darts", C=4, N=3, epochs=2, max_train=128)
+    assert cfg.bn_track and not cfg.bn_affine                      # DARTS's search network
+    a, b = SupernetTrainer(cfg, digits), SupernetTrainer(cfg, digits)
+    a.train_epoch()
+    b.train_epoch()
+    assert a.last_paths == b.last_paths and all(isinstance(p, DartsArch) for p in a.last_paths)
+    assert all("none" not in a.supernet.space.identity(p) for p in a.last_paths)
+    _assert_close(_weights(a), _weights(b))
+    ck.save_checkpoint(a.state_dict(), tmp_path / "d")
+    resumed = SupernetTrainer(cfg, digits)
+    assert ck.resume(resumed, tmp_path / "d")
+    resumed.train_epoch()
+    b.train_epoch()
+    _assert_close(_weights(b), _weights(resumed))
+    # the command and the oracle: a sub-network's answer is its path's, scored as evaluate_archs does
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "3", "--epochs", "2",
+                 "--max-train", "128", "--no-progress"]) == 0
+    name = "darts-digits-cpu-e2-s0-C4-N3-n128"
+    assert f"supernet/{name}" in capsys.readouterr().out
+    oracle = load_oracle(f"supernet/{name}:calib=64")
+    assert oracle.space.size is None
+    rng = np.random.default_rng(0)
+    archs = [oracle.space.sample(rng) for _ in range(3)]
+    got = oracle.query_batch(archs + archs[:1])["search"]
+    assert got[0] == got[-1]
+    direct = evaluate_archs(b.supernet, archs, *digits.search_valid, EvalSettings(256, 64),
+                            digits.supernet_train[0][:128])
+    np.testing.assert_allclose(got[:3], direct["acc"])
+    out = tmp_path / "runs"
+    assert main(["run", "--oracle", f"supernet/{name}:calib=64", "--algorithm", "evolution", "--seeds", "1",
+                 "--budget", "6", "--out", str(out), "--quiet"]) == 0
+    assert "1 run(s) executed" in capsys.readouterr().out

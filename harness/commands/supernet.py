@@ -24,13 +24,15 @@ def register(subparsers) -> None:
                                      "operations mixed, on NB201's search recipe (SGD 0.025 cosine, "
                                      "momentum 0.9, weight decay 5e-4). A checkpoint is written after every "
                                      "epoch; run the same command again to resume after an interruption.")
-    from supernets.training import MODES, PRESETS
-    t.add_argument("space", choices=("nb201",), help="the cell space")
+    from supernets.training import MODES, PRESETS, SPACES
+    t.add_argument("space", choices=SPACES, help="the cell space: nb201 (NAS-Bench-201's cell) or darts "
+                                                 "(DARTS's normal and reduction cells)")
     t.add_argument("--dataset", required=True, choices=("digits", "mnist5k", "cifar10"))
     t.add_argument("--cifar-dir", metavar="DIR", help="the extracted cifar-10-batches-py folder")
     t.add_argument("--split-seed", type=int, default=0, metavar="S", help="data split seed (default 0)")
     t.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                   help="cpu: C=8, N=1, 50 epochs; gpu: C=16, N=5 (NB201's search skeleton), 100 epochs")
+                   help="nb201 cpu: C=8, N=1, 50 epochs; gpu: C=16, N=5 (NB201's search skeleton), 100 epochs; "
+                        "darts cpu: C=8, 5 cells, 50 epochs; gpu: C=16, 8 cells (DARTS's search network), 50 epochs")
     t.add_argument("--epochs", type=int, metavar="E", help="epochs (and cosine schedule length); "
                                                           "default the preset's")
     t.add_argument("--seed", type=int, default=0, metavar="S", help="initialisation, shuffles and paths")
@@ -40,11 +42,13 @@ def register(subparsers) -> None:
     t.add_argument("--mode", default="single-path", choices=MODES,
                    help="single-path: one uniform random path per batch (SPOS); all-ops: every operation, "
                         "equally weighted (DARTS's mixed operation)")
-    t.add_argument("--bn", default="nb201", metavar="SETTING",
+    t.add_argument("--bn", metavar="SETTING",
                    help="batch norm in the cells: nb201 (no affine, no running statistics; NB201's search "
-                        "setting), full (both), or affine=0|1,track=0|1")
+                        "setting, the default for nb201), full (both), or affine=0|1,track=0|1 (darts default: "
+                        "affine=0,track=1, DARTS's search network)")
     t.add_argument("--C", type=int, metavar="C", help="override the preset's width")
-    t.add_argument("--N", type=int, metavar="N", help="override the preset's cells per stage")
+    t.add_argument("--N", type=int, metavar="N", help="override the preset's cells per stage (nb201) or cells "
+                                                    "(darts)")
     t.add_argument("--batch-size", type=int, metavar="B", help="default 64")
     t.add_argument("--lr", type=float, help="default 0.025")
     t.add_argument("--max-train", type=int, metavar="N", help="train on the first N training images only")
@@ -68,7 +72,7 @@ def register(subparsers) -> None:
 def default_name(config, preset: str) -> str:
     """``nb201-digits-cpu-e50-s0``, plus every setting that differs from the preset."""
     from supernets.training import preset_config
-    base = preset_config(preset, dataset=config.dataset, epochs=config.epochs, seed=config.seed)
+    base = preset_config(preset, space=config.space, dataset=config.dataset, epochs=config.epochs, seed=config.seed)
     name = f"{config.space}-{config.dataset}-{preset}-e{config.epochs}-s{config.seed}"
     short = {"split_seed": "split", "bn_affine": "affine", "bn_track": "track", "batch_size": "b",
              "max_train": "n", "mode": "", "C": "C", "N": "N", "lr": "lr"}
@@ -115,9 +119,11 @@ def _train(args: argparse.Namespace) -> int:
     from supernets.training import SupernetTrainer, preset_config
 
     try:
-        bn = BNOptions.parse(args.bn)
-        config = preset_config(args.preset, dataset=args.dataset, split_seed=args.split_seed, epochs=args.epochs,
-                               seed=args.seed, mode=args.mode, bn_affine=bn.affine, bn_track=bn.track_running_stats,
+        bn = BNOptions.parse(args.bn) if args.bn is not None else None
+        config = preset_config(args.preset, space=args.space, dataset=args.dataset, split_seed=args.split_seed,
+                               epochs=args.epochs, seed=args.seed, mode=args.mode,
+                               bn_affine=None if bn is None else bn.affine,
+                               bn_track=None if bn is None else bn.track_running_stats,
                                C=args.C, N=args.N, batch_size=args.batch_size, lr=args.lr,
                                max_train=args.max_train)
     except ValueError as exc:
