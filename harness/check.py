@@ -121,12 +121,16 @@ class Settings:
         oracle spec the checks run on (None: :data:`DEFAULT_ORACLE`, or
         :data:`DEFAULT_MF_ORACLE` for an algorithm that chooses fidelities).
     budget:
-        distinct evaluations per run of the behavioural checks (30; quick 12: enough for
-        LaNAS's tree or a controller update with the small hyper-parameters of a test, and
-        for the simulated workers to return results out of order).
+        distinct evaluations per run of the behavioural checks (100; quick 30: past the
+        random start of most methods, e.g. TPE's 20 startup samples and LaNAS's first
+        tree, and enough for four simulated workers to return results out of order). An
+        algorithm whose model starts later (regularized evolution's population of 500, NAO's
+        600 initial samples) is checked past its warm-up only with a larger budget or a
+        smaller warm-up (``evolution:population=10,sample_size=3``).
     seeds:
-        runs per algorithm in the samples-to-optimum comparison (20; quick 10: the fewest
-        with which a rank test at alpha 0.01 can find a large difference).
+        runs per algorithm in the samples-to-optimum comparison (20; quick 10: with 10 runs a
+        side the one-sided rank test reaches p < 0.01 for an algorithm that needs twice the
+        samples of random search, as tests/test_check.py's Contrarian does with 6).
     stopping_size:
         architectures of the small table of the stopping check (24; 40 queries each).
     statistics:
@@ -139,7 +143,7 @@ class Settings:
     """
 
     oracle: str | None = None
-    budget: int = 30
+    budget: int = 100
     seeds: int = 20
     stopping_size: int = 24
     statistics: bool = True
@@ -148,7 +152,7 @@ class Settings:
 
     @classmethod
     def quick(cls, **kw) -> "Settings":
-        return cls(**{"budget": 12, "seeds": 10, "stopping_workers": (1,), "tables": (), **kw})
+        return cls(**{"budget": 30, "seeds": 10, "stopping_workers": (1,), "tables": (), **kw})
 
 
 # --- the algorithm under check ----------------------------------------------------------------

@@ -31,7 +31,9 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, help=f"runs per algorithm in the samples-to-optimum comparison "
                                              f"(default {full.seeds}; --quick {quick.seeds})")
     p.add_argument("--budget", type=int, help=f"evaluations per run of the behavioural checks "
-                                              f"(default {full.budget}; --quick {quick.budget})")
+                                              f"(default {full.budget}; --quick {quick.budget}); give more, "
+                                              "or a smaller warm-up (e.g. evolution:population=10), to check an "
+                                              "algorithm past a longer random start")
     p.add_argument("--quick", action="store_true",
                    help="smaller runs, one worker setting for stopping, no second table (what CI runs)")
     p.add_argument("--only", action="append", choices=CHECKS, metavar="CHECK",
