@@ -188,9 +188,13 @@ class DartsSpace(SearchSpace):
                 raise InvalidArchitecture(f"not a DARTS architecture: {arch!r}") from None
             for kind in CELLS:
                 concat = getattr(arch, f"{kind}_concat", CONCAT)
-                if tuple(concat) != CONCAT:
+                try:
+                    ok = tuple(concat) == CONCAT
+                except TypeError:
+                    ok = False
+                if not ok:
                     raise InvalidArchitecture(f"darts {kind}_concat must be range(2, 6) (all four "
-                                              f"intermediate nodes), got {list(concat)}")
+                                              f"intermediate nodes), got {concat!r}")
         cells = [self._check_cell(kind, edges) for kind, edges in zip(CELLS, (normal, reduce))]
         if isinstance(arch, DartsArch) and cells == [arch.normal, arch.reduce]:
             return arch

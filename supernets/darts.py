@@ -26,7 +26,7 @@ so 28x28 MNIST goes 28 -> 14 -> 7 and 8x8 digits 8 -> 4 -> 2.
 
 * :func:`build_network` / :class:`DartsNetwork`: the stand-alone network of one
   architecture (DARTS's evaluation network: affine batch norm, pools without batch norm,
-  optional drop-path, §3.2 "path dropout").
+  optional drop-path, the "path dropout" of DARTS's evaluation runs).
 * :class:`DartsSupernet`: every operation on each of the 14 possible edges of both cells
   (DARTS's search network). ``forward(x, arch)`` computes one path (only the architecture's
   8 edges per cell, each with its one operation: single-path training, Guo et al., "Single

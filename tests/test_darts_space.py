@@ -79,8 +79,12 @@ def test_a_darts_genotype_namedtuple_is_an_architecture():
     g = Genotype(list(a.normal), [2, 3, 4, 5], list(a.reduce), range(2, 6))
     assert SPACE.identity(g) == SPACE.identity(a)
     assert SPACE.to_string(g) == SPACE.to_string(a)
-    with pytest.raises(InvalidArchitecture, match="concat"):
-        SPACE.identity(g._replace(reduce_concat=[4, 5]))
+    for concat in ([4, 5], 4, None):
+        with pytest.raises(InvalidArchitecture, match="concat"):
+            SPACE.identity(g._replace(reduce_concat=concat))
+    for bad in (None, 3, "Genotype", DartsArch(a.normal, a.reduce[:7]), g._replace(normal=5)):
+        with pytest.raises(InvalidArchitecture):
+            SPACE.identity(bad)
 
 
 def test_parse_reads_positional_fields_and_spacing_variants():
