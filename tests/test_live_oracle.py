@@ -267,6 +267,18 @@ def test_the_oracles_commands_query_and_describe_a_live_oracle(tmp_path, capsys)
     assert "space         mlp, infinite" in text and "fidelities 1 (restart)" in text and "not known" in text
 
 
+def test_the_mlp_classifier_reference_on_the_same_split(tmp_path):
+    from oracles.live import METRICS, reference_mlp_classifier
+    data = load_data("wine", 0)
+    ref = reference_mlp_classifier(data, seed=0, store=tmp_path)
+    assert set(METRICS) <= set(ref) and 0.8 < ref["valid_acc"] <= 1 and 0.8 < ref["test_acc"] <= 1
+    assert ref["epochs"] == 200          # the default max_iter, reached on this small set
+    again = reference_mlp_classifier(data, seed=0, store=tmp_path)       # served from the store
+    assert again == ref
+    other = reference_mlp_classifier(data, seed=1)
+    assert other["train_time"] != ref["train_time"] and 0.8 < other["test_acc"] <= 1
+
+
 def test_options_are_checked(tmp_path):
     for name, opts, match in [
         ("live/mlp-digits", {"mode": "noisy"}, "mode"),
