@@ -95,7 +95,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .collectors.datasets import Split, load_split
-from .collectors.store import ResultStore, spec_digest
+from .collectors.store import ResultStore
 from .errors import UserError
 from .oracle import Evaluation, Fidelities, Observation, Oracle
 from .space import Arch, SearchSpace
