@@ -29,7 +29,10 @@ Options (``NAME:key=value,...``):
   Either way the training seed and the mode are recorded in the store's row.
 * ``seed=N`` (default 0): the oracle seed of the deterministic mode.
 * ``store=DIR``: the result store (default ``$NAS_HARNESS_DATA/live-store``, next to the
-  imported tables, so every run on the machine shares it).
+  imported tables, so every run on the machine shares it). Ray workers on other machines
+  share it only when ``DIR`` is on a file system they all mount (with ``flock`` support;
+  :mod:`oracles.collectors.store`); otherwise each machine keeps its own store, still correct
+  but trained again per machine.
 * ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch threads, default 1).
 * ``split_seed=N`` (default 0): the data split (:mod:`oracles.collectors.datasets`).
 * Recipe overrides: ``epochs``, ``batch_size``, ``lr``, ``patience`` (MLP only).
