@@ -42,6 +42,10 @@ CONFIG = "config.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+CHECKPOINT_KEYS = frozenset({"config", "data", "epoch", "model", "optimizer", "scheduler", "rng", "history"})
+SNAPSHOT_KEYS = frozenset({"config", "data", "epoch", "model", "history"})
+
+
 def supernets_dir() -> Path:
     from oracles.registry import data_dir
     return data_dir() / "supernets"
@@ -103,34 +107,32 @@ def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> d
 def load_checkpoint_and_digest(folder: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
     """:func:`load_checkpoint` and the SHA-256 of the file's body (from the same read), which
     identifies the weights."""
-    return _read_verified(Path(folder) / CHECKPOINT, _CHECKPOINT_KEYS, map_location)
-
-
-_CHECKPOINT_KEYS = frozenset({"config", "data", "epoch", "model", "optimizer", "scheduler", "rng", "history"})
-_SNAPSHOT_KEYS = frozenset({"config", "data", "epoch", "model", "history"})
+    return _read_verified(Path(folder) / CHECKPOINT, CHECKPOINT_KEYS, map_location)
 
 
 def _read_verified(path: Path, keys: frozenset, map_location) -> tuple[dict[str, Any], str]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"no supernet checkpoint at {path}") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_verified(_read_raw(path), str(path), keys, map_location)
+
+
+def parse_verified(raw: bytes, where: str, keys: frozenset = SNAPSHOT_KEYS,
+                   map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
+    """The state in ``raw`` (the bytes of a checkpoint or snapshot file; ``where`` names it in
+    messages) and its body's SHA-256, verified as :func:`load_checkpoint` does; ``keys``: the
+    parts it must have (default a snapshot's, which every checkpoint has too)."""
     head, nl, body = raw.partition(b"\n")
     parts = head.split(b" ")
     if not nl or len(parts) != 2 or parts[0] != FORMAT.encode():
-        raise CorruptData(f"{path} is not a {FORMAT} checkpoint (damaged, or written by something else); "
+        raise CorruptData(f"{where} is not a {FORMAT} checkpoint (damaged, or written by something else); "
                           "delete it, or train under another --name")
     if hashlib.sha256(body).hexdigest().encode() != parts[1]:
-        raise CorruptData(f"{path} is damaged (its checksum does not match); delete it to train again")
+        raise CorruptData(f"{where} is damaged (its checksum does not match); delete it to train again")
     try:
         state = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CorruptData(f"{path} cannot be loaded ({first[:200]}); delete it to train again") from None
+        raise CorruptData(f"{where} cannot be loaded ({first[:200]}); delete it to train again") from None
     if not isinstance(state, dict) or not keys <= set(state):
-        raise CorruptData(f"{path} lacks parts of a supernet checkpoint; delete it to train again")
+        raise CorruptData(f"{where} lacks parts of a supernet checkpoint; delete it to train again")
     return state, parts[1].decode()
 
 
@@ -146,7 +148,7 @@ def save_snapshot(state: dict[str, Any], folder: Path) -> Path:
     """Keep the weights (and batch-norm statistics) of ``state``'s epoch in
     ``folder/snapshots/epoch-EEEE.pt``, in the checkpoint's verified format, without the
     optimiser and generators (a snapshot is scored, never resumed)."""
-    snap = {k: state[k] for k in _SNAPSHOT_KEYS}
+    snap = {k: state[k] for k in SNAPSHOT_KEYS}
     buf = io.BytesIO()
     torch.save(snap, buf)
     body = buf.getvalue()
@@ -170,16 +172,34 @@ def load_weights_and_digest(folder: Path, epoch: int | None = None,
                             map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
     """The weights of supernet ``folder`` after ``epoch`` (None: the last checkpoint), verified,
     with their file's digest: the checkpoint when it is at that epoch, else the snapshot."""
-    if epoch is None:
-        return load_checkpoint_and_digest(folder, map_location)
-    path = snapshot_path(folder, epoch)
-    if path.exists():
-        return _read_verified(path, _SNAPSHOT_KEYS, map_location)
-    state, digest = load_checkpoint_and_digest(folder, map_location)
-    if int(state["epoch"]) == int(epoch):
-        return state, digest
+    state, digest, _ = read_weights(folder, epoch, map_location)
+    return state, digest
+
+
+def _read_raw(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"no supernet checkpoint at {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_weights(folder: Path, epoch: int | None = None,
+                 map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str, bytes]:
+    """:func:`load_weights_and_digest` and the file's bytes (what an oracle ships to workers on
+    other machines, :meth:`supernets.oracle.SupernetOracle.shared`)."""
+    folder = Path(folder)
+    path = snapshot_path(folder, epoch) if epoch is not None else None
+    if path is not None and path.exists():
+        raw = _read_raw(path)
+        return (*parse_verified(raw, str(path), SNAPSHOT_KEYS, map_location), raw)
+    raw = _read_raw(folder / CHECKPOINT)
+    state, digest = parse_verified(raw, str(folder / CHECKPOINT), CHECKPOINT_KEYS, map_location)
+    if epoch is None or int(state["epoch"]) == int(epoch):
+        return state, digest, raw
     kept = list_snapshots(folder)
-    raise UserError(f"supernet {Path(folder).name} has no weights of epoch {epoch}: its checkpoint is at epoch "
+    raise UserError(f"supernet {folder.name} has no weights of epoch {epoch}: its checkpoint is at epoch "
                     f"{state['epoch']}, snapshots at {', '.join(map(str, kept)) or 'none'} "
                     "(train with --snapshots to keep more)")
 

