@@ -158,23 +158,22 @@ class Settings:
 # --- the algorithm under check ----------------------------------------------------------------
 @dataclass
 class Subject:
-    """An algorithm to check: ``name`` is what a run configuration names (a registry name, or
-    while a check runs a temporary entry for a class given directly), ``params`` its
-    hyper-parameters, ``cls`` its class, ``label`` what reports call it, ``target`` the
-    ``module:Class`` of a temporarily registered class (for worker processes)."""
+    """An algorithm to check: ``name`` is what a run configuration names (a built-in's or a
+    plugin's name, or a class's dotted import path: :func:`algorithms.algorithm_class`
+    resolves it in every process), ``params`` its hyper-parameters, ``cls`` its class,
+    ``label`` what reports call it."""
 
     name: str
     params: dict[str, Any]
     cls: type
     label: str
-    target: str | None = None
 
     @classmethod
     def of(cls, algorithm: str | type, params: dict[str, Any] | None = None) -> "Subject":
-        """``algorithm``: a spec as ``run --algorithm`` takes it (``lanas:c=0.2``; plugins by
-        the names :func:`algorithms.algorithm_class` resolves), or a
-        :class:`~algorithms.base.SearchAlgorithm` subclass defined at the top level of an
-        importable module. ``params``: hyper-parameters on top of the spec's."""
+        """``algorithm``: a spec as ``run --algorithm`` takes it (``lanas:c=0.2``, a plugin's
+        name, ``package.module.Class``), or a :class:`~algorithms.base.SearchAlgorithm`
+        subclass defined at the top level of an importable module (a fresh process imports it
+        by that path). ``params``: hyper-parameters on top of the spec's."""
         if isinstance(algorithm, str):
             name, spec_params = parse_spec(algorithm)
             klass = algorithm_class(name)
@@ -188,33 +187,17 @@ class Subject:
             except Exception:  # noqa: BLE001 -- another algorithm's missing extra is not ours to report
                 continue
         module, qual = algorithm.__module__, algorithm.__qualname__
-        if "." in qual or getattr(sys.modules.get(module), qual, None) is not algorithm:
+        if module == "__main__" or "." in qual or getattr(sys.modules.get(module), qual, None) is not algorithm:
             raise UserError(f"{module}.{qual}: a class to check must be defined at the top level of an "
-                            "importable module (worker processes import it by name)")
-        label = algorithm.name or qual
+                            "importable module (a fresh process imports it by its path)")
         dotted = f"{module}.{qual}"
-        try:        # a class by its import path, where the registry resolves those (plugins)
-            if algorithm_class(dotted) is algorithm:
-                return cls(dotted, dict(params or {}), algorithm, label)
-        except Exception:  # noqa: BLE001 -- not resolvable by path: registered while checked
-            pass
-        return cls(f"<check {dotted}>", dict(params or {}), algorithm, label, f"{module}:{qual}")
+        if algorithm_class(dotted) is not algorithm:      # a broken plugin is one line from here
+            raise UserError(f"{dotted} names another class than the one given (imported twice?)")
+        return cls(dotted, dict(params or {}), algorithm, algorithm.name or qual)
 
     @property
     def uses_fidelities(self) -> bool:
         return bool(getattr(self.cls, "uses_fidelities", False))
-
-    @contextmanager
-    def registered(self) -> Iterator["Subject"]:
-        """While inside, ``name`` resolves through the registry like any algorithm's."""
-        if self.target is None or REGISTRY.get(self.name) == self.target:
-            yield self
-            return
-        REGISTRY[self.name] = self.target
-        try:
-            yield self
-        finally:
-            REGISTRY.pop(self.name, None)
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -713,10 +696,8 @@ class _Interrupt(BaseException):
     through instead of recording a failed run)."""
 
 
-def _fresh_run(name: str, target: str | None, params: dict, oracle_spec: str, seed: int, budget: int):
+def _fresh_run(name: str, params: dict, oracle_spec: str, seed: int, budget: int):
     """The run as a new worker process computes it (called in ``python -m harness.check``)."""
-    if target is not None:
-        REGISTRY[name] = target
     subject = Subject(name, params, algorithm_class(name), name)
     records, _ = run(subject, load(oracle_spec), seed=seed, budget=budget)
     return trajectory(records)
@@ -728,7 +709,7 @@ def fresh_process_run(subject: Subject, oracle_spec: str, seed: int, budget: int
     import json
     import os
     import subprocess
-    job = json.dumps({"name": subject.name, "target": subject.target, "params": subject.params,
+    job = json.dumps({"name": subject.name, "params": subject.params,
                       "oracle": oracle_spec, "seed": seed, "budget": budget}, default=str)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
     done = subprocess.run([sys.executable, "-m", "harness.check"], input=job, capture_output=True, text=True,
@@ -897,15 +878,13 @@ def check(algorithm: str | type, params: dict[str, Any] | None = None, settings:
     unknown = set(names) - set(CHECKS)
     if unknown:
         raise UserError(f"unknown check(s) {', '.join(sorted(unknown))}; the checks: {', '.join(CHECKS)}")
-    subject = Subject.of(algorithm, params)
+    ctx = Context(Subject.of(algorithm, params), settings, oracle)
     out = []
-    with subject.registered():
-        ctx = Context(subject, settings, oracle)
-        for name in names:
-            o = run_check(ctx, name)
-            out.append(o)
-            if on_outcome is not None:
-                on_outcome(o)
+    for name in names:
+        o = run_check(ctx, name)
+        out.append(o)
+        if on_outcome is not None:
+            on_outcome(o)
     return out
 
 
@@ -944,5 +923,4 @@ def passed(outcomes: list[Outcome]) -> bool:
 if __name__ == "__main__":     # the fresh process of the resume check: a job as JSON on stdin
     import json
     _job = json.load(sys.stdin)
-    json.dump(_fresh_run(_job["name"], _job["target"], _job["params"], _job["oracle"], _job["seed"],
-                         _job["budget"]), sys.stdout)
+    json.dump(_fresh_run(_job["name"], _job["params"], _job["oracle"], _job["seed"], _job["budget"]), sys.stdout)
