@@ -300,6 +300,10 @@ def test_cli_default_name_and_errors(tmp_path, monkeypatch, capsys):
     assert main(["supernet", "train", "nb201", "--dataset", "digits", "--name", "../up", "--no-progress"]) == 2
     assert main(["supernet", "train", "nb201", "--dataset", "cifar10", "--no-progress"]) == 2
     assert "--cifar-dir" in capsys.readouterr().err
+    assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "3", "--no-progress"]) == 2
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--device", "tpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("nas-harness: error: cannot build") for line in err)
 
 
 # --- the supernet oracle -----------------------------------------------------------------

@@ -140,7 +140,10 @@ def _train(args: argparse.Namespace) -> int:
     name = args.name or default_name(config, args.preset)
     folder = supernet_dir(name)
     data = load(config.dataset, config.split_seed, args.cifar_dir)
-    trainer = SupernetTrainer(config, data, device=args.device)
+    try:
+        trainer = SupernetTrainer(config, data, device=args.device)
+    except (ValueError, RuntimeError) as exc:    # a skeleton that cannot be built (DARTS: odd C), a bad device
+        raise UserError(f"cannot build the {config.space} supernet: {str(exc).splitlines()[0]}") from None
     resumed = resume(trainer, folder)
     until = config.epochs if args.until is None else args.until
     if not 0 <= until <= config.epochs:
