@@ -205,6 +205,17 @@ def test_nas_check_fixture_fails_a_test_with_the_reason(pytester):
                                  "StopIteration*return DONE instead*"])
 
 
+def test_nas_check_full_option_runs_the_full_settings(pytester):
+    pytester.makeconftest(USER_CONFTEST)
+    pytester.makepyfile(test_user='''
+        def test_stopping(nas_check):
+            [o] = nas_check("random", only=["stopping"])
+            assert "(1 and 4 workers)" in o.reason
+    ''')
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "--nas-check-full").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(failed=1)
+
+
 def test_nas_guard_fixture_passes_a_rerun_and_fails_a_regression(pytester, tmp_path, monkeypatch):
     """A baseline of algorithm 'mine' (random search), then 'mine' made worse (Contrarian's
     argmin acquisition): the guard passes the re-run and fails the regression with compare's
