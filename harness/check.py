@@ -22,7 +22,8 @@ one-line reason. What is checked, and why each matters for a benchmark:
 ``directions``
     The run on the table maximised completes; on its minimised view (search and report
     values negated, direction ``min``) it asks exactly the same architectures, since
-    algorithms are only ever told scores to maximise.
+    algorithms are only ever told scores to maximise. The full check does this on
+    NAS-Bench-201 CIFAR-10 too, where it is installed.
 ``fidelities``
     For an algorithm that chooses fidelities (``uses_fidelities``): it asks only fidelities the
     oracle serves, continues only earlier trials of the same architecture to a higher
@@ -37,9 +38,10 @@ one-line reason. What is checked, and why each matters for a benchmark:
 ``resume``
     A run computed in a fresh process (how an experiment resumes after a kill: every run
     without a complete file is re-run by a new worker) equals the same run computed in a
-    process that first ran another seed and had a third interrupted half-way (Ctrl-C).
-    Catches state that outlives a run: module or class attributes, caches, global
-    generators.
+    process that first ran another seed and then had this one interrupted half-way (as by
+    Ctrl-C). Catches state that outlives a run: module or class attributes, caches, clean-up
+    that only a finished run does (the global generators are seeded alike on both sides:
+    they are ``global-rng``'s business).
 
 Then :func:`samples_to_optimum` runs the algorithm, random search and regularized evolution
 until the table's optimum for a few seeds and compares them with the project's statistics
