@@ -81,6 +81,11 @@ def _mlp_space(table: Table) -> FiniteSpace:
     return space_from_table(table)
 
 
+def _nbnlp_space(table: Table) -> FiniteSpace:
+    from .nbnlp_space import space_from_table
+    return space_from_table(table)
+
+
 #: space kind -> builder(table). Importers of new benchmark families add theirs here.
 SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "nb201": _nb201_space,
@@ -89,6 +94,7 @@ SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "convnet": _convnet_space,
     "recurrent": _recurrent_space,
     "mlp": _mlp_space,          # a table a live MLP oracle exported (oracles.live)
+    "nbnlp": _nbnlp_space,      # NAS-Bench-NLP's tabulated recurrent cells
 }
 
 
@@ -116,6 +122,8 @@ KNOWN_TABLES: tuple[KnownTable, ...] = (
                "file; no TensorFlow needed)"),
     KnownTable("nb101-full", ("nb101-full", "nb101-full/test-search"),
                "nas-harness oracles import nb101 nasbench_full.tfrecord (fidelities 4/12/36/108 epochs)"),
+    KnownTable("nbnlp", ("nbnlp", "nbnlp/test-search"),
+               "nas-harness oracles import nbnlp PATH (NAS-Bench-NLP's nbnlp_ptb.csv.gz or its folder)"),
 )
 
 

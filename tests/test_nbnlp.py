@@ -260,12 +260,9 @@ def subset_dir(subset_table, tmp_path_factory):
 
 @pytest.fixture
 def oracle_of(subset_dir, monkeypatch):
-    """``load_oracle`` on the subset table, with the space kind registered (until
-    oracles/registry.py has the line, see docs/nbnlp.md)."""
+    """``load_oracle`` on the subset table (the registry's space kind ``nbnlp``)."""
     from oracles import registry
-    from oracles.nbnlp_space import space_from_table
     monkeypatch.setenv("NAS_HARNESS_DATA", str(subset_dir))
-    monkeypatch.setitem(registry.SPACE_BUILDERS, "nbnlp", space_from_table)
     return registry.load_oracle
 
 
@@ -577,10 +574,8 @@ def test_random_search_needs_n_plus_one_over_two_samples(full_table, monkeypatch
     from scipy import stats
     from harness.runner import RunConfig, run_one
     from oracles import registry
-    from oracles.nbnlp_space import space_from_table
     d, t = full_table
     monkeypatch.setenv("NAS_HARNESS_DATA", str(d))
-    monkeypatch.setitem(registry.SPACE_BUILDERS, "nbnlp", space_from_table)
     o = registry.load_oracle("nbnlp")
     n = o.space.size
     cfg = RunConfig(algorithm="random", oracle="nbnlp", until_optimum=True)
