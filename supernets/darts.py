@@ -70,6 +70,18 @@ cell computes every operation, against 8 edges with one each); partial channels 
 than their factor 4 at this width, where per-operation overhead dominates. The supernet
 holds 393,778 parameters (the same with or without ``none``, which has none), a stand-alone
 network about 50,000.
+
+Uniform single-path training is slow in this space at CPU scale (measured once, not tuned:
+digits, 1,200 training and 597 held-out images, standardised, ``C=8``, 5 cells, 7
+operations, batch 64, SGD momentum 0.9, weight decay 3e-4, cosine schedule, no running
+statistics; accuracy of 5 fixed random paths on the held-out images): after 12 epochs (216
+steps, lr 0.025) the paths score 19-34 %, and 6 epochs at lr 0.1 give 15-23 %, while the same
+supernet trained on one fixed path reaches 95 % after one epoch and, trained on two paths
+alternately drawn, both reach 95 % in 3 epochs while the other three stay at 10-17 %; a
+stand-alone network reaches 97-98 % in 3-4 epochs. The weights are shared correctly (the
+paths learn); what a path learns transfers little to the ~10^18 others, so a DARTS supernet
+on digits needs far more steps (or a wider ``C``) than the NB201 presets before its
+answers mean anything.
 """
 
 from __future__ import annotations
