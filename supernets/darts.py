@@ -78,10 +78,10 @@ statistics; accuracy of 5 fixed random paths on the held-out images): after 12 e
 steps, lr 0.025) the paths score 19-34 %, and 6 epochs at lr 0.1 give 15-23 %, while the same
 supernet trained on one fixed path reaches 95 % after one epoch and, trained on two paths
 alternately drawn, both reach 95 % in 3 epochs while the other three stay at 8-18 %; a
-stand-alone network reaches 97-98.5 % after 4 epochs (lr 0.025 or 0.1). The weights are shared correctly (the
-paths learn); what a path learns transfers little to the ~10^18 others, so a DARTS supernet
-on digits needs far more steps (or a wider ``C``) than the NB201 presets before its
-answers mean anything.
+stand-alone network reaches 97-98.5 % after 4 epochs (lr 0.025 or 0.1). The weights are
+shared correctly (the paths learn); what a path learns transfers little to the ~10^18
+others, so a DARTS supernet on digits needs far more steps (or a wider ``C``) than the
+NB201 presets before its answers mean anything.
 """
 
 from __future__ import annotations
