@@ -36,6 +36,8 @@ Options (``NAME:key=value,...``):
 * ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch threads, default 1).
 * ``split_seed=N`` (default 0): the data split (:mod:`oracles.collectors.datasets`).
 * Recipe overrides: ``epochs``, ``batch_size``, ``lr``, ``patience`` (MLP only).
+* ``bigram_sharing=true`` (MLP only): MLPNAS's one-shot option, the run's networks share the
+  weights of identical consecutive layer pairs (:class:`LiveOracle`); never through the store.
 * ``fidelities=1+3+10``: the epochs the oracle answers at, for multi-fidelity searches
   (restart fidelities: each its own training, stored under its own recipe); the last must be
   the recipe's epochs. Default: the recipe's epochs alone.
@@ -253,12 +255,19 @@ def _evaluate(net, x: np.ndarray, y: np.ndarray, batch: int, dev) -> tuple[float
     return correct / len(y), loss_sum / len(y)
 
 
-def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cpu") -> dict[str, Any]:
+def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cpu",
+              bank=None) -> dict[str, Any]:
     """Train the MLP ``arch`` (:mod:`oracles.mlp_space`) on ``data`` with ``recipe`` and
     ``seed``; returns :data:`METRICS` plus ``valid_curve`` (validation accuracy after each
     epoch), ``params`` and ``macs``. On one machine and library version the numbers are a
     pure function of the arguments (one thread, deterministic kernels, every random draw
-    from generators seeded by ``seed``), except the measured ``train_time``."""
+    from generators seeded by ``seed``), except the measured ``train_time``.
+
+    ``bank``: a run's shared bigram weights (MLPNAS's one-shot option, §4.1; an object with
+    ``load(net, arch)`` and ``save(net, arch)``, :class:`algorithms.mlpnas.BigramWeightBank`):
+    the network starts from the banked weights of the layer pairs it shares with earlier
+    networks and banks its own after training; ``shared_layers`` says how many dense layers
+    started shared. Such a result depends on the run's history, not on the arguments alone."""
     import torch
     import torch.nn.functional as F
 
@@ -268,6 +277,7 @@ def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cp
     in_features = int(np.prod(data.input_shape))
     torch.manual_seed(int(seed) % 2**63)
     net = build_mlp(arch, in_features, data.num_classes).to(dev)
+    shared = bank.load(net, arch) if bank is not None else 0
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
     x_train = torch.from_numpy(data.x_train).to(dev)
     y_train = torch.from_numpy(data.y_train).to(dev)
@@ -301,6 +311,9 @@ def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cp
     for part, x, y in (("train", data.x_train, data.y_train), ("valid", data.x_valid, data.y_valid),
                        ("test", data.x_test, data.y_test)):
         out[f"{part}_acc"], out[f"{part}_loss"] = _evaluate(net, x, y, recipe.eval_batch, dev)
+    if bank is not None:
+        bank.save(net, arch)
+        out["shared_layers"] = shared
     out.update(train_time=train_time, train_cpu=train_cpu, epochs=len(curve), valid_curve=curve,
                params=count_params(arch, in_features, data.num_classes),
                macs=count_macs(arch, in_features, data.num_classes))
@@ -369,8 +382,8 @@ class MLPTrainer(Trainer):
     def recipe_record(self) -> dict[str, Any]:
         return {"trainer": "oracles.live.train_mlp", "version": TRAINING_VERSION, **self.recipe.to_dict()}
 
-    def train(self, arch, seed):
-        return train_mlp(arch, seed, self.recipe, self.data, self.device)
+    def train(self, arch, seed, bank=None):
+        return train_mlp(arch, seed, self.recipe, self.data, self.device, bank=bank)
 
     def forward_macs(self, arch) -> int:
         from .mlp_space import count_macs
@@ -437,6 +450,13 @@ class LiveOracle(Oracle):
     fidelities: epochs the oracle answers at (restart fidelities: each is its own training
         with the recipe's epochs set to it); default only the recipe's epochs. The largest is
         the default fidelity, and must be the recipe's epochs.
+    bigram_sharing: MLPNAS's one-shot option (§4.1): the networks this oracle trains share
+        the weights of identical consecutive layer pairs through one bank per oracle object
+        (the harness builds an oracle that is not deterministic anew for every run, so the
+        bank is the run's). Such trainings depend on the run's history: they are never read
+        from nor written to the shared store, only logged (:attr:`log`) and recorded with the
+        run; the oracle declares the feature ``"bigram-weight-sharing"`` (:attr:`features`)
+        and is not deterministic (a network asked again is trained again, from the bank).
     """
 
     search_metric = "valid_acc"
@@ -445,13 +465,22 @@ class LiveOracle(Oracle):
 
     def __init__(self, name: str, trainer: Trainer, store: str | os.PathLike, mode: str = "deterministic",
                  seed: int = 0, threads: int = 1, description: str = "",
-                 fidelities: Sequence[int] | None = None):
+                 fidelities: Sequence[int] | None = None, bigram_sharing: bool = False):
         super().__init__()
         if mode not in MODES:
             raise UserError(f"oracle {name}: mode must be deterministic or stochastic, got {mode!r}")
         self.name, self.trainer, self.space = name, trainer, trainer.space
         self.mode, self.seed, self.threads = mode, int(seed), int(threads)
-        self.deterministic = mode == "deterministic"
+        self.deterministic = mode == "deterministic" and not bigram_sharing
+        self.bigram_sharing = bool(bigram_sharing)
+        #: what this oracle offers beyond answering queries (algorithms may require features)
+        self.features: frozenset[str] = frozenset({"bigram-weight-sharing"}) if bigram_sharing else frozenset()
+        self._bank = None
+        if bigram_sharing:
+            if trainer.kind != "mlp":
+                raise UserError(f"oracle {name}: bigram weight sharing is for MLPs (live/mlp-...)")
+            from algorithms.mlpnas import BigramWeightBank
+            self._bank = BigramWeightBank()
         self.description = description
         self.store = ResultStore(store, KEY_FIELDS)
         self.recipe_digest = self.store.put_spec(trainer.recipe_record())
@@ -483,11 +512,13 @@ class LiveOracle(Oracle):
     def checksum(self) -> str:
         """Names what the answers are made of: trainer, recipes, data, mode and oracle seed."""
         recipes = ",".join(self._at[f][1] for f in self._fidelities.values)
+        seed = self.seed if self.mode == "deterministic" else ""
+        sharing = "\0bigram-sharing" if self.bigram_sharing else ""
         return hashlib.sha256(f"live\0{self.trainer.kind}\0{recipes}\0{self.data_digest}\0"
-                              f"{self.mode}\0{self.seed if self.deterministic else ''}".encode()).hexdigest()
+                              f"{self.mode}\0{seed}{sharing}".encode()).hexdigest()
 
     def training_seed(self, arch: Arch, rng: np.random.Generator | None) -> int:
-        if self.deterministic:
+        if self.mode == "deterministic":
             return derived_seed(self.space.identity(arch), self.seed)
         if rng is None:
             return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 2)
@@ -515,7 +546,7 @@ class LiveOracle(Oracle):
         def train() -> dict[str, Any]:
             self._ready()
             row = trainer.train(arch, seed)
-            row.update(mode=self.mode, oracle_seed=self.seed if self.deterministic else None,
+            row.update(mode=self.mode, oracle_seed=self.seed if self.mode == "deterministic" else None,
                        device=trainer.device, host=socket.gethostname(),
                        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             return row
@@ -526,19 +557,25 @@ class LiveOracle(Oracle):
         trainer, _ = self._fidelity(fidelity)
         self.n_queries += 1
         seed = self.training_seed(arch, rng)
-        row, trained = self.result(arch, seed, fidelity)
+        if self._bank is not None:
+            # history-dependent: trained here from the run's bank, never through the store
+            self._ready()
+            row, trained = trainer.train(arch, seed, bank=self._bank), True
+        else:
+            row, trained = self.result(arch, seed, fidelity)
         cost = trainer.cost(arch)
         self.log.append({"arch": self.space.identity(arch), "seed": seed, "trained": trained,
                          "fidelity": trainer.epochs,
                          "train_time": float(row["train_time"]) if trained else None,
-                         "train_cpu": float(row["train_cpu"]) if trained else None, "cost": cost})
+                         "train_cpu": float(row["train_cpu"]) if trained else None, "cost": cost,
+                         "shared_layers": row.get("shared_layers")})
         return Evaluation(Observation(float(row["valid_acc"]), cost, float(row["train_acc"])), float(row["test_acc"]))
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         trained = [e for e in self.log if e["trained"]]
-        d.update(kind="live", trainer=self.trainer.kind, mode=self.mode,
-                 seed=self.seed if self.deterministic else None, store=str(self.store.root),
+        d.update(kind="live", trainer=self.trainer.kind, mode=self.mode, bigram_sharing=self.bigram_sharing,
+                 seed=self.seed if self.mode == "deterministic" else None, store=str(self.store.root),
                  recipe=self.trainer.recipe_record(), data=data_record(self.trainer.data),
                  description=self.description, checksum=self.checksum, fidelities=list(self._fidelities.values),
                  fidelity_kind=self._fidelities.kind, direction=self.direction, train_metric="train_acc",
@@ -651,7 +688,7 @@ def reference_mlp_classifier(data: Split, seed: int = 0, store: str | os.PathLik
 
 # --- the factory -----------------------------------------------------------------------------
 _OPTIONS = {"mode", "seed", "store", "device", "threads", "split_seed", "epochs", "batch_size", "lr", "patience",
-            "max_hidden", "sampler", "preset", "cifar_dir", "fidelities"}
+            "max_hidden", "sampler", "preset", "cifar_dir", "fidelities", "bigram_sharing"}
 
 
 def _int(name: str, options: dict[str, str], key: str, default: int | None) -> int | None:
@@ -661,6 +698,13 @@ def _int(name: str, options: dict[str, str], key: str, default: int | None) -> i
         return int(options[key])
     except ValueError:
         raise UserError(f"oracle {name}: {key} must be an integer, got {options[key]!r}") from None
+
+
+def _flag(name: str, options: dict[str, str], key: str) -> bool:
+    value = options.get(key, "false").lower()
+    if value not in ("true", "false"):
+        raise UserError(f"oracle {name}: {key} must be true or false, got {options[key]!r}")
+    return value == "true"
 
 
 def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> LiveOracle:
@@ -732,4 +776,5 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Live
                             f"got {options['fidelities']!r}") from None
     return LiveOracle(spec, trainer, store, mode=options.get("mode", "deterministic"),
                       seed=_int(name, options, "seed", 0), threads=_int(name, options, "threads", 1),
-                      description=description, fidelities=fidelities)
+                      description=description, fidelities=fidelities,
+                      bigram_sharing=_flag(name, options, "bigram_sharing"))

@@ -280,6 +280,28 @@ def test_the_mlp_classifier_reference_on_the_same_split(tmp_path):
     assert other["train_time"] != ref["train_time"] and 0.8 < other["test_acc"] <= 1
 
 
+def test_bigram_sharing_trains_from_the_runs_bank_and_never_through_the_store(tmp_path):
+    o = oracle(tmp_path, bigram_sharing="true")
+    assert o.features == {"bigram-weight-sharing"} and not o.deterministic and not oracle(tmp_path).features
+    first = o.query(ARCH)
+    second = o.query(((64, "relu"), (16, "tanh")))     # shares (input, 64 relu) with the first
+    third = o.query(((8, "sigmoid"),))                 # shares no layer pair
+    assert [e["shared_layers"] for e in o.log] == [0, 1, 0]
+    assert o.rows() == [] and all(e["trained"] for e in o.log)
+    # asked again, a network is trained again from the bank: its answer depends on the history
+    again = o.query(ARCH)
+    assert o.log[-1]["shared_layers"] == 3 and again != first
+    # a new oracle object (the next run) starts from an empty bank: the first answer repeats
+    fresh = oracle(tmp_path, bigram_sharing="true")
+    assert fresh.query(ARCH) == first and fresh.log[-1]["shared_layers"] == 0
+    assert second.observation.cost > 0 and third.observation.value > 0
+    assert fresh.checksum != oracle(tmp_path).checksum
+    with pytest.raises(UserError, match="MLPs"):
+        build_oracle("live/convnet-digits", {"store": str(tmp_path), "bigram_sharing": "true"})
+    with pytest.raises(UserError, match="true or false"):
+        oracle(tmp_path, bigram_sharing="yes")
+
+
 def test_options_are_checked(tmp_path):
     for name, opts, match in [
         ("live/mlp-digits", {"mode": "noisy"}, "mode"),
