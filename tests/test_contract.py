@@ -131,6 +131,19 @@ def _convnet_rows(get) -> SpaceCase:
     return SpaceCase(load_oracle(table.name, shared=table).space, table)
 
 
+def _mlp(get) -> SpaceCase:
+    from oracles.mlp_space import MLPSpace
+    return SpaceCase(MLPSpace(), n=8)
+
+
+def _mlp_table(get) -> SpaceCase:
+    from oracles.mlp_space import MLPSpace, MLPTableSpace
+    parent, rng = MLPSpace(max_hidden=2), np.random.default_rng(0)
+    archs = list(dict.fromkeys(parent.sample(rng) for _ in range(300)))
+    archs += [n for n in parent.neighbours(archs[0])[:40] if n not in archs]
+    return SpaceCase(MLPTableSpace(parent, archs))
+
+
 def _convnet60k(get) -> SpaceCase:
     from oracles.convnet_space import ConvNetSpace
     return SpaceCase(ConvNetSpace.from_preset("convnet60k"))
@@ -146,6 +159,8 @@ SPACES: dict[str, Callable[[Callable[[str], Any]], SpaceCase]] = {
     "convnet-digits": _convnet_digits,          # ConvNetSpace of the shipped table
     "convnet-subset": _convnet_subset,          # SubsetSpace: a subset table of convnet-digits
     "convnet-rows": _convnet_rows,              # ProductSpace: convnet-digits rows as columns
+    "mlp": _mlp,                                # MLPSpace: MLPNAS's MLPs (not enumerated)
+    "mlp-table": _mlp_table,                    # MLPTableSpace: the rows of an exported live table
     "convnet60k": _convnet60k,                  # ConvNetSpace, 55,986 networks (slow only)
 }
 #: spaces whose checks run only under ``-m slow`` (the same class as a default-run case, or big)
