@@ -130,6 +130,25 @@ def test_parse_refuses_what_is_not_a_darts_cell_in_one_line(text, message):
     assert "\n" not in str(info.value)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=60),
+                 st.tuples(st.integers(0, len(DARTS_V2)), st.integers(0, 12), st.text(max_size=4))))
+def test_parse_answers_any_text_with_an_architecture_or_one_refusal(case):
+    """Random text, and DARTS_V2 with a stretch cut out and other text put in: an
+    architecture (whose string round-trips) or InvalidArchitecture, never another error."""
+    if isinstance(case, str):
+        text = case
+    else:
+        at, cut, insert = case
+        text = DARTS_V2[:at] + insert + DARTS_V2[at + cut:]
+    try:
+        a = SPACE.parse(text)
+    except InvalidArchitecture as exc:
+        assert "\n" not in str(exc)
+        return
+    assert SPACE.parse(SPACE.to_string(a)) == a
+
+
 def test_the_eight_operation_space_reads_none_edges():
     text = _v2_with(e3=("none", 1))
     a = SPACE8.parse(text)
