@@ -83,6 +83,20 @@ PASS, FAIL, NA = "pass", "fail", "n/a"
 CHECKS = ("determinism", "global-rng", "no-test-metric", "directions", "fidelities", "async", "stopping",
           "resume", "samples-to-optimum")
 
+#: what each check asks, in one line (``nas-harness check --help``; the module docstring says why)
+SUMMARIES = {
+    "determinism": "the same seed replays its run; another seed gives another",
+    "global-rng": "Python's, numpy's and torch's global generators seeded otherwise change nothing",
+    "no-test-metric": "the report metric shuffled into sentinels changes nothing and none is in its state",
+    "directions": "the table minimised (values negated) gives the same run",
+    "fidelities": "only served fidelities, continuations of earlier trials upwards (if it chooses them)",
+    "async": "with 4 simulated workers (results out of order) the run completes and replays",
+    "stopping": "an exhausted small table ends with DONE, not StopIteration or endless repeats",
+    "resume": "a run in a fresh process equals it after another run and a killed one",
+    "samples-to-optimum": "runs to the optimum against random search and regularized evolution; "
+                          "fails if significantly worse than random",
+}
+
 #: the table for algorithms on one fidelity: shipped with the package, so every machine has it
 DEFAULT_ORACLE = "convnet-digits"
 #: the table for algorithms that choose fidelities (NAS-Bench-201's 12- and 200-epoch results)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 from oracles.errors import UserError
 
@@ -17,13 +18,19 @@ EXIT_FAILED = 1
 
 
 def register(sub) -> None:
-    from ..check import CHECKS, DEFAULT_MF_ORACLE, DEFAULT_ORACLE, Settings
+    from ..check import CHECKS, DEFAULT_MF_ORACLE, DEFAULT_ORACLE, SUMMARIES, Settings
     full, quick = Settings(), Settings.quick()
+    width = max(len(c) for c in CHECKS)
     p = sub.add_parser(
         "check", help="run the algorithm contract (determinism, no test metric, stopping, ...) on an algorithm",
-        description="Run the checks every built-in algorithm passes on ALGORITHM, then compare its samples to the "
-                    "optimum with random search and regularized evolution. Prints pass/FAIL/n/a per check with "
-                    f"its reason; exit status {EXIT_FAILED} if any check failed.")
+        # the epilog is a table, so the description is wrapped here (the raw formatter keeps lines)
+        description=textwrap.fill(
+            "Run the algorithm contract (the checks tests/test_contract.py runs on the built-ins) on "
+            "ALGORITHM, then compare its samples to the optimum with random search and regularized "
+            "evolution. Prints pass/FAIL/n/a per check with its reason; exit status "
+            f"{EXIT_FAILED} if any check failed.", 79),
+        epilog="checks:\n" + "\n".join(f"  {c.ljust(width)}  {SUMMARIES[c]}" for c in CHECKS),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("algorithm", help="algorithm as run --algorithm takes it: NAME[:key=value,...], a plugin's "
                                      "name, or a class by its import path (package.module.Class)")
     p.add_argument("--oracle", help=f"table the checks run on (default {DEFAULT_ORACLE}, shipped; "
@@ -39,7 +46,8 @@ def register(sub) -> None:
     p.add_argument("--only", action="append", choices=CHECKS, metavar="CHECK",
                    help=f"run only this check (repeatable): {', '.join(CHECKS)}")
     p.add_argument("--no-statistics", action="store_true", help="skip the samples-to-optimum comparison")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (one line per check) or json (every outcome with its numbers)")
     p.set_defaults(func=main)
 
 
