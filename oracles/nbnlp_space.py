@@ -1,7 +1,7 @@
 """The NAS-Bench-NLP cell space: the tabulated recurrent cells, one architecture per graph.
 
 NAS-Bench-NLP (Klyuchnikov et al., "NAS-Bench-NLP: Neural Architecture Search Benchmark for
-Natural Language Processing", IEEE Access 2022, §III "Search space") trains recurrent cells
+Natural Language Processing", IEEE Access 10, 2022) trains recurrent cells
 given as *recipes*: a JSON object of nodes ``name: {"op": OP, "input": [names]}`` over the
 inputs ``x`` (the word embedding) and ``h_prev_k`` (hidden state ``k`` of the previous step);
 the node ``h_new_0`` is the cell's output and the next step's ``h_prev_0``, and a node
@@ -27,7 +27,7 @@ Identity: a **canonical form** of the recipe graph, exact under isomorphism.
 
 The form is computed by colour refinement with exhaustive individualisation (the textbook
 canonical-labelling search, McKay & Piperno, "Practical graph isomorphism, II", J. Symbolic
-Computation 2014, §2-3, without its automorphism pruning: cells have at most 21 nodes): nodes
+Computation 60, 2014, without its automorphism pruning: cells have at most 21 nodes): nodes
 start coloured by (depth, operation, output role), colours are refined by the colours of
 their inputs (as a multiset, or a sequence for ``blend``) and of their consumers until
 stable, and while two nodes share a colour each of them is individualised in turn; the
@@ -61,7 +61,7 @@ Representations (fixed size whatever the cell; :data:`MAX_NODES` slots, inputs a
 
 Moves. A cell one edit away from a tabulated cell is rarely tabulated, so ``neighbours`` are
 the :data:`N_NEIGHBOURS` tabulated cells nearest in the **Weisfeiler-Lehman subtree
-distance** (Shervashidze et al., "Weisfeiler-Lehman Graph Kernels", JMLR 12, 2011, §3): each
+distance** (Shervashidze et al., "Weisfeiler-Lehman Graph Kernels", JMLR 12, 2011): each
 cell is the bag of its subexpressions of depth at most :data:`WL_DEPTH` (a node's label,
 then its label with its inputs' labels, symmetric inputs as a multiset), and the distance is
 the squared Euclidean distance between the bags' count vectors, i.e. the WL kernel's

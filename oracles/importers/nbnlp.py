@@ -1,7 +1,7 @@
 """NAS-Bench-NLP conversion recipe: the PTB table of 14,322 recurrent cells -> table ``nbnlp``.
 
 Source (Klyuchnikov et al., "NAS-Bench-NLP: Neural Architecture Search Benchmark for Natural
-Language Processing", IEEE Access 2022, §IV "Training"): every recipe trained once on Penn
+Language Processing", IEEE Access 10, 2022): every recipe trained once on Penn
 Treebank, 3 layers, 50 epochs; the released logs, as one gzipped CSV with the columns
 ``recipe_id``, ``status`` (``OK`` for a finished run; ``loss is nan!`` or ``Exception: math
 range error`` for a diverged one), ``num_params``, ``epochs_logged``, the per-epoch
