@@ -20,7 +20,9 @@ algorithm's cumulative CPU time in ask/tell: its share of the run's wall time, r
 performance counter around every call, times the run's CPU time, read once at each end), ``trial`` (the trial's id: its place among the
 run's asks), ``fidelity`` (the epochs it was evaluated at; -1 in files written before
 fidelities), ``start`` / ``finish`` (the simulated clock, see :mod:`harness.runner`) and
-``epochs`` (training epochs the trial paid). Rows are in the order results were told.
+``epochs`` (training epochs the trial paid), ``measured_s`` (seconds a live oracle measured
+computing the answer, charged once like ``cum_cost``; NaN for tables and in files written
+before live oracles). Rows are in the order results were told.
 
 Every run file also holds the columns ``oracle``, ``algorithm`` (the label), ``seed`` and
 ``config_id`` (the cell's configuration fingerprint), constant per file and dictionary- or
@@ -481,6 +483,9 @@ def run_table(records: dict[str, np.ndarray] | pa.Table, *, oracle: str, algorit
         table = table.append_column("fidelity", _to_arrow(np.full(n, -1, dtype=np.int64)))
         for name in ("start", "finish", "epochs"):
             table = table.append_column(name, _to_arrow(np.full(n, np.nan)))
+    if "measured_s" not in table.column_names and "sample" in table.column_names:
+        # written before live oracles: nothing was measured
+        table = table.append_column("measured_s", _to_arrow(np.full(n, np.nan)))
     ids = {"oracle": oracle, "algorithm": algorithm, "seed": int(seed), "config_id": config_id}
     return pa.table({**{k: _constant(ids[k], n) for k in ID_COLUMNS},
                      **{k: table.column(k) for k in table.column_names}})

@@ -543,6 +543,8 @@ def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_i
     search = np.fromiter((o.value for o in obs), dtype=np.float64, count=m)[ev]
     report = np.fromiter((x[EV_ANSWER].report for x in evals), dtype=np.float64, count=m)[ev]
     cost = np.fromiter((np.nan if o.cost is None else o.cost for o in obs), dtype=np.float64, count=m)[ev]
+    measured = np.fromiter((np.nan if x[EV_ANSWER].measured_s is None else x[EV_ANSWER].measured_s
+                            for x in evals), dtype=np.float64, count=m)[ev]
     fidelity = np.fromiter((x[EV_FIDELITY] for x in evals), dtype=np.int64, count=m)[ev]
     epochs = np.where(charged, np.fromiter((x[EV_EPOCHS] for x in evals), dtype=np.float64, count=m)[ev], 0.0)
     # best-so-far columns follow the direction and count the highest fidelity only
@@ -585,6 +587,9 @@ def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_i
         "start": np.asarray(start_, dtype=np.float64),
         "finish": np.asarray(finish_, dtype=np.float64),
         "epochs": epochs,
+        # what a live oracle measured, paid once per evaluation like ``cum_cost`` (a repeat
+        # costs nothing); NaN where nothing was measured (tables)
+        "measured_s": np.where(charged | np.isnan(measured), measured, 0.0),
     }
     # Where the string form is the identity (NB201, ConvNet) the column is kept once here;
     # the run file stores both (one schema for every file, see harness.results.run_table).

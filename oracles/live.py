@@ -569,7 +569,11 @@ class LiveOracle(Oracle):
                          "train_time": float(row["train_time"]) if trained else None,
                          "train_cpu": float(row["train_cpu"]) if trained else None, "cost": cost,
                          "shared_layers": row.get("shared_layers")})
-        return Evaluation(Observation(float(row["valid_acc"]), cost, float(row["train_acc"])), float(row["test_acc"]))
+        # measured: CPU seconds on a CPU (a shared machine's wall clock says little), wall
+        # seconds on a GPU (its kernels run outside the process's CPU time); 0 from the store
+        measured = float(row["train_cpu"] if trainer.device == "cpu" else row["train_time"]) if trained else 0.0
+        return Evaluation(Observation(float(row["valid_acc"]), cost, float(row["train_acc"])), float(row["test_acc"]),
+                          measured)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -78,6 +78,10 @@ class Fidelities:
 class Evaluation:
     observation: Observation
     report: float                 #: report metric (e.g. test accuracy): harness only
+    #: seconds this answer took to compute here, measured (CPU seconds on a CPU, wall seconds
+    #: on a GPU), 0 when it came from a store: harness only, recorded beside the deterministic
+    #: ``observation.cost`` the clock schedules on. None for tables, which measure nothing.
+    measured_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ def test_the_cost_is_deterministic_and_the_measured_seconds_recorded_beside_it(t
     b = o.query(ARCH)                   # served: same nominal cost, no measured seconds
     assert a.observation.cost == b.observation.cost == pytest.approx(expect)
     assert o.log[0]["train_cpu"] > 0 and o.log[1]["train_time"] is None
+    # the measured CPU seconds travel with the answer (the runner records them); none when served
+    assert a.measured_s == o.log[0]["train_cpu"] and b.measured_s == 0.0
     d = o.describe()
     assert d["trained_here"] == 1 and d["served_from_store"] == 1 and d["measured_seconds"] == o.log[0]["train_time"]
     assert d["nominal_seconds"] == pytest.approx(2 * expect)
@@ -168,6 +170,9 @@ def test_random_search_through_nas_harness_run(tmp_path, live_family, capsys):
     rc = main(["run", "--oracle", name, "--algorithm", "random", "--seeds", "2", "--seed-start", "0", "--budget",
                "3", "--out", str(tmp_path / "out2"), "--quiet"])
     assert rc == 0
+    # measured seconds beside the nominal cost: paid where trained, nothing where the store served
+    assert (df["measured_s"] >= 0).all() and df["measured_s"].sum() > 0
+    assert (pd.read_parquet(tmp_path / "out2" / "runs")["measured_s"] == 0).all()
     assert len(build_oracle("live/mlp-digits", {"epochs": "1", "max_hidden": "2", "sampler": "depth",
                                                 "store": str(store)}).rows()) == len(rows)
 

@@ -378,7 +378,9 @@ def test_a_run_file_holds_its_records_and_everything_about_the_run(tmp_path):
     assert store.run_meta(store.run_path(cell, 8))["machine"] == machine_info()
     t = pq.read_table(path)
     assert t.column_names == ["oracle", "algorithm", "seed", "config_id", "sample", "n_distinct", "arch_index",
-                              "arch_id", "arch", "search", "cost", "repeat", "trial", "fidelity"]
+                              "arch_id", "arch", "search", "cost", "repeat", "trial", "fidelity", "measured_s"]
+    # records without measured seconds (a table oracle's, or older ones) read as unmeasured
+    assert t.column("measured_s").null_count == 3
     assert t.column("oracle").to_pylist() == ["nb201/cifar10"] * 3
     assert t.column("algorithm").to_pylist() == ["lanas:split=adam"] * 3
     assert t.column("seed").to_pylist() == [7] * 3 and t.schema.field("seed").type == pa.int64()
@@ -535,7 +537,7 @@ def test_run_table_puts_the_naming_columns_first_and_adds_arch():
     t = run_table(records(), oracle="o", algorithm="a", seed=4, config_id="f")
     assert t.column_names[:4] == ["oracle", "algorithm", "seed", "config_id"]
     assert t.column_names[4:] == ["sample", "n_distinct", "arch_index", "arch_id", "arch", "search", "cost", "repeat",
-                                  "trial", "fidelity"]
+                                  "trial", "fidelity", "measured_s"]
     assert [t.column(k).to_pylist() for k in ("oracle", "algorithm", "seed", "config_id")] == [
         ["o"] * 3, ["a"] * 3, [4] * 3, ["f"] * 3]
     assert all(pa.types.is_dictionary(t.schema.field(k).type) for k in ("oracle", "algorithm", "config_id"))
@@ -557,12 +559,12 @@ def test_run_table_brings_an_older_files_records_to_todays_layout():
     t = run_table(old, oracle="o", algorithm="a", seed=4, config_id="f")
     assert t.column_names == ["oracle", "algorithm", "seed", "config_id", "sample", "n_distinct", "arch_index",
                               "arch_id", "arch", "search", "cost", "repeat", "trial", "fidelity", "start",
-                              "finish", "epochs"]
+                              "finish", "epochs", "measured_s"]
     assert t.column("seed").to_pylist() == [4, 4, 4, 4]
     assert t.column("arch").to_pylist() == ["a0", "a1", "a2", "a3"]
     assert t.column("trial").to_pylist() == [0, 1, 2, 3] and t.schema.field("trial").type == pa.int64()
     assert t.column("fidelity").to_pylist() == [-1] * 4 and t.schema.field("fidelity").type == pa.int64()
-    for name in ("start", "finish", "epochs"):
+    for name in ("start", "finish", "epochs", "measured_s"):
         assert t.column(name).to_pylist() == [None] * 4 and t.schema.field(name).type == pa.float64()
     # samples 5, 9 (a file whose first rows were cut): trials follow the samples
     cut = run_table({"sample": np.array([5, 9])}, oracle="o", algorithm="a", seed=1, config_id="f")
