@@ -198,10 +198,23 @@ def _ranks(keys: Sequence) -> list[int]:
     return [order[k] for k in keys]
 
 
+#: leaves of the canonical-labelling search after which a cell is refused as too symmetric
+#: (every tabulated cell needs at most a few; an arbitrary token sequence could need 21!)
+MAX_LEAVES = 20_000
+
+
 def _canon_search(labels: list, ins: list, outs: list, sym: list) -> tuple:
     """The smallest serialisation over every discrete refinement reached by individualising
-    the nodes of the first non-singleton colour class, one at a time, recursively."""
+    the nodes of the first non-singleton colour class, one at a time, recursively.
+
+    Twins (same label, same inputs, same consumers at the same positions) are swapped by an
+    automorphism that fixes everything else, so individualising one of them gives the same
+    serialisations as individualising another: only one per twin group of the class is
+    tried. More than :data:`MAX_LEAVES` leaves raise :class:`InvalidArchitecture`."""
     best = None
+    leaves = 0
+    twin = [(labels[v], tuple(sorted(ins[v])) if sym[v] else tuple(ins[v]), tuple(sorted(outs[v])))
+            for v in range(len(labels))]
 
     def serial(colors: list[int]) -> tuple:
         pos = colors  # discrete: colour = position
@@ -213,16 +226,23 @@ def _canon_search(labels: list, ins: list, outs: list, sym: list) -> tuple:
         return tuple(out)
 
     def search(colors: list[int]) -> None:
-        nonlocal best
+        nonlocal best, leaves
         colors = _refine(colors, ins, outs, sym)
         if len(set(colors)) == len(colors):
+            leaves += 1
+            if leaves > MAX_LEAVES:
+                raise InvalidArchitecture(f"cell too symmetric to canonicalise in {MAX_LEAVES} steps")
             s = serial(colors)
             if best is None or s < best:
                 best = s
             return
         counts = np.bincount(colors)
         target = int(np.flatnonzero(counts > 1)[0])
+        tried = set()
         for v in [u for u, c in enumerate(colors) if c == target]:
+            if twin[v] in tried:
+                continue
+            tried.add(twin[v])
             # v just before the rest of its class; every other class keeps its place
             search([2 * c + (0 if u == v else 1) for u, c in enumerate(colors)])
 

@@ -93,6 +93,40 @@ def test_shared_and_separate_nodes_differ():
                   "h_new_1": {"op": "activation_tanh", "input": ["f"]}}) != ident(rnn())
 
 
+def _symmetric_cells() -> list[dict]:
+    """Cells with large automorphism groups: ten twin activations of one linear read by one
+    linear (10! orderings without the twin rule), and a balanced tree of eight branches."""
+    fan = {"l": {"op": "linear", "input": ["x", "h_prev_0"]},
+           "h_new_0": {"op": "linear", "input": [f"t{k}" for k in range(10)]}}
+    fan.update({f"t{k}": {"op": "activation_tanh", "input": ["l"]} for k in range(10)})
+    tree = {"q0": {"op": "elementwise_sum", "input": ["p0", "p1"]}, "q1": {"op": "elementwise_sum", "input": ["p2", "p3"]},
+            "h_new_0": {"op": "elementwise_sum", "input": ["q0", "q1"]}}
+    for k in range(8):
+        tree[f"l{k}"] = {"op": "linear", "input": ["x", "h_prev_0"]}
+        tree[f"t{k}"] = {"op": "activation_tanh", "input": [f"l{k}"]}
+    for j in range(4):
+        tree[f"p{j}"] = {"op": "elementwise_prod", "input": [f"t{2 * j}", f"t{2 * j + 1}"]}
+    return [fan, tree]
+
+
+def test_highly_symmetric_cells_get_one_form_however_written():
+    rng = random.Random(5)
+    for cell in _symmetric_cells():
+        own = ident(cell)
+        for _ in range(5):
+            assert ident(_relabelled(cell, rng)) == own
+    fan, tree = _symmetric_cells()
+    # one twin read twice by the linear is another cell
+    twice = dict(fan, h_new_0={"op": "linear", "input": ["t0"] * 2 + [f"t{k}" for k in range(2, 10)]})
+    assert ident(twice) != ident(fan)
+    # swapping two leaves' partners in the tree is the same cell; moving a branch is not
+    swapped = dict(tree, p0={"op": "elementwise_prod", "input": ["t0", "t2"]},
+                   p1={"op": "elementwise_prod", "input": ["t1", "t3"]})
+    assert ident(swapped) == ident(tree)
+    moved = dict(tree, p1={"op": "elementwise_prod", "input": ["t2", "p0"]})
+    assert ident(moved) != ident(tree)
+
+
 def test_invalid_recipes_are_refused():
     for bad in ({}, {"f": {"op": "linear", "input": ["x"]}},                          # no output
                 {"h_new_0": {"op": "conv", "input": ["x"]}},                          # unknown op
