@@ -144,6 +144,11 @@ def _mlp_table(get) -> SpaceCase:
     return SpaceCase(MLPTableSpace(parent, archs))
 
 
+def _darts(get) -> SpaceCase:
+    from oracles.darts_space import DartsSpace
+    return SpaceCase(DartsSpace(), n=8)
+
+
 def _convnet60k(get) -> SpaceCase:
     from oracles.convnet_space import ConvNetSpace
     return SpaceCase(ConvNetSpace.from_preset("convnet60k"))
@@ -161,6 +166,7 @@ SPACES: dict[str, Callable[[Callable[[str], Any]], SpaceCase]] = {
     "convnet-rows": _convnet_rows,              # ProductSpace: convnet-digits rows as columns
     "mlp": _mlp,                                # MLPSpace: MLPNAS's MLPs (not enumerated)
     "mlp-table": _mlp_table,                    # MLPTableSpace: the rows of an exported live table
+    "darts": _darts,                            # DartsSpace: DARTS cells, 7 ops, ~1.1e18 (not enumerated)
     "convnet60k": _convnet60k,                  # ConvNetSpace, 55,986 networks (slow only)
 }
 #: spaces whose checks run only under ``-m slow`` (the same class as a default-run case, or big)
