@@ -3,7 +3,11 @@ budget's simulated time with pairwise rank tests, how often each algorithm ends 
 optimum (the LSTM), what it trained at each fidelity, how many diverged cells it was told
 about, and how well early epochs rank epoch 50 (the issue's anchors).
 
-    python results/mf_nbnlp/analysis.py RUNS        # RUNS: the folder of results/experiments/mf_nbnlp.toml
+    python results/mf_nbnlp/analysis.py RUNS [FIGURE.png]   # RUNS: the folder of results/experiments/mf_nbnlp.toml
+
+FIGURE (optional): the best validation perplexity found against the simulated time of the 4
+workers in days, linear axes, median and interquartile range over the seeds
+(results/mf_nbnlp/figures/perplexity_days.png).
 
 RUNS is read as one tidy table (`pandas.read_parquet(RUNS / "runs")`); the anchors need the
 `nbnlp` table in $NAS_HARNESS_DATA (`nas-harness oracles import nbnlp ../shared/data/nbnlp`).
@@ -140,5 +144,40 @@ def anchors() -> None:
           f"max {cost[fin, -1].max():,.0f}); a diverged cell pays {cost[~fin, -1].mean():,.0f} on average")
 
 
+def figure(runs: Path, out: Path, points: int = 300) -> None:
+    """Best validation perplexity at epoch 50 found by each simulated time (median and IQR)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    exp = json.loads((runs / "experiment.json").read_text())
+    cell = next(iter(exp["cells"].values()))
+    budget, opt = float(cell["config"]["budget"]), cell["oracle_facts"]["optimum_search"]
+    df = pd.read_parquet(runs / "runs", columns=["algorithm", "seed", "best_search", "finish"])
+    grid = np.linspace(0, budget, points)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for algo, g in sorted(df.groupby("algorithm"), key=lambda kv: kv[0]):
+        curves = []
+        for _, r in g.groupby("seed"):
+            finish, best = r["finish"].to_numpy(), r["best_search"].to_numpy()
+            k = np.searchsorted(finish, grid, side="right") - 1
+            curves.append(np.where(k >= 0, best[np.maximum(k, 0)], np.nan))
+        ppl = np.exp(np.array(curves))
+        with np.errstate(invalid="ignore"):
+            med, lo, hi = (np.nanquantile(ppl, q, axis=0) for q in (0.5, 0.25, 0.75))
+        line, = ax.plot(grid / 86400, med, label=algo)
+        ax.fill_between(grid / 86400, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.axhline(math.exp(opt), color="black", linestyle=":", linewidth=1, label=f"LSTM {math.exp(opt):.1f}")
+    ax.set_ylim(math.exp(opt) - 2, 115)
+    ax.set_xlabel("simulated time of 4 workers [days] (measured training seconds)")
+    ax.set_ylabel("best validation perplexity at epoch 50")
+    ax.set_title("NAS-Bench-NLP, 100 seeds: median and IQR (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=2, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    if len(sys.argv) > 2:
+        figure(Path(sys.argv[1]), Path(sys.argv[2]))
