@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -120,6 +121,8 @@ class SupernetOracle(Oracle):
         self.log: list[dict[str, float]] = []
         self.trainer = None
         self._fidelities = None
+        #: seconds the last query or batch spent computing (module doc), 0 when cached
+        self.last_measured_s = 0.0
         self._raw = raw
         if live:
             served = sorted({int(f) for f in fidelities}) if fidelities else \
@@ -176,20 +179,34 @@ class SupernetOracle(Oracle):
         for k, a in zip(keys, archs):
             if (epoch, k) not in self._cache:
                 todo.setdefault(k, a)
+        self.last_measured_s = 0.0
         if todo:
+            start = self._clock()
             self._load_epoch(epoch)
             out = evaluate_parts(self.scorer, list(todo.values()),
                                  {"valid": self.data.search_valid, "test": self.data.test}, self.settings, self._calib)
             for i, k in enumerate(todo):
                 self._cache[epoch, k] = (float(out["valid_acc"][i]), float(out["valid_loss"][i]),
                                          float(out["test_acc"][i]), float(out["test_loss"][i]))
+            self.last_measured_s = self._clock() - start
         return [self._cache[epoch, k] for k in keys]
+
+    def _clock(self) -> float:
+        # CPU seconds on a CPU (a shared machine's load does not enter), wall seconds on a GPU
+        dev = next(self.scorer.parameters()).device
+        if dev.type == "cuda":
+            import torch
+            torch.cuda.synchronize(dev)
+            return time.perf_counter()
+        return time.process_time()
 
     def query(self, arch, rng: np.random.Generator | None = None, fidelity: int | None = None) -> Evaluation:
         epoch = self._epoch_of(fidelity)
         self.n_queries += 1
         acc, _, test_acc, _ = self._score([arch], epoch)[0]
-        return Evaluation(Observation(acc), test_acc)
+        # measured: the scoring, and in live mode the epochs this query made the supernet train;
+        # 0 when the answer was cached
+        return Evaluation(Observation(acc), test_acc, measured_s=self.last_measured_s)
 
     def query_batch(self, archs: Sequence[Sequence[int]], fidelity: int | None = None) -> dict[str, np.ndarray]:
         """Search and report values (and the losses) of many architectures, scored together."""

@@ -325,6 +325,8 @@ def test_supernet_oracle_answers_from_inherited_weights(tmp_path, monkeypatch, d
     archs = [oracle.space.sample(rng) for _ in range(6)] + [(0, 3, 4, 2, 3, 1), (0, 3, 3, 2, 2, 1)]
     single = [oracle.query(a) for a in archs]
     assert oracle.n_queries == len(archs)
+    assert all(e.measured_s > 0 for e in single[:6]) and single[-1].measured_s == 0   # the last one: cached
+    assert oracle.query(archs[0]).measured_s == 0
     batch = oracle.query_batch(archs)
     np.testing.assert_array_equal(batch["search"], [e.observation.value for e in single])
     np.testing.assert_array_equal(batch["report"], [e.report for e in single])
