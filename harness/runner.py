@@ -550,7 +550,8 @@ def _finish_records(rows: list[tuple], r_time: list[float], share: float, slot_i
     # best-so-far columns follow the direction and count the highest fidelity only
     sign = -1.0 if minimise else 1.0
     at_top = fidelity == top
-    score = np.where(at_top, sign * search, -np.inf)
+    # an answer of NaN (an oracle that could not say) never becomes the best so far
+    score = np.where(at_top & ~np.isnan(search), sign * search, -np.inf)
     best = np.maximum.accumulate(score) if n else score
     # the incumbent: first evaluation at the top fidelity attaining the best score so far
     incumbent = np.full(n, -1, dtype=np.int64)

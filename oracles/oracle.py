@@ -330,10 +330,18 @@ class TabularOracle(Oracle):
                 "fidelities": list(self._fidelities.values), "fidelity_kind": self._fidelities.kind,
                 "best_report": float(np.nanmax(self._report) if self.direction == "max"
                                      else np.nanmin(self._report)),
-                "search_quantiles": {q: float(np.nanquantile(self._search, float(q)))
-                                     for q in ("0", "0.25", "0.5", "0.75", "1")},
+                "search_quantiles": {q: _quantile(self._search, float(q)) for q in ("0", "0.25", "0.5", "0.75", "1")},
             })
         return d
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile ignoring NaN; where linear interpolation meets two infinite values (the
+    failed trainings of a minimised table are +inf) it would give inf - inf = NaN, so the
+    nearest value is taken there."""
+    with np.errstate(invalid="ignore"):
+        v = float(np.nanquantile(values, q))
+    return float(np.nanquantile(values, q, method="nearest")) if np.isnan(v) else v
 
 
 #: version of the canonical form :func:`served_checksum` hashes; change it if the form changes

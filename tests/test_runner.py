@@ -205,6 +205,26 @@ def test_the_incumbent_stays_at_the_first_architecture_reaching_the_best_value(m
     assert r["best_report"].tolist() == [0.01, 0.02, 0.03, 0.04, 0.05]
 
 
+def test_an_answer_of_nan_never_becomes_the_best_so_far(monkeypatch):
+    """An oracle that cannot say (NaN) leaves the best-so-far columns as they were."""
+    from test_runner_trials import SPACE, N
+    from oracles.oracle import TabularOracle, _quantile
+    from oracles.table import Table
+    monkeypatch.setitem(REGISTRY, "script", "test_runner_trials:Script")
+    search = np.full(N, 0.1)
+    search[[1, 2, 3, 4]] = [0.5, np.nan, 0.7, np.inf]
+    values = np.stack([search, np.arange(N) / 100.0], axis=-1)[:, None, None, :]
+    table = Table("nan", np.array([SPACE.to_string(SPACE.arch(k)) for k in range(N)]), ("0",), (1,),
+                  ("valid", "test"), values)
+    for direction, best in (("max", [0.5, 0.5, 0.7, np.inf]), ("min", [0.5, 0.5, 0.5, 0.5])):
+        oracle = TabularOracle("nan", table, SPACE, search="valid", report="test", direction=direction)
+        r, _ = run_one(RunConfig("script", {"script": (1, 2, 3, 4)}), oracle, seed=0)
+        assert r["best_search"].tolist() == best, direction
+    # quantiles over failed (+inf) results: the top ones are inf, never NaN from inf - inf
+    assert [_quantile(np.array([1.0, 2.0, np.inf, np.inf, np.nan]), q) for q in (0, 0.25, 0.5, 1)] == \
+        [1.0, 1.75, np.inf, np.inf]
+
+
 def test_same_seed_same_trajectory(nb201_oracle):
     a, _ = run_one(RunConfig("random", budget=50), nb201_oracle, seed=9)
     b, _ = run_one(RunConfig("random", budget=50), nb201_oracle, seed=9)
