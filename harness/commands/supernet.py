@@ -1,10 +1,11 @@
 """``nas-harness supernet``: train weight-sharing supernets (see docs/supernets.md).
 
-``nas-harness supernet train nb201 --dataset digits --preset cpu [--epochs E] [--seed S]
+``nas-harness supernet train nb201|darts --dataset digits --preset cpu [--epochs E] [--seed S]
 [--device cpu|cuda] [--name NAME]`` trains a supernet into the data directory
 (``$NAS_HARNESS_DATA/supernets/NAME/``), writing a checkpoint after every epoch; running the
 same command again after an interruption resumes from the last checkpoint, and a finished
 supernet is not trained again. The supernet is then the oracle ``supernet/NAME``.
+``nas-harness supernet list`` shows the supernets there.
 """
 
 from __future__ import annotations
