@@ -149,6 +149,14 @@ def _darts(get) -> SpaceCase:
     return SpaceCase(DartsSpace(), n=8)
 
 
+def _nbnlp(get) -> SpaceCase:
+    from conftest import SHARED_DATA, require
+    from oracles.importers.nbnlp import build_table
+    from oracles.nbnlp_space import space_from_table
+    table = build_table(require(SHARED_DATA / "nbnlp" / "nbnlp_ptb.csv.gz"), ids=range(1000000, 1000300))
+    return SpaceCase(space_from_table(table), table)
+
+
 def _convnet60k(get) -> SpaceCase:
     from oracles.convnet_space import ConvNetSpace
     return SpaceCase(ConvNetSpace.from_preset("convnet60k"))
@@ -167,6 +175,7 @@ SPACES: dict[str, Callable[[Callable[[str], Any]], SpaceCase]] = {
     "mlp": _mlp,                                # MLPSpace: MLPNAS's MLPs (not enumerated)
     "mlp-table": _mlp_table,                    # MLPTableSpace: the rows of an exported live table
     "darts": _darts,                            # DartsSpace: DARTS cells, 7 ops, ~1.1e18 (not enumerated)
+    "nbnlp": _nbnlp,                            # NBNLPSpace: 300 ids of NAS-Bench-NLP
     "convnet60k": _convnet60k,                  # ConvNetSpace, 55,986 networks (slow only)
 }
 #: spaces whose checks run only under ``-m slow`` (the same class as a default-run case, or big)
