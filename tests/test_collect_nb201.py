@@ -202,6 +202,10 @@ def test_seed_agreement():
     again = col.seed_agreement(rows)
     assert again["valid_loss"]["spearman"] == pytest.approx(0.0)  # d = (4, 1, 1, 1, 1) -> 1 - 6*20/120
     assert again["valid_acc"] == agree["valid_acc"]
+    # undefined: fewer than three classes in common, or a constant
+    assert col.seed_agreement({k: v for k, v in rows.items() if k[0] < 2})["valid_acc"]["spearman"] is None
+    flat = {k: {**v, "test_acc": 0.5} for k, v in rows.items()}
+    assert col.seed_agreement(flat)["test_acc"] == {"spearman": None, "kendall": None}
 
 
 def test_cli_trial_and_status(tmp_path, capsys):

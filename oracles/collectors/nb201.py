@@ -432,7 +432,8 @@ def seed_agreement(rows: dict[tuple[int, int], dict[str, Any]], seeds: Sequence[
 
     The seed-to-seed agreement is the noise ceiling of any ranking measured against the
     table (a supernet cannot agree with the truth better than the truth agrees with itself).
-    Returns ``{"classes": n, metric: {"spearman": rho, "kendall": tau}}``.
+    Returns ``{"classes": n, "seeds": [a, b], metric: {"spearman": rho, "kendall": tau}}``;
+    ``None`` where undefined (fewer than 3 classes, or one seed's values all equal).
     """
     from scipy.stats import kendalltau, spearmanr
     a, b = seeds
@@ -442,7 +443,7 @@ def seed_agreement(rows: dict[tuple[int, int], dict[str, Any]], seeds: Sequence[
         x = np.array([rows[(c, a)][m] for c in common], dtype=float)
         y = np.array([rows[(c, b)][m] for c in common], dtype=float)
         if len(common) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:  # undefined: too few, or a constant
-            out[m] = {"spearman": float("nan"), "kendall": float("nan")}
+            out[m] = {"spearman": None, "kendall": None}  # None, not NaN: strict JSON (table manifests)
             continue
         out[m] = {"spearman": float(spearmanr(x, y).statistic), "kendall": float(kendalltau(x, y).statistic)}
     return out
