@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from algorithms import algorithm_source, make_algorithm, parse_spec
+from algorithms.one_shot import is_one_shot
 from oracles.errors import UserError
 from oracles.registry import load_oracle, oracle_source
 
@@ -147,6 +148,9 @@ def plan(exp: Experiment) -> list[Cell]:
         facts = oracle_facts(oracle)  # stored for the analysis (report/plot need no table)
         for spec in exp.algorithms:
             name, params = parse_spec(spec)
+            if is_one_shot(name):     # a weight-sharing method: the one-shot loop (harness.one_shot)
+                cells.append(_one_shot_cell(exp, spec, name, params, oracle_spec, oracle, facts))
+                continue
             algo = make_algorithm(name, params)
             if getattr(algo, "needs_finite_space", False) and not oracle.space.is_finite:
                 raise UserError(f"{name} needs a finite space; {oracle_spec} is not enumerable")
@@ -165,6 +169,27 @@ def plan(exp: Experiment) -> list[Cell]:
             cells.append(Cell(label=label_of(spec), oracle=oracle_spec, config=_jsonable(config),
                               oracle_facts=facts))
     return cells
+
+
+def _one_shot_cell(exp: Experiment, spec: str, name: str, params: dict, oracle_spec: str, oracle,
+                   facts: dict) -> Cell:
+    """The cell of a one-shot method (:mod:`algorithms.one_shot`) on ``oracle``, whose space
+    names the derived architectures and which is their ground truth where
+    :func:`harness.one_shot.ground_truth` accepts it. Its budget is the epochs trained."""
+    from algorithms.one_shot import make_one_shot
+    from oracles.nb201_space import NB201Space
+
+    from .one_shot import planned_epochs
+    method = make_one_shot(name, params)
+    if not isinstance(oracle.space, NB201Space):
+        raise UserError(f"{name} searches the NB201 cell space; {oracle_spec} is another space "
+                        "(use an NB201 oracle, e.g. nb201/cifar10)")
+    rc = RunConfig(algorithm=name, params=method.get_params(), oracle=oracle_spec,
+                   **{f.name: getattr(exp, f.name) for f in RunConfig.settings()})
+    config = {"algorithm": name, "params": rc.params, "oracle": oracle_spec, **rc.settings_dict(),
+              "budget": planned_epochs(rc, method), "oracle_checksum": oracle.checksum, "protocol": PROTOCOL,
+              "kind": "one-shot"}
+    return Cell(label=label_of(spec), oracle=oracle_spec, config=_jsonable(config), oracle_facts=facts)
 
 
 def _jsonable(obj):
@@ -232,6 +257,11 @@ def compute_task(task: Task, shared=None) -> tuple[Task, dict[str, Any], dict[st
     A run whose algorithm raised comes back with ``summary["failed"]`` set (see
     :mod:`harness.runner`); only configuration and data errors raise here.
     """
+    if task.cell.config.get("kind") == "one-shot":
+        from .one_shot import checkpoint_dir, run_one_shot
+        records, summary = run_one_shot(task.run_config(), _oracle_for(task, shared), task.seed,
+                                        ckpt=checkpoint_dir(task.out, task.cell, task.seed))
+        return task, records, summary, machine_info(threads=1)
     _registered(task)
     records, summary = run_one(task.run_config(), _oracle_for(task, shared), task.seed)
     return task, records, summary, machine_info(threads=1)  # run_one limits BLAS to 1 thread
@@ -246,6 +276,9 @@ def write_task(task: Task, records: dict[str, Any], summary: dict[str, Any],
         store.write_failure(task.cell, task.seed, summary, machine)
     else:
         store.write_run(task.cell, task.seed, records, summary, machine)
+        if task.cell.config.get("kind") == "one-shot":   # the run file is written: its checkpoint is done
+            from .one_shot import checkpoint_dir, remove_checkpoint
+            remove_checkpoint(checkpoint_dir(task.out, task.cell, task.seed))
     return {"cell": task.cell.key, "seed": task.seed, **summary}
 
 

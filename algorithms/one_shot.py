@@ -1,0 +1,178 @@
+"""The surface of weight-sharing (one-shot) search methods, and their registry.
+
+A one-shot method (DARTS, GDAS, ...) does not propose architectures one at a time to an
+oracle: it trains a supernet and at any moment *derives* one architecture from its state.
+The loop that drives it epoch by epoch, looks the derived architecture up in a ground truth
+for the records and checkpoints the run is :mod:`harness.one_shot` (design:
+docs/one-shot-loop.md)::
+
+    method = Darts(order=2)                       # constructor stores configuration only
+    cfg = method.supernet_config()                # the supernet and weight recipe it trains
+    method.start(supernet, data, rng)             # optimisers, initial architecture weights
+    stats = method.train_epoch()                  # one epoch; a JSON-able dict
+    arch = method.derive()                        # six NB201 operation indices
+    state = method.state_dict()                   # tensors, numbers, strings, lists, dicts
+
+The method sees the ``supernet_train`` and ``search_valid`` parts of the data
+(:class:`supernets.data.SupernetData`) and never the ``test`` part or a benchmark table.
+
+One-shot methods have a registry of their own (:data:`ONE_SHOT_REGISTRY`), not entries in
+:data:`algorithms.REGISTRY`: every name there is an ask/tell
+:class:`~algorithms.base.SearchAlgorithm` that the contract suite runs through the query
+runner, which a one-shot method is not. ``nas-harness run --algorithm darts`` finds them
+here (:func:`is_one_shot`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from oracles.errors import UserError
+
+#: command-line name -> ``"module:Class"`` (imported on first use: torch only when needed)
+ONE_SHOT_REGISTRY: dict[str, str] = {
+    "darts": "algorithms.darts:Darts",
+    "gdas": "algorithms.gdas:Gdas",
+}
+
+#: the NB201 supernet parameters every method takes (module doc of :class:`OneShotMethod`)
+SUPERNET_PARAMS = ("preset", "dataset", "split_seed", "C", "N", "epochs", "batch_size", "max_train",
+                   "device", "threads")
+
+
+class OneShotMethod(ABC):
+    """A weight-sharing search method on the NB201 supernet
+    (:class:`supernets.nb201.NB201Supernet`).
+
+    Every method takes the supernet parameters below, in addition to its own; the weight
+    recipe (SGD, learning rate 0.025 cosine to 0.001, momentum 0.9, weight decay 5e-4,
+    gradient clipping 5, batch 64) is :class:`supernets.training.SupernetConfig`'s, NB201's
+    search recipe.
+
+    Parameters
+    ----------
+    preset: the supernet scale of :data:`supernets.training.SPACE_PRESETS` (``cpu``: C=8, N=1;
+        ``gpu``: NB201's search skeleton C=16, N=5).
+    dataset: the data the supernet trains on (:func:`supernets.data.load`: digits, mnist5k,
+        cifar10).
+    split_seed: the data split (0: the split every shipped table uses).
+    C, N: skeleton width and cells per stage; None: the preset's.
+    epochs: search epochs; None: the method's paper value.
+    batch_size: training and validation batch; None: the recipe's 64.
+    max_train: use only the first images of each part (tests); None: all.
+    device: ``cpu`` or ``cuda``.
+    threads: torch CPU threads during the run (1: runs are the unit of parallelism).
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    #: the paper's number of search epochs (used when ``epochs`` is None)
+    paper_epochs: ClassVar[int] = 50
+    #: GPUs one run needs (read by executors, as for query-based algorithms)
+    num_gpus: ClassVar[float] = 0
+
+    # -- configuration (scikit-learn style, as algorithms.base) ----------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        sig = inspect.signature(cls.__init__)
+        return {n: sig.parameters[n].default for n in cls.param_names()}
+
+    def get_params(self) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in self.param_names()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def _set_supernet_params(self, preset, dataset, split_seed, C, N, epochs, batch_size, max_train,
+                             device, threads) -> None:
+        self.preset, self.dataset, self.split_seed = preset, dataset, split_seed
+        self.C, self.N, self.epochs, self.batch_size = C, N, epochs, batch_size
+        self.max_train, self.device, self.threads = max_train, device, threads
+        for key in ("C", "N", "epochs", "batch_size", "max_train"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{key} must be a positive integer or None, got {value!r}")
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+
+    def supernet_config(self):
+        """The :class:`supernets.training.SupernetConfig` of the supernet and weight recipe
+        (its ``seed`` is unused: the run's generator seeds everything)."""
+        from supernets.training import preset_config
+        try:
+            return preset_config(self.preset, space="nb201", dataset=self.dataset, split_seed=self.split_seed,
+                                 C=self.C, N=self.N, epochs=self.epochs or self.paper_epochs,
+                                 batch_size=self.batch_size, max_train=self.max_train, mode="all-ops")
+        except ValueError as exc:
+            raise UserError(f"{self.name}: {exc}") from None
+
+    # -- the search ------------------------------------------------------------------------
+    @abstractmethod
+    def start(self, supernet, data, rng: np.random.Generator) -> None:
+        """Fresh state for one run: ``supernet`` (built from :meth:`supernet_config`, on the
+        method's device), ``data`` (:class:`supernets.data.SupernetData`), ``rng`` the run's
+        only randomness."""
+
+    @abstractmethod
+    def train_epoch(self) -> dict[str, Any]:
+        """One epoch of weight (and architecture) updates; the method's own numbers (losses,
+        accuracies, alpha entropy), JSON-able."""
+
+    @abstractmethod
+    def derive(self) -> tuple[int, ...]:
+        """The architecture the method would return now."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that determines the rest of the run (loadable with ``weights_only``)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ...
+
+    @property
+    @abstractmethod
+    def epochs_done(self) -> int:
+        ...
+
+
+def is_one_shot(name: str) -> bool:
+    return name in ONE_SHOT_REGISTRY
+
+
+def one_shot_class(name: str) -> type[OneShotMethod]:
+    target = ONE_SHOT_REGISTRY.get(name)
+    if target is None:
+        raise UserError(f"unknown one-shot method {name!r}; choose from {', '.join(sorted(ONE_SHOT_REGISTRY))}")
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_one_shot(name: str, params: dict[str, Any] | None = None) -> OneShotMethod:
+    """Instantiate one-shot method ``name``; string values are coerced to the defaults' (or
+    annotations') types, as :func:`algorithms.make_algorithm` does."""
+    from . import _coerce
+    cls = one_shot_class(name)
+    defaults = cls.default_params()
+    params = dict(params or {})
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise UserError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(defaults)}")
+    sig = inspect.signature(cls.__init__)
+    kwargs = {k: _coerce(name, k, v, defaults[k], sig.parameters[k].annotation) for k, v in params.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{name}: {exc}") from None
