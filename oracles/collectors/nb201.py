@@ -34,7 +34,8 @@ How it works (the same machinery as :mod:`oracles.collectors.convnet`):
   official order list). A collection of a subset of the classes (``classes=``, for trials)
   writes a table of its representatives only, with space kind ``nb201-classes``.
 
-The recipe (:class:`CellRecipe`) is NB201's (Dong & Yang 2020, §2.3 and Table 2: SGD with
+The recipe (:class:`CellRecipe`) is NB201's (Dong & Yang, "NAS-Bench-201: Extending the Scope of
+Reproducible Neural Architecture Search", ICLR 2020; section not checked here: SGD with
 Nesterov momentum 0.9, weight decay 5e-4, cosine decay of the learning rate 0.1 to 0, batch
 256, 200 epochs, C = 16, N = 5) scaled to the data and the time available; the per-dataset
 defaults (:data:`DEFAULT_RECIPES`) say why.
