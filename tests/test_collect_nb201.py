@@ -83,6 +83,13 @@ def test_tiny_collection_of_a_few_classes(tmp_path):
     other = col.make_job("digits", 2, recipe=col.CellRecipe(C=2, N=1, epochs=2, batch_size=512), classes=FEW)
     with pytest.raises(UserError, match="different collection .*recipe"):
         col.collect(other, tmp_path / "w", progress=False, log=quiet)
+    # a resume with other network code (its structure recorded at the start) is refused
+    cfg_path = tmp_path / "w" / "collection.json"
+    cfg = json.loads(cfg_path.read_text())
+    assert cfg["network"] == col.network_fingerprint(TINY, 1, 10) != col.network_fingerprint(TINY, 3, 10)
+    cfg_path.write_text(json.dumps({**cfg, "network": "0" * 16}))
+    with pytest.raises(UserError, match="other networks"):
+        col.collect(job, tmp_path / "w", progress=False, log=quiet)
 
 
 def test_run_order_is_seed_by_seed_over_a_random_class_order():
@@ -155,7 +162,8 @@ def _rows_for_every_class(job):
 def test_finalize_maps_classes_to_all_15625_cells_and_serves_an_oracle(tmp_path, monkeypatch):
     job = col.make_job("digits", 2, recipe=TINY, name="nb201-digits-test")
     out = tmp_path / "w"
-    col._prepare(out, job, {"dataset": "digits"})
+    from oracles.collectors.datasets import load_digits_split
+    col._prepare(out, job, col.data_record(load_digits_split(0)))
     rows = _rows_for_every_class(job)
     table = col.finalize(job, out, rows, tmp_path / "data" / job.name)
     values = np.asarray(table.values)

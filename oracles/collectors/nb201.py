@@ -44,6 +44,7 @@ defaults (:data:`DEFAULT_RECIPES`) say why.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -293,16 +294,44 @@ def read_rows(out) -> tuple[dict[tuple[int, int], dict[str, Any]], dict[str, Any
     return scan(out, KEY_FIELDS, key_of=_row_key)
 
 
+#: cells whose networks :func:`network_fingerprint` describes: every operation on live edges
+_REFERENCE_CELLS = ((3,) * 6, (2,) * 6, (4,) * 6, (1, 2, 0, 3, 0, 4), (0,) * 6)
+
+
+def network_fingerprint(recipe: CellRecipe, in_channels: int, num_classes: int) -> str:
+    """16 hex digits of the SHA-256 of the parameter and buffer names and shapes of the
+    networks :func:`supernets.nb201.build_network` makes for a few reference cells.
+
+    A collection can span sessions and commits; a change to the network code between a
+    collection's start and its resume would mix two networks in one table. This catches any
+    change of structure (modules, shapes, batch-norm buffers), not a change of numerics.
+    """
+    from supernets.nb201 import build_network
+    h = hashlib.sha256()
+    for arch in _REFERENCE_CELLS:
+        net = build_network(arch, recipe.C, recipe.N, in_channels, num_classes)
+        for name, value in net.state_dict().items():
+            h.update(f"{name}:{tuple(value.shape)};".encode())
+    return h.hexdigest()[:16]
+
+
 def _prepare(out: Path, job: Job, data_record: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / CONFIG
     config = job.config()
     config["data"] = data_record
+    config["network"] = network_fingerprint(job.recipe, data_record["input_shape"][0], data_record["num_classes"])
     if path.is_file():
         try:
             existing = json.loads(path.read_text())
         except ValueError:
             raise CorruptData(f"{path} is not valid JSON; remove {out} to start over") from None
+        if "network" not in existing:  # started by the first version, which did not record it
+            config.pop("network")
+        elif existing["network"] != config["network"]:
+            raise UserError(f"{out} was collected with other networks (the NB201 network code changed since "
+                            f"it started, commit {existing.get('code_version', {}).get('git_commit')}); finish "
+                            "it with that code, or use another --out")
         theirs = {k: existing.get(k) for k in config}
         try:  # a recipe is its parameters; its descriptive strings may be reworded
             theirs["recipe"] = CellRecipe.from_dict(theirs["recipe"]).to_dict()
