@@ -69,14 +69,13 @@ What the paper leaves open, and what this module does (each a parameter):
   the paper does not use the predictions to screen or replace trainings, so neither does
   this module; ``diagnostics()`` reports the predictor's error.
 * **One-shot** (``one_shot=True``, §4.1): weights of identical consecutive layer pairs are
-  shared between the networks of a run. That is the oracle's part (training), so a one-shot
-  run needs an oracle that keeps a run-scoped bank of bigram weights
-  (:class:`BigramWeightBank`, :func:`bigram_keys` are the mechanism, for the oracle to use)
-  and declares it: the runner calls :meth:`MLPNAS.grant_oracle_features` with the oracle's
-  features before :meth:`start`, and ``start`` refuses ``one_shot`` unless
-  ``"bigram-weight-sharing"`` was granted, so a one-shot run can never quietly train its
-  networks independently. Such results depend on the run's history and must never be served
-  from the shared result store.
+  shared between the networks of a run. That is the oracle's part (training): a live MLP
+  oracle with ``bigram_sharing=true`` keeps a run-scoped bank of bigram weights
+  (:class:`oracles.live.BigramWeightBank`) and declares the feature
+  ``"bigram-weight-sharing"``; ``one_shot`` requires it (:meth:`MLPNAS.oracle_requirements`)
+  and the runner refuses a run whose oracle lacks it, so a one-shot run can never quietly
+  train its networks independently. Such results depend on the run's history and are never
+  served from the shared result store.
 
 Presets (``preset``): ``plain`` (Table 1), ``predictor`` (Table 2), ``one_shot_predictor``
 (Table 3), ``extended`` (Table 4: one-shot and predictor, 15 epochs of 30 networks).
@@ -84,17 +83,16 @@ Presets (``preset``): ``plain`` (Table 1), ``predictor`` (Table 2), ``one_shot_p
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from oracles.errors import UserError
+from oracles.mlp_space import BIGRAM_SHARING
 
 from .base import DONE, WAIT, SearchAlgorithm
 from ._torch_common import adam, build_seeded, random_unseen, require_finite, torch_setup, try_arch
 
-#: what an oracle declares (its features) when it shares bigram weights within a run
-BIGRAM_SHARING = "bigram-weight-sharing"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "plain": {"predictor": False, "one_shot": False, "controller_epochs": 10, "batch_size": 10},
@@ -102,71 +100,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "one_shot_predictor": {"predictor": True, "one_shot": True, "controller_epochs": 10, "batch_size": 10},
     "extended": {"predictor": True, "one_shot": True, "controller_epochs": 15, "batch_size": 30},
 }
-
-
-# --- one-shot: bigram weight sharing (the oracle's side) -----------------------------------
-def bigram_keys(arch: Sequence) -> list[tuple]:
-    """The keys of an MLP's weight matrices under §4.1's bigram sharing, one per dense layer
-    of :func:`oracles.mlp_space.build_mlp`'s network (hidden layers first, then the output):
-    ``(previous dense layer, this layer)`` with ``"input"`` before the first and ``"output"``
-    for the output layer. A layer is its ``(width, activation)`` pair; dropout layers have no
-    weights and do not change which layers a matrix connects, so they are skipped. Two
-    networks share a matrix exactly when they share its key (its shape follows from the key,
-    the output's from the task)."""
-    keys, prev = [], "input"
-    for layer in arch:
-        if isinstance(layer, str):
-            continue                                  # dropout
-        cur = (int(layer[0]), str(layer[1]))
-        keys.append((prev, cur))
-        prev = cur
-    keys.append((prev, "output"))
-    return keys
-
-
-class BigramWeightBank:
-    """A run's shared bigram weights (§4.1: "a dictionary that stores bigrams of the layers
-    sampled so far and their corresponding weights, that will be transferred to newly sampled
-    architectures whenever the opportunity arises").
-
-    For the oracle that trains a one-shot run's networks: one bank per run, then per network
-    ``load`` after building it, train, ``save`` after training. The bank holds CPU copies,
-    so it is independent of the training device.
-    """
-
-    def __init__(self):
-        self.weights: dict[tuple, tuple[Any, Any]] = {}
-
-    @staticmethod
-    def _linears(net) -> list:
-        import torch.nn as nn
-        return [m for m in net.modules() if isinstance(m, nn.Linear)]
-
-    def _pairs(self, net, arch):
-        lins, keys = self._linears(net), bigram_keys(arch)
-        if len(lins) != len(keys):
-            raise ValueError(f"network has {len(lins)} dense layers, the architecture {len(keys)}")
-        return zip(keys, lins)
-
-    def load(self, net, arch) -> int:
-        """Copy every banked bigram's weights into ``net`` (built from ``arch``); returns how
-        many of its dense layers started from shared weights."""
-        import torch
-        n = 0
-        with torch.no_grad():
-            for key, lin in self._pairs(net, arch):
-                if key in self.weights:
-                    w, b = self.weights[key]
-                    if tuple(w.shape) == tuple(lin.weight.shape):   # the output's width is the task's
-                        lin.weight.copy_(w)
-                        lin.bias.copy_(b)
-                        n += 1
-        return n
-
-    def save(self, net, arch) -> None:
-        """Bank ``net``'s trained weights under its bigrams (the latest training wins)."""
-        for key, lin in self._pairs(net, arch):
-            self.weights[key] = (lin.weight.detach().cpu().clone(), lin.bias.detach().cpu().clone())
 
 
 # --- the controller ----------------------------------------------------------------------------
@@ -231,7 +164,7 @@ class MLPNAS(SearchAlgorithm):
         (Table 3) or ``extended`` (Table 4); it sets ``predictor``, ``one_shot``,
         ``controller_epochs`` and ``batch_size`` where they are left at None.
     predictor: add the accuracy-predictor head (§4.2). None: the preset's.
-    one_shot: the run's networks share bigram weights (§4.1); needs an oracle that grants
+    one_shot: the run's networks share bigram weights (§4.1); needs an oracle that declares
         ``bigram-weight-sharing`` (module doc). None: the preset's.
     controller_epochs: controller epochs before the run ends with DONE (§5.1: 10; extended:
         15); 0 = never end. None: the preset's.
@@ -281,24 +214,14 @@ class MLPNAS(SearchAlgorithm):
         self.hidden_size, self.lr, self.lr_decay, self.gamma = int(hidden_size), lr, lr_decay, gamma
         self.baseline_decay, self.replay, self.predictor_weight = baseline_decay, bool(replay), predictor_weight
         self.max_resample, self.invalid_reward, self.device = int(max_resample), invalid_reward, device
-        self._granted: frozenset[str] = frozenset()
 
     # -- what the oracle must provide ----------------------------------------------
     def oracle_requirements(self) -> frozenset[str]:
         """Features the run's oracle must declare: ``bigram-weight-sharing`` for one-shot."""
         return frozenset({BIGRAM_SHARING}) if self.one_shot else frozenset()
 
-    def grant_oracle_features(self, features: Iterable[str]) -> None:
-        """Called by the runner before :meth:`start` with the features the oracle provides."""
-        self._granted = frozenset(features)
-
     # -- lifecycle ------------------------------------------------------------------
     def start(self, space, rng):
-        missing = self.oracle_requirements() - self._granted
-        if missing:
-            raise UserError("mlpnas: one_shot=true needs an oracle that shares bigram weights between the "
-                            "networks of a run (feature 'bigram-weight-sharing'); this run's oracle does not "
-                            "declare it, and training the networks independently would not be one-shot")
         torch, gen, dev, seed = torch_setup(rng, self.device)
         self._torch, self._gen, self._dev = torch, gen, dev
         self._space, self._rng = space, rng

@@ -30,7 +30,7 @@ from oracles.errors import UserError
 from oracles.registry import load_oracle, oracle_source
 
 from .results import Cell, ResultsStore, machine_info
-from .runner import PROTOCOL, RunConfig, check_fidelities, resolve_budget, run_one, setting
+from .runner import PROTOCOL, RunConfig, check_features, check_fidelities, resolve_budget, run_one, setting
 
 
 def _experiment_fields() -> list[tuple[str, Any, Any]]:
@@ -157,6 +157,7 @@ def plan(exp: Experiment) -> list[Cell]:
             rc = RunConfig(algorithm=name, params=algo.get_params(), oracle=oracle_spec,
                            **{f.name: getattr(exp, f.name) for f in RunConfig.settings()})
             check_fidelities(name, algo, oracle)   # before any run starts
+            check_features(name, algo, oracle)
             config = {"algorithm": name, "params": rc.params, "oracle": oracle_spec, **rc.settings_dict()}
             config["budget"] = resolve_budget(rc, oracle)
             config["oracle_checksum"] = oracle.checksum

@@ -217,6 +217,18 @@ def check_fidelities(name: str, algo: SearchAlgorithm, oracle: Oracle) -> None:
                         f"(e.g. nb201/cifar10:fidelities=all)")
 
 
+def check_features(name: str, algo: SearchAlgorithm, oracle: Oracle) -> None:
+    """One line, unless the oracle declares every feature the algorithm requires (MLPNAS's
+    one-shot option needs an oracle whose networks share weights within a run: trained
+    independently they would not be one-shot, so the run is refused rather than run quietly
+    as something else)."""
+    requirements = getattr(algo, "oracle_requirements", None)
+    missing = sorted(set(requirements()) - set(oracle.features)) if requirements is not None else []
+    if missing:
+        raise UserError(f"{name} needs an oracle with {', '.join(missing)}; oracle {oracle.name} has "
+                        f"{', '.join(sorted(oracle.features)) or 'no such feature'}")
+
+
 def describe_exception(exc: BaseException) -> str:
     """One line: ``Type: first line of the message (file:line in function)``, the place being
     the innermost frame of the traceback (where the error was raised)."""
@@ -257,6 +269,7 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
     prefix = fids is not None and fids.kind == "prefix"
     uses_fidelities = getattr(algo, "uses_fidelities", False)
     check_fidelities(config.algorithm, algo, oracle)
+    check_features(config.algorithm, algo, oracle)
     if config.until_optimum and oracle.optimum is None:
         raise UserError(f"oracle {oracle.name} has no known optimum: drop --until-optimum")
     algo_ss, oracle_ss = np.random.SeedSequence(int(seed)).spawn(2)

@@ -102,6 +102,7 @@ import numpy as np
 from .collectors.datasets import Split, load_split
 from .collectors.store import ResultStore
 from .errors import UserError
+from .mlp_space import BIGRAM_SHARING, bigram_keys
 from .oracle import Evaluation, Fidelities, Observation, Oracle
 from .space import Arch, SearchSpace
 
@@ -264,7 +265,7 @@ def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cp
     from generators seeded by ``seed``), except the measured ``train_time``.
 
     ``bank``: a run's shared bigram weights (MLPNAS's one-shot option, §4.1; an object with
-    ``load(net, arch)`` and ``save(net, arch)``, :class:`algorithms.mlpnas.BigramWeightBank`):
+    ``load(net, arch)`` and ``save(net, arch)``, :class:`BigramWeightBank`):
     the network starts from the banked weights of the layer pairs it shares with earlier
     networks and banks its own after training; ``shared_layers`` says how many dense layers
     started shared. Such a result depends on the run's history, not on the arguments alone."""
@@ -474,12 +475,11 @@ class LiveOracle(Oracle):
         self.deterministic = mode == "deterministic" and not bigram_sharing
         self.bigram_sharing = bool(bigram_sharing)
         #: what this oracle offers beyond answering queries (algorithms may require features)
-        self.features: frozenset[str] = frozenset({"bigram-weight-sharing"}) if bigram_sharing else frozenset()
+        self.features = frozenset({BIGRAM_SHARING}) if bigram_sharing else frozenset()
         self._bank = None
         if bigram_sharing:
             if trainer.kind != "mlp":
                 raise UserError(f"oracle {name}: bigram weight sharing is for MLPs (live/mlp-...)")
-            from algorithms.mlpnas import BigramWeightBank
             self._bank = BigramWeightBank()
         self.description = description
         self.store = ResultStore(store, KEY_FIELDS)
@@ -782,3 +782,49 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Live
                       seed=_int(name, options, "seed", 0), threads=_int(name, options, "threads", 1),
                       description=description, fidelities=fidelities,
                       bigram_sharing=_flag(name, options, "bigram_sharing"))
+
+
+# --- one-shot: bigram weight sharing (the oracle's side of MLPNAS's one-shot option) --------
+class BigramWeightBank:
+    """A run's shared bigram weights (§4.1: "a dictionary that stores bigrams of the layers
+    sampled so far and their corresponding weights, that will be transferred to newly sampled
+    architectures whenever the opportunity arises").
+
+    For the oracle that trains a one-shot run's networks: one bank per run, then per network
+    ``load`` after building it, train, ``save`` after training. The bank holds CPU copies,
+    so it is independent of the training device.
+    """
+
+    def __init__(self):
+        self.weights: dict[tuple, tuple[Any, Any]] = {}
+
+    @staticmethod
+    def _linears(net) -> list:
+        import torch.nn as nn
+        return [m for m in net.modules() if isinstance(m, nn.Linear)]
+
+    def _pairs(self, net, arch):
+        lins, keys = self._linears(net), bigram_keys(arch)
+        if len(lins) != len(keys):
+            raise ValueError(f"network has {len(lins)} dense layers, the architecture {len(keys)}")
+        return zip(keys, lins)
+
+    def load(self, net, arch) -> int:
+        """Copy every banked bigram's weights into ``net`` (built from ``arch``); returns how
+        many of its dense layers started from shared weights."""
+        import torch
+        n = 0
+        with torch.no_grad():
+            for key, lin in self._pairs(net, arch):
+                if key in self.weights:
+                    w, b = self.weights[key]
+                    if tuple(w.shape) == tuple(lin.weight.shape):   # the output's width is the task's
+                        lin.weight.copy_(w)
+                        lin.bias.copy_(b)
+                        n += 1
+        return n
+
+    def save(self, net, arch) -> None:
+        """Bank ``net``'s trained weights under its bigrams (the latest training wins)."""
+        for key, lin in self._pairs(net, arch):
+            self.weights[key] = (lin.weight.detach().cpu().clone(), lin.bias.detach().cpu().clone())

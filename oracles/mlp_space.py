@@ -411,3 +411,28 @@ def space_from_table(table) -> MLPTableSpace:
         return MLPTableSpace(parent, [parent.parse(str(a)) for a in table.archs])
     except (KeyError, InvalidArchitecture) as exc:
         raise CorruptData(f"table {table.name}: not an MLP table ({exc})") from None
+
+
+# --- one-shot: bigram weight sharing (Minutoli & Ciranni, §4.1) ------------------------------
+#: the feature a live oracle declares when the networks of a run share bigram weights
+#: (MLPNAS's one-shot option requires it of the run's oracle)
+BIGRAM_SHARING = "bigram-weight-sharing"
+
+
+def bigram_keys(arch: Sequence) -> list[tuple]:
+    """The keys of an MLP's weight matrices under §4.1's bigram sharing, one per dense layer
+    of :func:`oracles.mlp_space.build_mlp`'s network (hidden layers first, then the output):
+    ``(previous dense layer, this layer)`` with ``"input"`` before the first and ``"output"``
+    for the output layer. A layer is its ``(width, activation)`` pair; dropout layers have no
+    weights and do not change which layers a matrix connects, so they are skipped. Two
+    networks share a matrix exactly when they share its key (its shape follows from the key,
+    the output's from the task)."""
+    keys, prev = [], "input"
+    for layer in arch:
+        if isinstance(layer, str):
+            continue                                  # dropout
+        cur = (int(layer[0]), str(layer[1]))
+        keys.append((prev, cur))
+        prev = cur
+    keys.append((prev, "output"))
+    return keys

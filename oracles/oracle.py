@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -81,7 +81,8 @@ class Evaluation:
     #: seconds this answer took to compute here, measured (CPU seconds on a CPU, wall seconds
     #: on a GPU), 0 when it came from a store: harness only, recorded beside the deterministic
     #: ``observation.cost`` the clock schedules on. None for tables, which measure nothing.
-    measured_s: float | None = None
+    #: Not part of equality: two answers are the same answer however long each took.
+    measured_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,10 @@ class Oracle(ABC):
     #: True when the same query always gets the same answer (a table); a stochastic oracle
     #: (a network trained live) is asked again for every query, never answered from a cache
     deterministic: bool = True
+    #: what the oracle offers beyond answering queries, e.g. ``"bigram-weight-sharing"`` (a
+    #: live oracle whose networks of one run share weights); an algorithm that needs a feature
+    #: names it in ``oracle_requirements()`` and the runner refuses an oracle without it
+    features: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.n_queries = 0

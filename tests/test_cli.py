@@ -128,7 +128,7 @@ def test_algorithms_list_shows_every_registered_algorithm(capsys):
     code, text, _ = run(["algorithms", "list", "--format", "json"], capsys)
     rows = json.loads(text)
     assert [r["name"] for r in rows if r["plugin"] is None] == list(REGISTRY)   # plugins follow
-    assert {r["name"] for r in rows if r["needs"]} == {"reinforce", "cadam", "nao", "nases"}
+    assert {r["name"] for r in rows if r["needs"]} == {"reinforce", "cadam", "nao", "nases", "mlpnas"}
 
 
 def test_algorithms_info_shows_presets_defaults_and_paper(capsys):

@@ -548,6 +548,7 @@ FAST: dict[str, dict[str, Any]] = {
     "nases": {"pretrain_train": 300, "pretrain_test": 100, "layers": (16, 8, 4), "warmup": 3,
               "samples_per_update": 2},
     "tpe": {"n_startup": 5},
+    "mlpnas": {"hidden_size": 8, "batch_size": 3},
 }
 
 ALGORITHMS = sorted(REGISTRY)
@@ -827,7 +828,8 @@ def test_a_run_after_a_killed_one_equals_it_in_a_fresh_process(name, nb201_data_
 
 # --- the slow matrix: published defaults on NAS-Bench-201, every algorithm on every space -----
 #: budgets of the slow NB201 runs with published defaults (NASES: about a second a query)
-SLOW_BUDGET = {"nases": 25, "lanas": 120}
+# MLPNAS: the paper's 10 controller epochs x 10 networks end the run (DONE) at 100
+SLOW_BUDGET = {"nases": 25, "lanas": 120, "mlpnas": 100}
 
 
 @pytest.mark.slow

@@ -14,8 +14,9 @@ torch = require_module("torch")
 
 from algorithms import make_algorithm  # noqa: E402
 from algorithms.base import DONE, WAIT  # noqa: E402
-from algorithms.mlpnas import (BIGRAM_SHARING, PRESETS, BigramWeightBank, MLPNAS,  # noqa: E402
-                               bigram_keys)
+from algorithms.mlpnas import PRESETS, MLPNAS  # noqa: E402
+from oracles.live import BigramWeightBank  # noqa: E402
+from oracles.mlp_space import BIGRAM_SHARING, bigram_keys  # noqa: E402
 from oracles.errors import UserError  # noqa: E402
 from oracles.mlp_space import END, MLPSpace, build_mlp  # noqa: E402
 from oracles.oracle import Observation  # noqa: E402
@@ -197,15 +198,18 @@ def test_presets_and_overrides():
 
 
 def test_one_shot_refuses_an_oracle_that_does_not_share_weights():
-    space = MLPSpace()
+    from types import SimpleNamespace
+
+    from harness.runner import check_features
     algo = MLPNAS(preset="one_shot_predictor", hidden_size=8)
     assert algo.oracle_requirements() == {BIGRAM_SHARING}
-    with pytest.raises(UserError, match="bigram"):
-        algo.start(space, np.random.default_rng(0))
-    algo.grant_oracle_features([BIGRAM_SHARING])
-    algo.start(space, np.random.default_rng(0))
-    assert space.validate(algo.ask())
     assert MLPNAS(preset="predictor").oracle_requirements() == frozenset()
+    plain = SimpleNamespace(name="live/mlp-digits", features=frozenset())
+    with pytest.raises(UserError, match="needs an oracle with bigram-weight-sharing; oracle live/mlp-digits has no"):
+        check_features("mlpnas", algo, plain)
+    check_features("mlpnas", algo, SimpleNamespace(name="live/mlp-digits:bigram_sharing=true",
+                                                   features=frozenset({BIGRAM_SHARING})))
+    check_features("mlpnas", MLPNAS(preset="predictor"), plain)
 
 
 def test_bigram_bank_moves_the_weights_of_shared_layer_pairs_only():
@@ -248,3 +252,24 @@ def test_a_short_run_on_a_live_oracle_trains_real_networks(tmp_path):
     assert np.all((rec["search"] > 0.1) & (rec["search"] <= 1.0))     # trained: better than chance
     assert sum(e["trained"] for e in oracle.log) == 6
     assert summary["diagnostics"]["controller_epochs_done"] == 2
+
+
+def test_a_one_shot_run_trains_its_networks_from_the_runs_shared_bigrams(tmp_path):
+    """The one-shot preset through the runner on a live oracle that shares bigram weights:
+    later networks start from layers the run trained before, and nothing reaches the store."""
+    require_module("sklearn")
+    from harness.runner import RunConfig, run_one
+    from oracles.live import build_oracle
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        oracle = build_oracle("live/mlp-digits", {"epochs": "1", "max_hidden": "2", "store": str(tmp_path),
+                                                  "bigram_sharing": "true"})
+        params = {"preset": "one_shot_predictor", "hidden_size": 16, "batch_size": 3, "controller_epochs": 2}
+        rec, summary = run_one(RunConfig(algorithm="mlpnas", oracle=oracle.name, params=params, budget=20),
+                               oracle, 0)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    assert summary.get("failed") is None and summary["n_distinct"] == 6
+    assert any(e["shared_layers"] for e in oracle.log[1:])      # the input layer at least recurs
+    assert oracle.rows() == []                                   # history-dependent: never stored

@@ -327,7 +327,7 @@ def _tiny_oracle(space):
 # of trials, fidelities and simulated workers (issue 14) must give, with one worker, the
 # trajectories of the plain sequential loop
 EVERY_ALGORITHM = {"random": 300, "evolution": 300, "mcts": 300, "lanas": 120, "reinforce": 40,
-                   "cadam": 40, "nao": 40, "nases": 12, "tpe": 150}    # NASES: 1 s per query, so under -m slow
+                   "cadam": 40, "nao": 40, "nases": 12, "tpe": 150, "mlpnas": 40}    # NASES: 1 s per query, so under -m slow
 
 
 def _plain(name: str) -> bool:
