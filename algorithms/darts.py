@@ -233,7 +233,7 @@ class Darts(_Differentiable):
     hvp_r: the finite-difference step's numerator, eps = hvp_r / ||v|| (DARTS Eq. 8: 0.01).
     exclude_none: derive the strongest operation other than ``none`` (DARTS's own space);
         False: the argmax over all five, as NB201's DARTS runs (module doc).
-    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads: the
+    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir: the
         supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: DARTS's 50.
     """
 
@@ -247,7 +247,8 @@ class Darts(_Differentiable):
                  arch_weight_decay: float = 1e-3, hvp_r: float = 0.01, exclude_none: bool = False,
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
-                 max_train: int | None = None, device: str = "cpu", threads: int = 1):
+                 max_train: int | None = None, device: str = "cpu", threads: int = 1,
+                 cifar_dir: str | None = None):
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {order!r}")
         if not (arch_lr > 0 and 0 <= arch_beta1 < 1 and arch_weight_decay >= 0 and hvp_r > 0):
@@ -255,7 +256,7 @@ class Darts(_Differentiable):
         self.order, self.arch_lr, self.arch_beta1 = order, arch_lr, arch_beta1
         self.arch_weight_decay, self.hvp_r, self.exclude_none = arch_weight_decay, hvp_r, exclude_none
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads)
+                                  threads, cifar_dir)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_weighted(x, F.softmax(self.alpha, dim=-1))

@@ -71,7 +71,7 @@ class Gdas(_Differentiable):
     arch_lr: Adam's learning rate for alpha (3e-4, as DARTS).
     arch_beta1: Adam's first beta for alpha (0.5; the second is 0.999).
     arch_weight_decay: weight decay on alpha (1e-3).
-    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads: the
+    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir: the
         supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: NB201's 250
         for GDAS.
     """
@@ -86,7 +86,8 @@ class Gdas(_Differentiable):
                  arch_beta1: float = 0.5, arch_weight_decay: float = 1e-3,
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
-                 max_train: int | None = None, device: str = "cpu", threads: int = 1):
+                 max_train: int | None = None, device: str = "cpu", threads: int = 1,
+                 cifar_dir: str | None = None):
         if not (tau_max >= tau_min > 0):
             raise ValueError(f"need tau_max >= tau_min > 0, got {tau_max}, {tau_min}")
         if not (arch_lr > 0 and 0 <= arch_beta1 < 1 and arch_weight_decay >= 0):
@@ -94,7 +95,7 @@ class Gdas(_Differentiable):
         self.tau_max, self.tau_min = tau_max, tau_min
         self.arch_lr, self.arch_beta1, self.arch_weight_decay = arch_lr, arch_beta1, arch_weight_decay
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads)
+                                  threads, cifar_dir)
 
     @property
     def tau(self) -> float:

@@ -42,7 +42,7 @@ ONE_SHOT_REGISTRY: dict[str, str] = {
 
 #: the NB201 supernet parameters every method takes (module doc of :class:`OneShotMethod`)
 SUPERNET_PARAMS = ("preset", "dataset", "split_seed", "C", "N", "epochs", "batch_size", "max_train",
-                   "device", "threads")
+                   "device", "threads", "cifar_dir")
 
 
 class OneShotMethod(ABC):
@@ -67,6 +67,7 @@ class OneShotMethod(ABC):
     max_train: use only the first images of each part (tests); None: all.
     device: ``cpu`` or ``cuda``.
     threads: torch CPU threads during the run (1: runs are the unit of parallelism).
+    cifar_dir: the extracted ``cifar-10-batches-py`` folder, for ``dataset=cifar10``.
     """
 
     name: ClassVar[str] = ""
@@ -74,8 +75,6 @@ class OneShotMethod(ABC):
     summary: ClassVar[str] = ""
     #: the paper's number of search epochs (used when ``epochs`` is None)
     paper_epochs: ClassVar[int] = 50
-    #: GPUs one run needs (read by executors, as for query-based algorithms)
-    num_gpus: ClassVar[float] = 0
 
     # -- configuration (scikit-learn style, as algorithms.base) ----------------------------
     @classmethod
@@ -96,16 +95,22 @@ class OneShotMethod(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def _set_supernet_params(self, preset, dataset, split_seed, C, N, epochs, batch_size, max_train,
-                             device, threads) -> None:
+                             device, threads, cifar_dir=None) -> None:
         self.preset, self.dataset, self.split_seed = preset, dataset, split_seed
         self.C, self.N, self.epochs, self.batch_size = C, N, epochs, batch_size
-        self.max_train, self.device, self.threads = max_train, device, threads
+        self.max_train, self.device, self.threads, self.cifar_dir = max_train, device, threads, cifar_dir
         for key in ("C", "N", "epochs", "batch_size", "max_train"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{key} must be a positive integer or None, got {value!r}")
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """What one run needs from an executor (the keys of the Ray executor's
+        ``task_resources``): one GPU when the method trains on CUDA."""
+        return {"num_gpus": 1} if str(self.device).startswith("cuda") else {}
 
     def supernet_config(self):
         """The :class:`supernets.training.SupernetConfig` of the supernet and weight recipe

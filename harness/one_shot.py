@@ -146,7 +146,7 @@ def _build(method, rng: np.random.Generator):
     from supernets.data import load
     from supernets.training import build_supernet, configure_device
     cfg = method.supernet_config()
-    data = load(cfg.dataset, cfg.split_seed)
+    data = load(cfg.dataset, cfg.split_seed, method.cifar_dir)
     device = configure_device(method.device)
     # the initial weights come from the run's seed alone, whatever ran in this process before
     with torch.random.fork_rng(devices=[]):
