@@ -40,7 +40,8 @@ import torch.nn as nn
 
 from oracles.nb201_space import EDGES, N_EDGES, N_OPS
 
-from .ops import OP_NAMES, STANDALONE_BN, BNOptions, ResidualReduction, make_op
+from .config import STANDALONE_BN, BNOptions
+from .ops import OP_NAMES, ResidualReduction, make_op
 
 N_NODES = 4
 #: edge index -> (to_node, from_node), as in oracles.nb201_space

@@ -14,62 +14,14 @@ output in training mode either way, so it is left out).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
+# the batch-norm setting is configuration (torch-free, for the command line and checkpoints)
+from .config import STANDALONE_BN, BNOptions
+
 #: operation names, in oracles.nb201_space.OPS's order (index 0 is ``none``)
 OP_NAMES: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
-
-@dataclass(frozen=True)
-class BNOptions:
-    """Batch norm of the cell operations.
-
-    Parameters
-    ----------
-    affine: learn a per-channel scale and shift after normalising.
-    track_running_stats: keep running mean and variance and use them in evaluation mode;
-        without them a BN layer normalises with the statistics of the batch it is given,
-        in training and in evaluation alike.
-
-    NB201's search runs use ``affine=False, track_running_stats=False`` in the cells (the
-    default here, :data:`NB201_SEARCH_BN`): a sub-network's normalisation is then computed from
-    the batch, so nothing accumulated over other paths leaks into it. Single-path methods
-    that keep running statistics (SPOS, Guo et al. 2020, §3.3) recalibrate them per
-    sub-network before evaluating it (:func:`supernets.training.recalibrate_bn`). Stand-alone
-    training from scratch uses ``affine=True, track_running_stats=True``
-    (:data:`STANDALONE_BN`), as NB201's table networks do. The skeleton's own batch norms
-    (stem, residual blocks, the last BN before pooling) always have both, as in NB201.
-    """
-
-    affine: bool = False
-    track_running_stats: bool = False
-
-    def label(self) -> str:
-        return f"affine={int(self.affine)},track={int(self.track_running_stats)}"
-
-    @classmethod
-    def parse(cls, text: str) -> "BNOptions":
-        """``"affine=1,track=0"`` (the form :meth:`label` writes) or ``"nb201"`` / ``"full"``."""
-        text = text.strip()
-        if text in NAMED_BN:
-            return NAMED_BN[text]
-        values = {}
-        for part in text.split(","):
-            key, eq, val = part.partition("=")
-            if not eq or key.strip() not in ("affine", "track") or val.strip() not in ("0", "1"):
-                raise ValueError(f"bad batch-norm option {text!r}: write affine=0|1,track=0|1, "
-                                 f"or one of {', '.join(sorted(NAMED_BN))}")
-            values[key.strip()] = val.strip() == "1"
-        return cls(values.get("affine", False), values.get("track", False))
-
-
-NB201_SEARCH_BN = BNOptions(affine=False, track_running_stats=False)
-STANDALONE_BN = BNOptions(affine=True, track_running_stats=True)
-#: names the command line accepts for the two settings people compare
-NAMED_BN = {"nb201": NB201_SEARCH_BN, "full": STANDALONE_BN}
 
 
 def batch_norm(channels: int, bn: BNOptions) -> nn.BatchNorm2d:

@@ -93,7 +93,8 @@ class SupernetOracle(Oracle):
         from oracles.oracle import Fidelities
 
         from .data import load
-        from .training import SupernetConfig, SupernetTrainer, build_supernet, configure_device
+        from .config import SupernetConfig
+        from .training import SupernetTrainer, build_supernet, configure_device
 
         self.name = name
         self.settings = settings

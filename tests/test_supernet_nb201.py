@@ -13,7 +13,7 @@ torch = require_module("torch")
 from oracles.nb201_space import N_OPS, NB201Space  # noqa: E402
 from supernets.nb201 import (NB201Supernet, build_network, count_params, live_edges,  # noqa: E402
                              subnet_state_dict)
-from supernets.ops import NB201_SEARCH_BN, STANDALONE_BN, BNOptions  # noqa: E402
+from supernets.config import NB201_SEARCH_BN, STANDALONE_BN, BNOptions  # noqa: E402
 
 torch.set_num_threads(1)
 ALL = list(itertools.product(range(N_OPS), repeat=6))

@@ -23,8 +23,9 @@ from oracles.errors import CorruptData, UserError  # noqa: E402
 from supernets import checkpoints as ck  # noqa: E402
 from supernets.data import load  # noqa: E402
 from supernets.nb201 import live_edges  # noqa: E402
-from supernets.training import (EvalSettings, SupernetConfig, SupernetTrainer, evaluate_archs,  # noqa: E402
-                                evaluation_key, preset_config, recalibrate_bn)
+from supernets.config import SupernetConfig, preset_config  # noqa: E402
+from supernets.training import (EvalSettings, SupernetTrainer, evaluate_archs, evaluation_key,  # noqa: E402
+                                recalibrate_bn)
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                                      "operations mixed, on NB201's search recipe (SGD 0.025 cosine, "
                                      "momentum 0.9, weight decay 5e-4). A checkpoint is written after every "
                                      "epoch; run the same command again to resume after an interruption.")
-    from supernets.training import MODES, PRESETS, SPACES
+    from supernets.config import MODES, PRESETS, SPACES
     t.add_argument("space", choices=SPACES, help="the cell space: nb201 (NAS-Bench-201's cell) or darts "
                                                  "(DARTS's normal and reduction cells)")
     t.add_argument("--dataset", required=True, choices=("digits", "mnist5k", "cifar10"))
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
 
 def default_name(config, preset: str) -> str:
     """``nb201-digits-cpu-e50-s0``, plus every setting that differs from the preset."""
-    from supernets.training import preset_config
+    from supernets.config import preset_config
     base = preset_config(preset, space=config.space, dataset=config.dataset, epochs=config.epochs, seed=config.seed)
     name = f"{config.space}-{config.dataset}-{preset}-e{config.epochs}-s{config.seed}"
     short = {"split_seed": "split", "bn_affine": "affine", "bn_track": "track", "batch_size": "b",
@@ -116,8 +116,8 @@ def _train(args: argparse.Namespace) -> int:
 
     from supernets.checkpoints import resume, save_checkpoint, save_snapshot, supernet_dir
     from supernets.data import load
-    from supernets.ops import BNOptions
-    from supernets.training import SupernetTrainer, preset_config
+    from supernets.config import BNOptions, preset_config
+    from supernets.training import SupernetTrainer
 
     try:
         bn = BNOptions.parse(args.bn) if args.bn is not None else None
