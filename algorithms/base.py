@@ -55,6 +55,7 @@ Parameter meanings come from the numpy-style "Parameters" section of the class d
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -235,6 +236,88 @@ def param_docs(doc: str) -> dict[str, str]:
         elif current is not None:
             current.append(line.strip())
     return {k: " ".join(v).strip() for k, v in out.items()}
+
+
+class FailedResults:
+    """The one rule for a failed result: it is the worst result the algorithm has been told.
+
+    A failed result is a non-finite score: a training that diverged (NAS-Bench-NLP's cells
+    whose loss became NaN answer ``+inf`` loss, which the runner negates into a score of
+    ``-inf``). It is an evaluated architecture the budget paid for, and the result is
+    information, the worst kind: the cell cannot be trained with this recipe. It is never a
+    crash (an infinite reward or regression target turns a controller's probabilities or a
+    predictor's weights into NaN at its first update) and never a free retry or a neutral
+    value (a substitute such as ``0.0`` is *better* than every negated loss, and draws a
+    tree search to the failing region).
+
+    Rule: wherever an algorithm turns observations into numbers for its model (rewards,
+    regression targets, node statistics), a failed result counts as **the worst finite score
+    the algorithm has been told so far**. It ranks with the worst real result and keeps the
+    model on the scale of real results: no infinite target, and no invented floor whose
+    meaning would depend on the metric's units. The number is fixed when it is given; a
+    later, worse result does not lower it (tree totals and policy updates already spent it).
+
+    Before any finite score there is no scale, and any fixed floor would be a guess (``0.0``
+    is the best possible score of a negated loss and the worst of an accuracy), so failures
+    are **held back**: :meth:`tell` returns them, in the order they were told and valued at
+    the first finite score, together with that score. Until then the algorithm keeps its
+    bookkeeping (the architecture is evaluated: never asked again by algorithms that do not
+    repeat) but learns nothing from them; every result so far was a failure, so there was
+    nothing to tell them apart by.
+
+    Algorithms that only *rank* results (TPE's and BOHB's good/bad split, successive
+    halving, regularized evolution's tournaments) may keep a failure as ``-inf``: below every
+    finite result, the same order with ties broken against the failure.
+
+    Usage, in ``tell``::
+
+        score, released = self._failures.tell(observation.value, item)
+        for held, value in released:         # failures told before any finite score
+            self._learn(held, value)
+        if score is not None:
+            self._learn(item, score)
+
+    ``item`` is whatever the algorithm needs to learn from the result later (its tokens,
+    its encoding); it is returned unchanged.
+    """
+
+    __slots__ = ("worst", "n_failed", "_held")
+
+    def __init__(self):
+        #: the lowest finite score told so far (None before the first)
+        self.worst: float | None = None
+        #: failed results told so far (held ones included)
+        self.n_failed = 0
+        self._held: list = []
+
+    @staticmethod
+    def failed(value) -> bool:
+        """True if ``value`` is a failed result (not a finite number)."""
+        return not math.isfinite(float(value))
+
+    def tell(self, value, item=None) -> tuple[float | None, list[tuple[Any, float]]]:
+        """Score ``value`` by the rule: ``(score, released)``.
+
+        ``score`` is the finite number to learn ``item`` with, or None while the failure is
+        held back; ``released`` lists ``(held item, score)`` of failures held back until now
+        (non-empty only at the first finite score), to be learnt before ``item``."""
+        v = float(value)
+        if math.isfinite(v):
+            released = [(held, v) for held in self._held] if self._held else []
+            self._held = []
+            if self.worst is None or v < self.worst:
+                self.worst = v
+            return v, released
+        self.n_failed += 1
+        if self.worst is None:
+            self._held.append(item)
+            return None, []
+        return self.worst, []
+
+    @property
+    def n_held(self) -> int:
+        """Failures told before any finite score, not yet released."""
+        return len(self._held)
 
 
 def torch_seed(rng: np.random.Generator) -> int:

@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DONE, SearchAlgorithm
+from .base import DONE, FailedResults, SearchAlgorithm
 from ._torch_common import (adam, build_seeded, one_hot_tokens, random_unseen, segment_argmax, torch_setup,
                             try_arch, uniform)
 
@@ -206,6 +206,7 @@ class Cadam(SearchAlgorithm):
         self.step = 0
         self._pending: list[tuple[np.ndarray, np.ndarray, object]] = []   # (s, a, arch) asked
         self.n_random = self.n_invalid = self.n_fallbacks = self.n_cycles = 0
+        self._failures = FailedResults()
         self._last = {"critic_loss": None, "actor_q": None}
 
     # -- policy ---------------------------------------------------------------------
@@ -250,15 +251,24 @@ class Cadam(SearchAlgorithm):
         return arch
 
     def tell(self, arch, observation):
-        acc = float(observation.value)
         if self._pending and self._pending[0][2] == arch:
             s, a, _ = self._pending.pop(0)
         else:   # told about an architecture we did not ask for: use its one-hot as the action
             s, a = self.state.copy(), one_hot_tokens(np.array(self._space.tokens(arch)), self._decisions)[0]
-        self._store(s, a, self.reward_base ** acc)
-        self._update_top(arch, acc)
+        # a failed training is the worst result told so far (FailedResults): an unchecked
+        # -inf would be a reward of reward_base ** -inf = 0, the best possible on a
+        # minimised metric whose scores are negative
+        acc, released = self._failures.tell(observation.value, (s, a, arch))
+        for (hs, ha, harch), v in released:
+            self._learn(hs, ha, harch, v)
+        if acc is not None:
+            self._learn(s, a, arch, acc)
         self.step += 1
         self._train()
+
+    def _learn(self, s, a, arch, acc):
+        self._store(s, a, self.reward_base ** acc)
+        self._update_top(arch, acc)
 
     # -- state and buffer -------------------------------------------------------------
     def _update_top(self, arch, acc):
@@ -318,4 +328,5 @@ class Cadam(SearchAlgorithm):
         return {"steps": self.step, "random_actions": self.n_random, "invalid_actions": self.n_invalid,
                 "fallbacks": self.n_fallbacks, "train_cycles": self.n_cycles,
                 "replay_size": self._n_buf, "epsilon_now": self.epsilon(),
+                "failed_results": self._failures.n_failed,
                 "top_k_best": self._top[0][0] if self._top else None, **self._last}

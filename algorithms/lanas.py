@@ -99,7 +99,7 @@ import numpy as np
 from oracles.errors import InvalidArchitecture, UserError
 from oracles.space import FiniteSpace
 
-from .base import DONE, SearchAlgorithm
+from .base import DONE, FailedResults, SearchAlgorithm
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the authors' NAS-Bench-101 code (facts in docs/bibliography.md): Cp=0.1, 20 samples
@@ -297,6 +297,7 @@ class LaNAS(SearchAlgorithm):
         self._tree: Tree | None = None
         self._since_rebuild = 0
         self._pending: dict[str, int] = {}  # identity -> leaf it was drawn from
+        self._failures = FailedResults()
         self._adam: dict[int, dict[str, np.ndarray]] = {}
         self._chains: dict[int, Any] = {}
         self._dead = None
@@ -450,15 +451,22 @@ class LaNAS(SearchAlgorithm):
         if ident in self._seen:
             return  # LaNAS never re-asks; a repeat told again carries no new information
         self._seen.add(ident)
-        value = float(observation.value)
-        if not math.isfinite(value):
-            value = 0.0
+        i = None
         if self._use_table:
             i = self._space.index(arch)
             x = self._X_all[i]
             self._evaluated[i] = True
         else:
             x = np.asarray(self._space.encode(arch), dtype=np.float64)
+        # a failed training is the worst result told so far (FailedResults), never 0.0,
+        # which on a minimised metric (negated losses) beats every real result
+        value, released = self._failures.tell(observation.value, (arch, ident, i, x))
+        for held, v in released:
+            self._learn(*held, v)
+        if value is not None:
+            self._learn(arch, ident, i, x, value)
+
+    def _learn(self, arch, ident, i, x, value):
         if len(self._y) == len(self._Xbuf):
             self._Xbuf = np.vstack([self._Xbuf, np.zeros_like(self._Xbuf)])
         self._Xbuf[len(self._y)] = x
@@ -605,6 +613,7 @@ class LaNAS(SearchAlgorithm):
                "samples_per_leaf": {str(k): v for k, v in sorted(self._leaf_hist.items())},
                "root_left_fraction_mean": (float(np.mean(self._root_left_frac))
                                            if self._root_left_frac else None)}
+        out["failed_results"] = self._failures.n_failed
         if self._tree is not None:
             out["splits_last_tree"] = int(self._tree.split.sum())
         if self._mode != "table":

@@ -67,7 +67,7 @@ import numpy as np
 from oracles.errors import InvalidArchitecture, UserError
 from oracles.space import FiniteSpace
 
-from .base import DONE, SearchAlgorithm
+from .base import DONE, FailedResults, SearchAlgorithm
 
 
 class TokenActions:
@@ -298,6 +298,7 @@ class MCTS(SearchAlgorithm):
         self._bounds: list[list[int]] = []  # per node: its children's ranges in the sorted codes
         self._n_invalid = 0
         self._n_fallback = 0
+        self._failures = FailedResults()
         self._new_node((), 0, 0, self._codes.size if self._finite else 0)
 
     def _new_node(self, prefix: tuple[int, ...], code: int, lo: int, hi: int) -> int:
@@ -420,9 +421,20 @@ class MCTS(SearchAlgorithm):
                     self._done[pos] = True
                     insort(self._evaluated, pos)
                     new = True
-        reward = float(observation.value)
-        if not math.isfinite(reward):
+        # a failed training is the worst result told so far (FailedResults), never 0.0,
+        # which on a minimised metric (negated losses) beats every real result. One held
+        # back (no finite result yet) is counted as a visit now, worth 0 like every result
+        # so far (all failures: UCT tells them apart by visits only), and its value is
+        # added along the path it took once the first finite result sets the scale.
+        path: list[int] = []
+        reward, released = self._failures.tell(observation.value, path)
+        for held, value in released:
+            for s in held:
+                self._w[s] += value
+        if reward is None:
             reward = 0.0
+        else:
+            path = None
         n, w, child, left, first, total = self._n, self._w, self._child, self._left, self._first, self._total
         v = 0
         for d, t in enumerate(seq):
@@ -432,6 +444,8 @@ class MCTS(SearchAlgorithm):
                 self._unvisited[v] -= 1
             n[s] += 1
             w[s] += reward
+            if path is not None:
+                path.append(s)
             if new:
                 left[s] -= 1   # one fewer to evaluate under every node on the path
             u = child[s]
@@ -450,4 +464,5 @@ class MCTS(SearchAlgorithm):
 
     def diagnostics(self) -> dict[str, Any]:
         return {"tree_nodes": len(self._total), "tree_depth": max(self._depth),
-                "invalid_rollouts": self._n_invalid, "fallback_draws": self._n_fallback}
+                "invalid_rollouts": self._n_invalid, "fallback_draws": self._n_fallback,
+                "failed_results": self._failures.n_failed}

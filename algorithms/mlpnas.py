@@ -90,7 +90,7 @@ import numpy as np
 from oracles.errors import UserError
 from oracles.mlp_space import BIGRAM_SHARING
 
-from .base import DONE, WAIT, SearchAlgorithm
+from .base import DONE, WAIT, FailedResults, SearchAlgorithm
 from ._torch_common import adam, build_seeded, random_unseen, require_finite, torch_setup, try_arch
 
 
@@ -240,6 +240,7 @@ class MLPNAS(SearchAlgorithm):
         self._asked_in_epoch = self._told_in_epoch = 0
         self.epoch = 0
         self._baseline: float | None = None
+        self._failures = FailedResults()
         self.n_invalid = self.n_fallbacks = self.n_resampled = 0
         self._last = {"loss": None, "predictor_mse": None}
 
@@ -343,11 +344,17 @@ class MLPNAS(SearchAlgorithm):
         if ident not in self._outstanding:
             return                           # a repeat the runner answered from its cache
         tokens = self._outstanding.pop(ident)
-        reward = float(observation.value)
         if tokens is None:                   # a fallback: measured, not a policy sample
-            self._data.append((tuple(int(x) for x in self._space.tokens(arch)), reward, False, True))
+            item = (tuple(int(x) for x in self._space.tokens(arch)), False)
         else:
-            self._data.append((tokens, reward, True, True))
+            item = (tokens, True)
+        # a failed training is the worst result told so far (FailedResults): an infinite
+        # reward would make the controller's probabilities NaN at the next update
+        reward, released = self._failures.tell(observation.value, item)
+        for (t, on), r in released:
+            self._data.append((t, r, on, True))
+        if reward is not None:
+            self._data.append((item[0], reward, item[1], True))
         self._told_in_epoch += 1
         if self._told_in_epoch >= self.batch_size:
             self._update()
@@ -401,5 +408,5 @@ class MLPNAS(SearchAlgorithm):
     def diagnostics(self) -> dict[str, Any]:
         return {"preset": self.preset, "controller_epochs_done": self.epoch, "invalid_sequences": self.n_invalid,
                 "resampled_repeats": self.n_resampled, "fallbacks": self.n_fallbacks,
-                "baseline": self._baseline, "last_loss": self._last["loss"],
+                "failed_results": self._failures.n_failed, "baseline": self._baseline, "last_loss": self._last["loss"],
                 "predictor_mse": self._last["predictor_mse"], "lr_now": float(self._opt.param_groups[0]["lr"])}

@@ -81,7 +81,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DONE, SearchAlgorithm
+from .base import DONE, FailedResults, SearchAlgorithm
 from ._torch_common import adam, build_seeded, random_unseen, segment_offsets, torch_setup, try_arch
 
 
@@ -219,6 +219,7 @@ class NAO(SearchAlgorithm):
         self._X: list[tuple[int, ...]] = []      # evaluated token sequences
         self._S: list[float] = []                # their accuracies
         self._ids: set[str] = set()              # evaluated identities
+        self._failures = FailedResults()
         self._queue: list = []                   # architectures proposed, not yet asked
         self._asked: set[str] = set()            # asked, not yet told
         self._round_new: list[int] = []          # indices in _X evaluated in the current round
@@ -249,8 +250,18 @@ class NAO(SearchAlgorithm):
         if ident in self._ids:
             return
         self._ids.add(ident)
-        self._X.append(tuple(int(t) for t in self._space.tokens(arch)))
-        self._S.append(float(observation.value))
+        # a failed training is the worst result told so far (FailedResults): an infinite
+        # target would make the min-max scaled targets, then the predictor, NaN
+        tokens = tuple(int(t) for t in self._space.tokens(arch))
+        score, released = self._failures.tell(observation.value, tokens)
+        for held, v in released:
+            self._learn(held, v)
+        if score is not None:
+            self._learn(tokens, score)
+
+    def _learn(self, tokens, score):
+        self._X.append(tokens)
+        self._S.append(score)
         self._round_new.append(len(self._X) - 1)
 
     # -- one round of Algorithm 1 -----------------------------------------------------
@@ -372,4 +383,4 @@ class NAO(SearchAlgorithm):
         if self._trained and self._round_new and hist and "heldout_n_heldout" not in hist[-1]:
             hist[-1].update(self._heldout(self._round_new))
         return {"rounds": self.round, "evaluated": len(self._X), "random_fallbacks": self.n_fallbacks,
-                "symmetric_augmentation": self._sym is not None, "history": hist}
+                "failed_results": self._failures.n_failed, "symmetric_augmentation": self._sym is not None, "history": hist}

@@ -98,7 +98,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DONE, SearchAlgorithm
+from .base import DONE, FailedResults, SearchAlgorithm
 from ._torch_common import adam, build_seeded, random_unseen, require_finite, torch_setup, try_arch
 
 #: pretrained autoencoders, keyed by everything that determines them
@@ -284,6 +284,7 @@ class NASES(SearchAlgorithm):
         self._pool_has_action: list[bool] = []
         self._last_x: np.ndarray | None = None
         self.n_told = self.n_updates = self.n_random = self.n_invalid = 0
+        self._failures = FailedResults()
         self.n_resampled = self.n_fallbacks = 0
         self._reward_kind: str | None = None
 
@@ -355,6 +356,15 @@ class NASES(SearchAlgorithm):
         self._last_x = self.to_vector(self._space.tokens(arch))
         if repeat and x is None:
             return
+        # a failed training is the worst reward told so far (FailedResults): an infinite
+        # reward would make the normalised rewards, then the controller, NaN
+        r, released = self._failures.tell(r, (x, b))
+        for (hx, hb), hr in released:
+            self._learn(hx, hb, hr)
+        if r is not None:
+            self._learn(x, b, r)
+
+    def _learn(self, x, b, r):
         self._add_pool(x, b, r)
         self.n_told += 1
         if self.n_told >= self.warmup:
@@ -394,4 +404,5 @@ class NASES(SearchAlgorithm):
         return {"reward": self._reward_kind, "reward_fallback": self._reward_kind == REWARD_FALLBACK,
                 "updates": self.n_updates, "random_architectures": self.n_random,
                 "invalid_decodes": self.n_invalid, "resampled_repeats": self.n_resampled,
-                "fallbacks": self.n_fallbacks, "pool_size": len(self._pool_r), **self._pretrain_info}
+                "fallbacks": self.n_fallbacks, "pool_size": len(self._pool_r),
+                "failed_results": self._failures.n_failed, **self._pretrain_info}

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import SearchAlgorithm
+from .base import FailedResults, SearchAlgorithm
 from ._torch_common import (adam, build_seeded, random_unseen, require_finite, segment_offsets, torch_setup,
                             try_arch)
 
@@ -147,6 +147,7 @@ class Reinforce(SearchAlgorithm):
         self._batch: list[tuple[tuple[int, ...], float]] = []
         self._pending: list[tuple[int, ...]] = []          # distinct=False: asked, not told
         self._baseline: float | None = None
+        self._failures = FailedResults()
         self.n_updates = self.n_invalid = self.n_fallbacks = self.n_resampled = 0
         self._last_loss = float("nan")
 
@@ -212,15 +213,26 @@ class Reinforce(SearchAlgorithm):
         ident = self._space.identity(arch)
         self._seen.add(ident)
         if not self.distinct:
+            tokens = None
             if self._pending and self._space.from_tokens(self._pending[0]) == arch:
-                self._add_to_batch(self._pending.pop(0), float(observation.value))
-            return
-        tokens = self._on_policy.pop(ident, None)
-        if tokens is None:      # a fallback architecture or a repeat: not a policy sample
-            return
-        self._add_to_batch(tokens, float(observation.value))
+                tokens = self._pending.pop(0)
+        else:
+            # None: a fallback architecture or a repeat, not a policy sample (its value
+            # still counts towards the worst result told)
+            tokens = self._on_policy.pop(ident, None)
+        self._learn(tokens, observation.value)
 
     # -- learning -------------------------------------------------------------------
+    def _learn(self, tokens, value):
+        # a failed training is the worst result told so far (FailedResults): an infinite
+        # reward would make the controller's probabilities NaN at the next update
+        reward, released = self._failures.tell(value, tokens)
+        for held, r in released:
+            if held is not None:
+                self._add_to_batch(held, r)
+        if reward is not None and tokens is not None:
+            self._add_to_batch(tokens, reward)
+
     def _add_to_batch(self, tokens, reward):
         self._batch.append((tokens, reward))
         if len(self._batch) >= self.batch_size:
@@ -256,6 +268,6 @@ class Reinforce(SearchAlgorithm):
     def diagnostics(self) -> dict[str, Any]:
         return {"updates": self.n_updates, "invalid_sequences": self.n_invalid,
                 "resampled_repeats": self.n_resampled, "fallbacks": self.n_fallbacks,
-                "baseline": None if self._baseline is None else float(self._baseline),
+                "failed_results": self._failures.n_failed, "baseline": None if self._baseline is None else float(self._baseline),
                 "last_loss": None if math.isnan(self._last_loss) else self._last_loss,
                 "lr_now": float(self._opt.param_groups[0]["lr"])}
