@@ -34,7 +34,11 @@ one-line reason. What is checked, and why each matters for a benchmark:
 ``stopping``
     On a small finite table with 40 queries per architecture, the run ends with ``DONE``
     after evaluating every architecture: not by raising ``StopIteration`` (the runner fails
-    such a run, see :mod:`algorithms.base`), not stuck re-asking known architectures.
+    such a run, see :mod:`algorithms.base`), not stuck re-asking known architectures. The
+    small table is a random subset of the checked one (24 rows), so most token sequences
+    are not in it: an algorithm that proposes tokens and falls back to sampling after
+    invalid ones (CADAM) may reach DONE here through its fallback, while on a full grid
+    with a few holes (``tests/test_contract.py``'s tiny table) it spins on repeats.
 ``resume``
     A run computed in a fresh process (how an experiment resumes after a kill: every run
     without a complete file is re-run by a new worker) equals the same run computed in a
