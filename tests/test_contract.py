@@ -26,7 +26,8 @@ table negated and minimised it runs exactly as on the table maximised (it only e
 scores to maximise); it asks only fidelities the oracle serves (none at all unless it uses
 fidelities) and continues only earlier trials of the same architecture at a lower
 fidelity; with four simulated workers results come back out of order and the run
-completes, deterministically; given 40 queries per architecture it ends the run with DONE
+completes, deterministically; told failed results (``+inf`` loss) for a third of NB201's
+cells, it runs to its budget and asks them no more often than random search; given 40 queries per architecture it ends the run with DONE
 after evaluating every architecture. No run fails or is stopped as stuck on repeats.
 Multi-fidelity algorithms (``uses_fidelities``) run on tables serving several fidelities,
 restart and prefix, and on ``nb201/cifar10:fidelities=all``.
@@ -785,6 +786,71 @@ def test_four_workers_tell_out_of_order_and_the_run_completes(name, monkeypatch)
     for (what, _), k in zip(watch.tells[0], a["trial"].tolist()):
         arch = what.arch if watch.trial_aware else what
         assert oracle.space.identity(arch) == oracle.space.identity(asked(asks[k])[0])
+
+
+# --- failed results (issue 18: a diverged cell is a failed result the algorithm is told) -----
+#: the failing-cells test: architectures per run and seeds (30 x 4 = 120 per algorithm)
+FAILED_BUDGET, FAILED_SEEDS = 30, 4
+
+
+def failing_oracle(oracle: TabularOracle) -> tuple[TabularOracle, np.ndarray]:
+    """Test fixture, not a benchmark: ``oracle``'s NB201 table as a *minimised* error in
+    percent, ``100 (1 - accuracy)`` (scores told are negative, about -13 for a median cell as
+    NAS-Bench-NLP's are about -4.4 to -11, so a failure taken for ``0.0`` would beat every
+    real result by more than an exploration bonus), where every cell with ``avg_pool_3x3`` on the first or the last edge
+    (tokens 0 and 5 equal to 1: 36 % of the cells, as structured as NAS-Bench-NLP's diverged
+    cells and with the same median accuracy as the rest) answers ``+inf`` at every fidelity,
+    a failed training. Returns the oracle and the failed mask by architecture index."""
+    t, space = oracle.table, oracle.space
+    tokens = np.asarray(space.tokens_all())
+    failed = (tokens[:, 0] == 1) | (tokens[:, 5] == 1)
+    rows = np.array([space.index(space.parse(str(a))) for a in t.archs])
+    values = np.array(t.values, dtype=np.float64)
+    search = t.metric_index(oracle.search_metric)
+    assert np.nanmax(values[..., search]) <= 1.0      # accuracies as fractions
+    values[..., search] = 100.0 * (1.0 - values[..., search])    # error in percent
+    values[failed[rows], :, :, search] = np.inf
+    mirror = check.copy_oracle(oracle, Table(t.name, t.archs, t.seeds, t.fidelities, t.metrics, values,
+                                             t.columns, t.meta), direction="min")
+    return mirror, failed
+
+
+def test_a_failed_result_is_the_worst_told_so_far_and_held_back_before_any():
+    """The rule every algorithm applies (:class:`algorithms.base.FailedResults`)."""
+    from algorithms.base import FailedResults
+    f, inf = FailedResults(), float("inf")
+    assert f.tell(-inf, "a") == (None, []) and f.tell(float("nan"), "b") == (None, [])
+    assert f.n_held == 2
+    assert f.tell(-3.0, "c") == (-3.0, [("a", -3.0), ("b", -3.0)])       # released, in order
+    assert f.tell(-inf, "d") == (-3.0, [])
+    assert f.tell(-5.0, "e") == (-5.0, []) and f.tell(inf, "f") == (-5.0, [])
+    assert f.tell(-1.0, "g") == (-1.0, []) and f.tell(-inf, "h") == (-5.0, [])
+    assert (f.n_failed, f.n_held, f.worst) == (5, 0, -5.0)
+
+
+@pytest.mark.parametrize("name", algorithm_params("failed-results"))
+def test_failed_results_are_the_worst_and_never_end_a_run(name, nb201_all):
+    """Told failed results (``+inf`` loss) for 36 % of NB201's cells, every algorithm runs to its
+    budget without an exception on every seed, and does not prefer failed cells: over
+    FAILED_SEEDS seeds it asks them no more often than random search does (the failed fraction
+    of the table), one-sided binomial test at 0.1 %. An algorithm that takes a failure for 0.0
+    (better than every negated loss), retries it for free or crashes on -inf fails here."""
+    from scipy.stats import binom
+    importable(name)
+    oracle, failed = failing_oracle(nb201_all["all" if multi_fidelity(name) else "top"])
+    asked_failed = asked_total = 0
+    for seed in range(FAILED_SEEDS):
+        records, summary = run(name, oracle, seed=seed, budget=FAILED_BUDGET)
+        assert summary["n_distinct"] == FAILED_BUDGET
+        first = ~np.asarray(records["repeat"], dtype=bool)
+        idx = np.unique(np.asarray(records["arch_index"])[first])
+        asked_failed += int(failed[idx].sum())
+        asked_total += len(idx)
+    p = float(failed.mean())
+    assert asked_failed > 0, "no failed cell asked: the fixture does not test anything"
+    tail = float(binom.sf(asked_failed - 1, asked_total, p))
+    assert tail >= 1e-3, (f"{name} asked {asked_failed} failed cells of {asked_total} "
+                          f"({asked_failed / asked_total:.0%}); random search asks {p:.0%} (P = {tail:.1e})")
 
 
 def done_cases() -> list:
