@@ -292,6 +292,7 @@ class MCTS(SearchAlgorithm):
         # child slots
         self._n: list[int] = []           # visits of the child
         self._w: list[float] = []         # summed reward of the child
+        self._nf: list[int] = []          # failed results under the child (FailedResults)
         self._child: list[int] = []       # the child's node, -1 until expanded
         # unevaluated architectures under the child; always 1 on an infinite space
         self._left: list[int] = []
@@ -313,6 +314,7 @@ class MCTS(SearchAlgorithm):
         self._depth.append(depth)
         self._n.extend([0] * k)
         self._w.extend([0.0] * k)
+        self._nf.extend([0] * k)
         self._child.extend([-1] * k)
         if self._finite:
             b = self._codes.child_bounds(code, depth, k).tolist()
@@ -346,6 +348,7 @@ class MCTS(SearchAlgorithm):
         n, w, child, left = self._n, self._w, self._child, self._left
         arity, first, total, unvisited = self._arity, self._first, self._total, self._unvisited
         c, sqrt, log, worst = self.c, math.sqrt, math.log, -math.inf
+        nf = self._nf
         prefix: list[int] = []
         v = 0
         while True:
@@ -364,6 +367,10 @@ class MCTS(SearchAlgorithm):
             lg = 2.0 * log(max(total[v], 1))
             ucb = [wi / ni + c * sqrt(lg / ni) if li else worst
                    for wi, ni, li in zip(w[b:e], n[b:e], left[b:e])]
+            if self._failures.n_failed:
+                fail = self._failures.worst or 0.0
+                ucb = [u + fi * fail / ni if fi and li else u
+                       for u, fi, ni, li in zip(ucb, nf[b:e], n[b:e], left[b:e])]
             top = max(ucb)
             if ucb.count(top) == 1:
                 t = ucb.index(top)
@@ -422,19 +429,13 @@ class MCTS(SearchAlgorithm):
                     insort(self._evaluated, pos)
                     new = True
         # a failed training is the worst result told so far (FailedResults), never 0.0,
-        # which on a minimised metric (negated losses) beats every real result. One held
-        # back (no finite result yet) is counted as a visit now, worth 0 like every result
-        # so far (all failures: UCT tells them apart by visits only), and its value is
-        # added along the path it took once the first finite result sets the scale.
-        path: list[int] = []
-        reward, released = self._failures.tell(observation.value, path)
-        for held, value in released:
-            for s in held:
-                self._w[s] += value
-        if reward is None:
-            reward = 0.0
-        else:
-            path = None
+        # which on a minimised metric (negated losses) beats every real result: failures
+        # are counted per child apart from the rewards and valued at the worst result
+        # known when UCB reads them (before any finite result every result is a failure,
+        # worth 0 alike: UCB tells them apart by visits only)
+        failed = self._failures.observe(observation.value)
+        reward = 0.0 if failed else float(observation.value)
+        nf = self._nf
         n, w, child, left, first, total = self._n, self._w, self._child, self._left, self._first, self._total
         v = 0
         for d, t in enumerate(seq):
@@ -444,8 +445,8 @@ class MCTS(SearchAlgorithm):
                 self._unvisited[v] -= 1
             n[s] += 1
             w[s] += reward
-            if path is not None:
-                path.append(s)
+            if failed:
+                nf[s] += 1
             if new:
                 left[s] -= 1   # one fewer to evaluate under every node on the path
             u = child[s]
