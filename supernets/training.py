@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from oracles.nb201_space import N_EDGES, N_OPS
 
 # the configuration is torch-free (the command line reads it without importing torch)
-from .config import SPACE_PRESETS, SupernetConfig, preset_config  # noqa: F401  (their home is supernets.config)
+from .config import SupernetConfig
 from .nb201 import NB201Supernet, live_edges
 
 def build_supernet(config: SupernetConfig, in_channels: int, num_classes: int) -> nn.Module:

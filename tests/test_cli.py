@@ -127,8 +127,13 @@ def test_algorithms_list_shows_every_registered_algorithm(capsys):
         assert cls.paper, f"{name} does not name its paper"
     code, text, _ = run(["algorithms", "list", "--format", "json"], capsys)
     rows = json.loads(text)
-    assert [r["name"] for r in rows if r["plugin"] is None] == list(REGISTRY)   # plugins follow
-    assert {r["name"] for r in rows if r["needs"]} == {"reinforce", "cadam", "nao", "nases", "mlpnas"}
+    from algorithms.one_shot import ONE_SHOT_REGISTRY
+    # the query-based built-ins, then the weight-sharing ones, then plugins
+    assert [r["name"] for r in rows if r["plugin"] is None] == list(REGISTRY) + list(ONE_SHOT_REGISTRY)
+    assert {r["name"] for r in rows if r.get("kind") == "one-shot"} == set(ONE_SHOT_REGISTRY) == {"darts", "gdas"}
+    assert {r["name"] for r in rows if r["needs"]} == {"reinforce", "cadam", "nao", "nases", "mlpnas", "darts", "gdas"}
+    code, text, _ = run(["algorithms", "info", "darts"], capsys)
+    assert code == 0 and "order = 1" in text and "preset = 'cpu'" in text
 
 
 def test_algorithms_info_shows_presets_defaults_and_paper(capsys):

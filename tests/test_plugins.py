@@ -170,7 +170,8 @@ def test_algorithms_list_and_info_show_the_plugin_with_its_package(capsys, plugi
     assert f"from {DIST} {plugin_version} (nas_hillclimb.climber:HillClimber)" in lines[at + 1]
     code, text, _ = run(["algorithms", "list", "--format", "json"], capsys)
     rows = json.loads(text)
-    assert [r["name"] for r in rows if r["plugin"] is None] == list(REGISTRY)
+    from algorithms.one_shot import ONE_SHOT_REGISTRY
+    assert [r["name"] for r in rows if r["plugin"] is None] == list(REGISTRY) + list(ONE_SHOT_REGISTRY)
     (row,) = [r for r in rows if r["name"] == "hillclimb"]
     assert row["plugin"]["distribution"] == DIST and row["plugin"]["version"] == plugin_version
     assert row["presets"] == ["restarts", "steepest", "iterated"]

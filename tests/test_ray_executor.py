@@ -149,6 +149,11 @@ def test_resources_come_from_the_algorithm(monkeypatch, nb201_env, ray_local, tm
     cell.config["algorithm"] = "odd"
     with pytest.raises(UserError, match="unknown resource 'gpus'"):
         task_resources(task)
+    # a weight-sharing method's needs follow its parameters: one GPU when it trains on CUDA
+    cell.config["algorithm"], cell.config["params"] = "darts", {"device": "cuda"}
+    assert task_resources(task) == {"num_cpus": 1, "num_gpus": 1}
+    cell.config["params"] = {}
+    assert task_resources(task) == {"num_cpus": 1}
 
 
 def test_address_needs_the_ray_executor(nb201_env, tmp_path):

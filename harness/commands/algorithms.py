@@ -59,9 +59,26 @@ def _needs(cls) -> str | None:
     return f"the '{cls.extra}' extra (pip install 'nas-harness[{cls.extra}]'{state})"
 
 
+def _describe_one_shot(name: str) -> dict[str, Any]:
+    """``info`` of a weight-sharing method (:mod:`algorithms.one_shot`): its own parameters'
+    meanings from its docstring, the supernet parameters' from :class:`OneShotMethod`'s."""
+    from algorithms.base import param_docs
+    from algorithms.one_shot import OneShotMethod, one_shot_class
+    cls = one_shot_class(name)
+    docs = {**param_docs(OneShotMethod.__doc__ or ""), **param_docs(cls.__doc__ or "")}
+    params = [{"name": k, "default": v, "meaning": plain(docs.get(k, ""))} for k, v in cls.default_params().items()]
+    return {"name": name, "class": f"{cls.__module__}.{cls.__name__}", "kind": "one-shot",
+            "summary": plain(cls.summary), "paper": cls.paper, "needs": _needs(OneShotMethod),
+            "needs_finite_space": False, "default_preset": None, "presets": {}, "parameters": params,
+            "plugin": None}
+
+
 def describe(name: str) -> dict[str, Any]:
     """Everything ``info`` shows about algorithm ``name``, as JSON-able data."""
     from algorithms import algorithm_class, algorithm_source
+    from algorithms.one_shot import is_one_shot
+    if is_one_shot(name):
+        return _describe_one_shot(name)
     cls = algorithm_class(name)
     defaults = cls.default_params()
     docs = cls.param_docs()
@@ -99,7 +116,18 @@ def rows() -> list[dict[str, Any]]:
     from algorithms import REGISTRY, algorithm_class
     from algorithms.plugins import load_for_listing, plugins
     from oracles.plugins import PluginError, warn
+    from algorithms.one_shot import ONE_SHOT_REGISTRY
     out = [_row(name, algorithm_class(name), None) for name in REGISTRY]
+    # weight-sharing methods train a supernet instead of querying an oracle (docs/one-shot-loop.md)
+    for name in ONE_SHOT_REGISTRY:
+        if torch_installed():
+            d = _describe_one_shot(name)
+        else:   # their modules are torch through and through: named, with what they need
+            from algorithms.one_shot import OneShotMethod
+            d = {"name": name, "summary": "weight-sharing search on the NB201 supernet", "paper": "",
+                 "needs": _needs(OneShotMethod), "plugin": None}
+        out.append({k: d[k] for k in ("name", "summary", "paper", "needs", "plugin")}
+                   | {"presets": [], "kind": "one-shot"})
     for found in plugins().values():
         for plugin in found:
             try:
