@@ -45,7 +45,11 @@ def data_dir() -> Path:
 # --- search spaces a table's rows can form -------------------------------------------------
 def _nb201_space(table: Table) -> FiniteSpace:
     from .nb201_space import NB201Space
-    return NB201Space(order=[str(s) for s in table.archs])
+    space = NB201Space(order=[str(s) for s in table.archs])
+    # a table of our own (the NB201 cells trained on digits) lists the cells in product order,
+    # not NB201's official index order; its metadata says which
+    space.official_order = str(table.meta.get("space", {}).get("order", "official")).startswith("official")
+    return space
 
 
 def _nb101_space(table: Table) -> FiniteSpace:

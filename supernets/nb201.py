@@ -22,9 +22,13 @@ supernet's single path, :func:`live_edges`):
 * a cell whose output node is dead outputs zeros of its input's shape.
 
 So the network computes exactly the expression "a ``none`` edge, or an edge leaving a zero
-node, contributes zero", the rule under which NB201's 15,625 cells form 6,466 distinct
-functions, and two architectures that differ only in dropped edges are the same network
-with the same parameters.
+node, contributes zero", applied exactly (any node can be zero): the exact algebra of
+:mod:`oracles.nb201_canonical`, under which the 15,625 cells form 4,930 functions and 9,445
+distinct networks. (The 6,466 classes of NB201's own ``to_unique_str`` rule, which only lets
+node 1 be zero, refine those: 230 of the collector's 6,466 representatives carry an operation
+on a dead node that this builder drops, so they are the same network as another class's.)
+Two architectures that differ only in dropped edges are the same network with the same
+parameters.
 
 The supernet (:class:`NB201Supernet`) holds every operation of every edge once, in the same
 module tree, so a stand-alone network's ``state_dict`` keys are a subset of the supernet's

@@ -181,6 +181,8 @@ def test_finalize_maps_classes_to_all_15625_cells_and_serves_an_oracle(tmp_path,
     from oracles.registry import load_oracle
     oracle = load_oracle(job.name)
     assert oracle.space.size == SIZE
+    # cells in product order, and the space says so (not NB201's official index order)
+    assert not oracle.space.official_order and oracle.space.describe()["order"].startswith("product")
     rng = np.random.default_rng(0)
     for code in rng.choice(SIZE, size=20, replace=False):
         arch = tuple(int(o) for o in canon.all_archs()[code])
