@@ -150,6 +150,16 @@ def test_training_is_deterministic_and_learns(small_corpus_dir):
     assert a["valid_ppl"] == pytest.approx(math.exp(a["valid_loss"]))
 
 
+def test_a_diverged_run_is_a_failed_result(small_corpus_dir):
+    """Adam steps of size 1e30 overflow the weights: the run stops and every loss is +inf."""
+    corpus = load_corpus("shakespeare", "char", small_corpus_dir)
+    recipe = rec.RecurrentRecipe(hidden=8, batch_size=4, bptt=6, steps=20, lr=1e30, eval_batch=4, eval_windows=2)
+    out = rec.train_cell(string_to_cell("010001000;input,fc-relu,output"), 0, recipe, corpus)
+    assert out["diverged"] == 1.0
+    assert all(out[m] == math.inf for m in ("train_loss", "train_ppl", "valid_loss", "valid_ppl",
+                                            "test_loss", "test_ppl"))
+
+
 # --- the collection ----------------------------------------------------------------------------
 def test_tiny_collection_is_an_oracle(small_corpus_dir, tmp_path):
     from oracles.registry import load_oracle

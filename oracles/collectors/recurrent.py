@@ -36,9 +36,10 @@ token), ``valid_ppl`` / ``test_ppl`` (``exp`` of the losses: perplexity, minimis
 character level ``exp(loss)`` is the per-character perplexity, bits per character being
 ``loss / ln 2``), ``train_time`` (CPU seconds of the training loop in the worker process, so
 other load on a shared machine does not count), ``diverged`` (1.0 when a training loss
-became non-finite: the run stops there and its validation and test losses are those of the
-uniform distribution over the vocabulary, ``ln V``, a failed result that still ranks below
-every cell that learned something, never a missing value).
+became non-finite: the run stops there and its losses and perplexities are ``+inf``, the
+project's failed result, as NAS-Bench-NLP's diverged cells answer: an evaluated cell that
+algorithms are told about, see :class:`algorithms.base.FailedResults`, never a missing
+value nor an invented finite floor).
 """
 
 from __future__ import annotations
@@ -241,15 +242,14 @@ def train_cell(cell: RecurrentCell, seed: int, recipe: RecurrentRecipe, corpus,
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     train_time = (time.process_time() if dev.type == "cpu" else time.perf_counter()) - t0
-    uniform = math.log(vocab)
     if diverged:
-        train_loss = valid = test = uniform
+        train_loss = valid = test = math.inf
     else:
         train_loss = float(np.mean(recent))
         valid = evaluate(model, corpus.valid, recipe, dev)
         test = evaluate(model, corpus.test, recipe, dev)
         if not (math.isfinite(valid) and math.isfinite(test)):
-            diverged, valid, test = True, uniform, uniform
+            diverged, train_loss, valid, test = True, math.inf, math.inf, math.inf
     params = count_params(cell, vocab, recipe.hidden)
     assert params == sum(p.numel() for p in model.parameters())
     return {"train_loss": train_loss, "train_ppl": math.exp(train_loss), "valid_loss": valid, "valid_ppl": math.exp(valid),
@@ -598,7 +598,7 @@ def finalize(job: Job, out, rows, target, cells: Sequence[int] | None = None):
         "subset": {"size": len(indices), "seed": job.subset_seed, "of": space.size},
         "units": {"*_loss": "mean cross-entropy, nats per token", "*_ppl": "exp(loss), perplexity per token",
                   "train_time": "CPU seconds of the training loop (GPU: wall seconds)",
-                  "diverged": "1 when a training loss became non-finite (losses then ln V)",
+                  "diverged": "1 when a training loss became non-finite (losses and perplexities then +inf)",
                   "params": "trainable parameters (tied embedding counted once)"},
         "library_versions": library_versions(),
         "code_version": code_version(),
