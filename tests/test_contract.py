@@ -158,6 +158,11 @@ def _nbnlp(get) -> SpaceCase:
     return SpaceCase(space_from_table(table), table)
 
 
+def _recurrent(get) -> SpaceCase:
+    from oracles.recurrent_space import RecurrentSpace
+    return SpaceCase(RecurrentSpace())
+
+
 def _convnet60k(get) -> SpaceCase:
     from oracles.convnet_space import ConvNetSpace
     return SpaceCase(ConvNetSpace.from_preset("convnet60k"))
@@ -177,6 +182,7 @@ SPACES: dict[str, Callable[[Callable[[str], Any]], SpaceCase]] = {
     "mlp-table": _mlp_table,                    # MLPTableSpace: the rows of an exported live table
     "darts": _darts,                            # DartsSpace: DARTS cells, 7 ops, ~1.1e18 (not enumerated)
     "nbnlp": _nbnlp,                            # NBNLPSpace: 300 ids of NAS-Bench-NLP
+    "recurrent": _recurrent,                    # RecurrentSpace: LaNAS's recurrent cells, 10,584
     "convnet60k": _convnet60k,                  # ConvNetSpace, 55,986 networks (slow only)
 }
 #: spaces whose checks run only under ``-m slow`` (the same class as a default-run case, or big)
