@@ -116,7 +116,32 @@ class Trial:
     continues: int | None = None
 
 
-class SearchAlgorithm(ABC):
+class Configured:
+    """Configuration as constructor keyword arguments, scikit-learn style: every ``__init__``
+    parameter is a hyper-parameter with a default, stored under its own name. Shared by the
+    query-based algorithms (:class:`SearchAlgorithm`) and the weight-sharing ones
+    (:class:`algorithms.one_shot.OneShotMethod`)."""
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        sig = inspect.signature(cls.__init__)
+        return {n: sig.parameters[n].default for n in cls.param_names()}
+
+    def get_params(self) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in self.param_names()}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class SearchAlgorithm(Configured, ABC):
     #: name used on the command line and in results
     name: ClassVar[str] = ""
     #: True if the algorithm needs an enumerable space
@@ -137,17 +162,6 @@ class SearchAlgorithm(ABC):
 
     # -- configuration ------------------------------------------------------------------
     @classmethod
-    def param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        sig = inspect.signature(cls.__init__)
-        return {n: sig.parameters[n].default for n in cls.param_names()}
-
-    @classmethod
     def param_docs(cls) -> dict[str, str]:
         """Parameter name -> meaning, from the class docstring's "Parameters" section."""
         return param_docs(cls.__doc__ or "")
@@ -159,13 +173,6 @@ class SearchAlgorithm(ABC):
             return cls.summary
         doc = inspect.cleandoc(cls.__doc__ or "")
         return doc.split("\n\n")[0].replace("\n", " ").strip()
-
-    def get_params(self) -> dict[str, Any]:
-        return {n: getattr(self, n) for n in self.param_names()}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
     # -- the search -----------------------------------------------------------------
     @abstractmethod

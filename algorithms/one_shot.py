@@ -34,6 +34,8 @@ import numpy as np
 
 from oracles.errors import UserError
 
+from .base import Configured
+
 #: command-line name -> ``"module:Class"`` (imported on first use: torch only when needed)
 ONE_SHOT_REGISTRY: dict[str, str] = {
     "darts": "algorithms.darts:Darts",
@@ -45,7 +47,7 @@ SUPERNET_PARAMS = ("preset", "dataset", "split_seed", "C", "N", "epochs", "batch
                    "device", "threads", "cifar_dir")
 
 
-class OneShotMethod(ABC):
+class OneShotMethod(Configured, ABC):
     """A weight-sharing search method on the NB201 supernet
     (:class:`supernets.nb201.NB201Supernet`).
 
@@ -78,24 +80,7 @@ class OneShotMethod(ABC):
     #: the paper's number of search epochs (used when ``epochs`` is None)
     paper_epochs: ClassVar[int] = 50
 
-    # -- configuration (scikit-learn style, as algorithms.base) ----------------------------
-    @classmethod
-    def param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        sig = inspect.signature(cls.__init__)
-        return {n: sig.parameters[n].default for n in cls.param_names()}
-
-    def get_params(self) -> dict[str, Any]:
-        return {n: getattr(self, n) for n in self.param_names()}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
-
+    # -- configuration: algorithms.base.Configured ------------------------------------------
     def _set_supernet_params(self, preset, dataset, split_seed, C, N, epochs, batch_size, max_train,
                              device, threads, cifar_dir=None) -> None:
         self.preset, self.dataset, self.split_seed = preset, dataset, split_seed

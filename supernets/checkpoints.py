@@ -28,12 +28,12 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from harness.files import atomic_write_bytes
 from oracles.errors import CorruptData, UserError
 
 FORMAT = "nas-harness-supernet/1"
@@ -60,20 +60,7 @@ def supernet_dir(name: str) -> Path:
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(path, lambda f: f.write(payload))
     try:   # the rename itself survives a power cut once the folder is synced
         dfd = os.open(path.parent, os.O_RDONLY)
         try:

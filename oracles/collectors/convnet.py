@@ -255,6 +255,21 @@ def all_tasks(job: Job) -> list[tuple[int, int]]:
     return [(int(i), s) for s in job.seeds for i in indices]
 
 
+def check_run_options(workers: int, device: str, executor: str = "local") -> None:
+    """One line for a bad ``--workers``, ``--executor`` or ``--device`` (a CUDA device torch
+    cannot see included), before any collector starts work: every collector's options."""
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"--device must be cpu or cuda, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+
+
 def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str = "local",
             progress: bool = True, table_dir=None, log=print, train: bool = True,
             partial: bool = False) -> Path | None:
@@ -266,16 +281,7 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str 
     Returns ``None`` when no table could be written (the collection can be resumed).
     """
     out = Path(out)
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if executor not in ("local", "ray"):
-        raise UserError(f"--executor must be local or ray, got {executor!r}")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device must be cpu or cuda, got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+    check_run_options(workers, device, executor)
     if job.dataset == "cifar10":
         # refuse a wrong folder now, not inside every worker
         from .datasets import load_split

@@ -65,7 +65,7 @@ from .. import nb201_canonical as canon
 from ..errors import CorruptData, UserError
 from ..nb201_space import SIZE, arch_to_string
 from ..table import Table, save_table
-from .convnet import library_versions, lock
+from .convnet import check_run_options, library_versions, lock
 from .store import ResultStore, scan
 from .train import METRICS as BASE_METRICS
 
@@ -384,14 +384,7 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", progress: bool
     """
     from .datasets import load_split
     out = Path(out)
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device must be cpu or cuda, got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+    check_run_options(workers, device)
     data = load_split(job.dataset, job.split_seed, job.cifar_dir)  # refuses a wrong folder here, once
     _prepare(out, job, data_record(data))
     with lock(out):

@@ -474,20 +474,10 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", executor: str 
     most that many (cell, seed) runs in this call (tests). Returns ``None`` when no table
     was written (resume with the same call).
     """
-    from ..errors import UserError
     from ..recurrent_space import RecurrentSpace
-    from .convnet import lock, open_store, read_shards
+    from .convnet import check_run_options, lock, open_store, read_shards
     out = Path(out)
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if executor not in ("local", "ray"):
-        raise UserError(f"--executor must be local or ray, got {executor!r}")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device must be cpu or cuda, got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+    check_run_options(workers, device, executor)
     _prepare(out, job)
     space = RecurrentSpace()
     with lock(out):
