@@ -5,7 +5,8 @@ one sub-directory per imported table, plus tables shipped inside the package
 (``oracles/embedded/``). Each table's metadata declares the oracles it serves
 (``meta["oracles"]``: name, search/report metrics, fidelity, cost/train metrics) and the
 kind of search space its rows form (``meta["space"]["kind"]``), so an importer is the
-only place that knows a source's layout and the registry stays generic.
+only place that knows a source's layout and the registry stays generic. A table stored in a
+compact form (a space kind of :data:`EXPANDERS`) is expanded once, when it is loaded.
 
 Oracles that are not tables (networks trained on demand, supernets) come from factories:
 :data:`FACTORIES` maps a name's family (the part before the first ``/``) to a
@@ -90,6 +91,11 @@ def _nbnlp_space(table: Table) -> FiniteSpace:
     return space_from_table(table)
 
 
+def _nb201_cells_space(table: Table) -> FiniteSpace:
+    from .collectors.nb201 import space_from_table
+    return space_from_table(table)
+
+
 #: space kind -> builder(table). Importers of new benchmark families add theirs here.
 SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "nb201": _nb201_space,
@@ -99,7 +105,22 @@ SPACE_BUILDERS: dict[str, Callable[[Table], FiniteSpace]] = {
     "recurrent": _recurrent_space,
     "mlp": _mlp_space,          # a table a live MLP oracle exported (oracles.live)
     "nbnlp": _nbnlp_space,      # NAS-Bench-NLP's tabulated recurrent cells
+    "nb201-cells": _nb201_cells_space,  # our NB201 ground truth, expanded from its classes
 }
+
+#: stored space kind -> "module:function" turning such a compact table into the table its
+#: oracles serve, once per loaded table (the NB201 ground truth stores one row per class of
+#: equal cells and is expanded to the cells: oracles.collectors.nb201)
+EXPANDERS: dict[str, str] = {"nb201-classes": "oracles.collectors.nb201:expand_table"}
+
+
+def _expand(table: Table) -> Table:
+    target = EXPANDERS.get(table.meta.get("space", {}).get("kind"))
+    if target is None:
+        return table
+    import importlib
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)(table)
 
 
 # --- oracles known before their data exists (so the CLI can say how to get the data) -----
@@ -183,7 +204,7 @@ def oracle_source(spec: str) -> dict[str, Any] | None:
         kind = read_manifest(entry[0]).get("meta", {}).get("space", {}).get("kind")
     except UserError:
         return None
-    if not isinstance(kind, str) or kind in SPACE_BUILDERS:
+    if not isinstance(kind, str) or kind in SPACE_BUILDERS or kind in EXPANDERS:
         return None
     from .plugins import GROUPS, find
     space = find(GROUPS["spaces"], kind)
@@ -284,7 +305,7 @@ def _load_cached(directory: Path) -> Table:
     key = (str(directory), (directory / "manifest.json").stat().st_mtime)
     table = _CACHE.get(key)
     if table is None:
-        table = load_table(directory)
+        table = _expand(load_table(directory))
         _CACHE[key] = table
     return table
 
@@ -302,7 +323,7 @@ def load_oracle(spec: str, shared: Any = None):
     target = _factory(name.split("/")[0])
     if target is not None:
         return _from_factory(target, name, options, shared)
-    table = shared
+    table = None if shared is None else _expand(shared)
     unknown = set(options) - _OPTION_KEYS
     if unknown:
         raise UserError(f"unknown oracle option(s) {', '.join(sorted(unknown))} in {spec!r}; "

@@ -1,5 +1,6 @@
 """The NB201 collector: training one representative per class of equal cells, resuming after
-kill -9, and a table that maps the classes onto all 15,625 cells (served as an oracle)."""
+kill -9, and its table: stored by class, expanded to the 15,625 cells (or a partial table's
+cells) when the registry serves it, read by class with ``load_ground_truth``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from oracles.nb201_space import SIZE, arch_to_string  # noqa: E402
 from oracles.table import load_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+#: where the finished ground truth ships (written by the lead's final finalize)
+SHIPPED = REPO / "oracles" / "embedded" / "nb201-digits"
 #: a recipe that trains in about a tenth of a second: the collection machinery, not accuracy
 TINY = col.CellRecipe(C=2, N=1, epochs=1, batch_size=512, lr=0.1)
 #: a few classes with different networks: the all-none class, a conv cell, a skip-only cell
@@ -73,11 +76,20 @@ def test_tiny_collection_of_a_few_classes(tmp_path):
     for (c, s), row in rows.items():
         assert row["arch"] == arch_to_string(reps[c])
     table = load_table(target)
-    assert table.meta["space"]["kind"] == "nb201-classes"
-    assert list(table.archs) == [arch_to_string(reps[c]) for c in sorted(FEW)]
+    assert table.meta["space"]["kind"] == col.STORED_KIND == "nb201-classes"
+    assert list(table.archs) == ["".join(map(str, reps[c])) for c in sorted(FEW)]  # the trained cells' digits
     assert table.seeds == ("0", "1") and not np.isnan(np.asarray(table.values)).any()
-    assert list(table.columns["class"]) == sorted(FEW)
+    assert table.meta["space"]["covered"] == 3 and table.meta["collection"]["partial"] is False
     assert table.meta["dataset"]["supernet_record"]["sizes"]["search_valid"] == 360
+    # stored per seed as trained, read back by class
+    truth = col.load_ground_truth(target)
+    assert list(truth.classes) == sorted(FEW) and truth.total_classes == 6466
+    for i, c in enumerate(truth.classes):
+        assert tuple(truth.cells[i]) == tuple(reps[c])
+        for k, s in enumerate((0, 1)):
+            assert truth.valid_acc[i, k] == rows[(c, s)]["valid_acc"]
+            assert truth.test_loss[i, k] == rows[(c, s)]["test_loss"]
+            assert truth.params[i] == rows[(c, s)]["params"]
     # the same options resume (nothing to do); other options are refused
     assert col.collect(job, tmp_path / "w", progress=False, log=quiet) == target
     other = col.make_job("digits", 2, recipe=col.CellRecipe(C=2, N=1, epochs=2, batch_size=512), classes=FEW)
@@ -147,48 +159,68 @@ def test_kill_and_resume_no_duplicates_or_gaps(tmp_path):
     assert np.array_equal(np.asarray(load_table(target).values)[..., keep], np.asarray(fresh.values)[..., keep])
 
 
-def _rows_for_every_class(job):
-    """Rows for every class as the collector writes them, with each class's numbers computed
-    from its id so that the test can tell which class a cell's numbers came from."""
+def _rows_for_every_class(job, classes=None):
+    """Rows for every class (or ``classes``) as the collector writes them, with each class's
+    numbers computed from its id so that the test can tell which class a cell's numbers came from."""
     reps = canon.representative_archs()
     rows = {}
-    for c in range(canon.num_classes()):
+    for c in range(canon.num_classes()) if classes is None else classes:
         for s in job.seeds:
             m = {name: float(c * 10 + s) for name in col.METRICS}
-            rows[(c, s)] = {"index": c, "seed": s, "arch": arch_to_string(reps[c]), "params": 100 + c, **m}
+            rows[(int(c), s)] = {"index": int(c), "seed": s, "arch": arch_to_string(reps[c]),
+                                 "params": 100 + int(c), **m}
     return rows
 
 
-def test_finalize_maps_classes_to_all_15625_cells_and_serves_an_oracle(tmp_path, monkeypatch):
-    job = col.make_job("digits", 2, recipe=TINY, name="nb201-digits-test")
-    out = tmp_path / "w"
+def _prepared(tmp_path, job):
     from oracles.collectors.datasets import load_digits_split
+    out = tmp_path / "w"
     col._prepare(out, job, col.data_record(load_digits_split(0)))
+    return out
+
+
+def test_finalize_stores_classes_and_the_registry_serves_all_15625_cells(tmp_path, monkeypatch):
+    job = col.make_job("digits", 2, recipe=TINY, name="nb201-digits-test")
+    out = _prepared(tmp_path, job)
     rows = _rows_for_every_class(job)
-    table = col.finalize(job, out, rows, tmp_path / "data" / job.name)
-    values = np.asarray(table.values)
-    assert values.shape == (SIZE, 2, 1, len(col.METRICS))
+    stored = col.finalize(job, out, rows, tmp_path / "data" / job.name)
+    # stored: one row per class, the trained cell's digits, values per seed as recorded
+    values = np.asarray(stored.values)
+    assert values.shape == (6466, 2, 1, len(col.METRICS))
+    assert np.array_equal(values[:, 0, 0, 0], np.arange(6466) * 10.0)
+    assert np.array_equal(values[:, 1, 0, 0], np.arange(6466) * 10.0 + 1)
+    assert list(stored.archs[:2]) == ["000000", "000001"]   # class 0 is the all-none cell
+    assert stored.columns.keys() == {"params"} and stored.meta["space"]["cells"] == SIZE
+
+    # the registry expands it: every cell answers with its class's numbers (the seed mean)
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    from oracles.registry import load_oracle
+    oracle = load_oracle(job.name)
+    table = oracle.table
+    assert table.meta["space"]["kind"] == col.CELLS_KIND and oracle.space.size == SIZE
     ids = canon.class_ids()
-    assert np.array_equal(values[:, 0, 0, 0], ids * 10.0) and np.array_equal(values[:, 1, 0, 0], ids * 10.0 + 1)
-    assert np.array_equal(table.columns["class"], ids)
+    assert np.array_equal(np.asarray(table.values)[:, 0, 0, 0], ids * 10.0)
+    assert np.array_equal(table.columns["class"], ids) and np.array_equal(table.columns["cell"], np.arange(SIZE))
     assert np.array_equal(np.flatnonzero(table.columns["representative"]), canon.representatives())
     assert np.array_equal(table.columns["params"], 100 + ids)
     assert table.columns["class_size"].sum() == sum(canon.class_sizes() ** 2)
     assert list(table.archs) == [arch_to_string(a) for a in canon.all_archs()]
-
-    # the table is an nb201 table: the registry serves it, every cell answering with its class
-    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
-    from oracles.registry import load_oracle
-    oracle = load_oracle(job.name)
-    assert oracle.space.size == SIZE
     # cells in product order, and the space says so (not NB201's official index order)
     assert not oracle.space.official_order and oracle.space.describe()["order"].startswith("product")
+    mean = lambda c: c * 10.0 + 0.5  # noqa: E731  (seeds 0 and 1 of class c hold 10c and 10c+1)
     rng = np.random.default_rng(0)
-    for code in rng.choice(SIZE, size=20, replace=False):
-        arch = tuple(int(o) for o in canon.all_archs()[code])
-        rep = canon.representative_of(arch)
-        assert oracle.space.index(arch) == code
-        assert canon.class_of(rep) == ids[code]
+    archs = [tuple(int(o) for o in canon.all_archs()[code]) for code in rng.choice(SIZE, size=20, replace=False)]
+    for arch in archs:
+        ev = oracle.query(arch)
+        assert ev.observation.value == ev.report == mean(canon.class_of(arch))
+    assert np.array_equal(oracle.query_batch(archs)["search"], [mean(canon.class_of(a)) for a in archs])
+    assert oracle.optimum.value == mean(6465)
+    # the cost is this machine's measurement, not NB201's GPU times
+    from harness.metrics import oracle_facts
+    assert "collecting" in oracle_facts(oracle)["cost_measured"]
+    # a worker given the oracle's shared table builds the same oracle
+    key, shared = oracle.shared()
+    assert load_oracle(job.name, shared=shared).checksum == oracle.checksum
 
     # a row that trained another cell than its class's representative is refused
     bad = dict(rows)
@@ -198,6 +230,155 @@ def test_finalize_maps_classes_to_all_15625_cells_and_serves_an_oracle(tmp_path,
     del bad[(5, 0)]
     with pytest.raises(CorruptData, match="missing"):
         col.finalize(job, out, bad, tmp_path / "bad")
+
+
+def test_a_stored_table_of_another_rule_or_with_a_class_twice_is_refused():
+    from oracles.table import Table
+    job = col.make_job("digits", 1, recipe=TINY, classes=3)
+    def stored(archs):
+        return Table(name="t", archs=np.array(archs), seeds=("0",), fidelities=(1,), metrics=col.METRICS,
+                     values=np.zeros((len(archs), 1, 1, len(col.METRICS))),
+                     columns={"params": np.zeros(len(archs), dtype=np.int32)},
+                     meta={"space": {"kind": col.STORED_KIND, "rule": "nb201"}})
+    reps = [col.cell_code(canon.representative_archs()[c]) for c in job.classes]
+    assert col.expand_table(stored(reps)).n_archs == canon.class_sizes()[list(job.classes)].sum()
+    # a pooled node 1 that the output never reads: the all-none class, whose representative is 000000
+    assert canon.representative_of((4, 0, 0, 0, 0, 0)) == (0, 0, 0, 0, 0, 0)
+    with pytest.raises(CorruptData, match="not the representative"):
+        col.expand_table(stored(["400000"]))
+    with pytest.raises(CorruptData, match="twice"):
+        col.expand_table(stored([reps[0], reps[0]]))
+    with pytest.raises(CorruptData, match="not an NB201 cell"):
+        col.expand_table(stored(["900000"]))
+    # a table of another kind is left alone
+    other = stored(reps)
+    other.meta = {"space": {"kind": "convnet"}}
+    assert col.expand_table(other) is other
+
+
+def test_partial_table_of_a_running_collection(tmp_path, monkeypatch):
+    """A partial table holds the classes done so far (a uniform sample: a prefix of the class
+    order), NaN for the seeds a class lacks; the registry serves exactly their cells, and it
+    is written without the collection's lock (a collector may be running)."""
+    job = col.make_job("digits", 2, recipe=TINY, name="nb201-digits-partial")
+    out = _prepared(tmp_path, job)
+    order = [int(c) for c in col.class_order()]
+    rows = _rows_for_every_class(job, order[:40])
+    for c in order[15:40]:             # seed 1 reached only the first 15 classes of the order
+        del rows[(c, 1)]
+    from oracles.collectors.store import ResultStore
+    store = ResultStore(out, col.KEY_FIELDS, key_of=col._row_key)
+    for row in rows.values():
+        store.append(row)
+    store.close()
+    logs = []
+    with col.lock(out):                # a collector holds the folder: a snapshot still works
+        target = col.collect(job, out, progress=False, log=logs.append, train=False, partial=True,
+                             table_dir=tmp_path / "data" / job.name)
+        with pytest.raises(UserError, match="another collector"):
+            col.collect(job, out, progress=False, log=quiet)
+    assert "40 of 6,466 classes" in logs[-1] and "0: 40, 1: 15" in logs[-1]
+    # without partial=True nothing is written
+    assert col.collect(job, out, progress=False, log=quiet, train=False, table_dir=tmp_path / "x") is None
+    stored = load_table(target)
+    assert stored.meta["collection"]["partial"] is True and stored.meta["space"]["covered"] == 40
+    assert stored.meta["collection"]["classes_per_seed"] == {"0": 40, "1": 15}
+    assert "partial: 40 of the 6,466 classes" in stored.meta["source"]
+
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path / "data"))
+    from oracles.registry import load_oracle
+    from oracles.subset_space import SubsetSpace
+    oracle = load_oracle(job.name)
+    ids = canon.class_ids()
+    cells = np.flatnonzero(np.isin(ids, order[:40]))
+    assert isinstance(oracle.space, SubsetSpace) and oracle.space.size == len(cells)
+    assert np.array_equal(oracle.space.parent_indices, cells)
+    for code in cells[::7]:
+        arch = tuple(int(o) for o in canon.all_archs()[code])
+        c = int(ids[code])
+        want = c * 10.0 + (0.5 if c in order[:15] else 0.0)  # the mean over the seeds the class has
+        assert oracle.query(arch).observation.value == want
+    outside = tuple(int(o) for o in canon.representative_archs()[order[40]])
+    assert not oracle.space.contains(outside)
+
+    truth = col.load_ground_truth(job.name)
+    assert len(truth) == 40 and list(truth.classes) == sorted(order[:40]) and truth.seeds == ("0", "1")
+    both = truth.all_seeds()
+    assert set(truth.classes[both]) == set(order[:15])
+    assert np.isnan(truth.valid_acc[~both, 1]).all() and not np.isnan(truth.valid_acc[:, 0]).any()
+    assert np.array_equal(truth.mean("valid_acc"), truth.classes * 10.0 + np.where(both, 0.5, 0.0))
+    assert truth.data_record["fingerprint"] == stored.meta["dataset"]["supernet_record"]["fingerprint"]
+    member = tuple(int(o) for o in canon.all_archs()[cells[-1]])   # any cell of a covered class
+    assert truth.classes[truth.row_of(member)] == ids[cells[-1]] and truth.row_of(outside) == -1
+    assert truth.strings()[0] == arch_to_string(truth.cells[0])
+    # the same from the stored table, its folder or the oracle
+    assert np.array_equal(col.load_ground_truth(stored).values, truth.values, equal_nan=True)
+    assert np.array_equal(col.load_ground_truth(oracle).cells, truth.cells)
+    with pytest.raises(UserError, match="no metric"):
+        truth.per_seed("cifar10_valid")
+
+
+def test_load_ground_truth_refuses_other_tables(tmp_path):
+    from oracles.table import Table
+    table = Table(name="other", archs=np.array(["a"]), seeds=("0",), fidelities=(1,), metrics=("x",),
+                  values=np.zeros((1, 1, 1, 1)), meta={"space": {"kind": "convnet"}})
+    with pytest.raises(UserError, match="not an NB201 ground truth"):
+        col.load_ground_truth(table)
+
+
+# --- the shipped table ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped():
+    if not (SHIPPED / "manifest.json").is_file():
+        pytest.skip(f"the ground truth is not shipped yet ({SHIPPED}): docs/nb201-digits.md says how to write it")
+    return load_table(SHIPPED)
+
+
+def test_shipped_ground_truth_is_served_and_consistent(shipped):
+    from oracles.registry import EMBEDDED_DIR, available, load_oracle
+    from supernets.data import load
+    assert shipped.meta["space"]["kind"] == col.STORED_KIND and shipped.name == "nb201-digits"
+    assert available()["nb201-digits"][0] == EMBEDDED_DIR / "nb201-digits"
+    oracle = load_oracle("nb201-digits")
+    truth = col.load_ground_truth("nb201-digits")
+    space = shipped.meta["space"]
+    assert len(truth) == space["covered"] == shipped.n_archs and truth.total_classes == space["classes"] == 6466
+    assert oracle.space.size == space["cells"] == canon.class_sizes()[truth.classes].sum()
+    # trained on the very split the supernets train on, with the collector's default recipe
+    assert load("digits").matches(truth.data_record)
+    assert col.CellRecipe.from_dict(shipped.meta["recipe"]) == col.DEFAULT_RECIPES["digits"]
+    # every class has seed 0 (the collector trains seed by seed); accuracies are fractions
+    assert not np.isnan(truth.per_seed("valid_acc")[:, 0]).any()
+    for m in ("train_acc", "valid_acc", "test_acc"):
+        v = truth.per_seed(m)
+        assert np.all((v[~np.isnan(v)] >= 0) & (v[~np.isnan(v)] <= 1))
+    per_seed = shipped.meta["collection"]["classes_per_seed"]
+    assert [per_seed[s] for s in truth.seeds] == list((~np.isnan(truth.valid_acc)).sum(axis=0))
+    if not shipped.meta["collection"]["partial"]:
+        assert len(truth) == 6466 and oracle.space.size == SIZE and truth.all_seeds().all()
+        assert len(truth.seeds) >= 2
+    # the partial table's classes are the first of the collector's order: a uniform sample
+    order = col.class_order()
+    assert set(truth.classes) == set(order[:len(truth)].tolist())
+
+
+@pytest.mark.slow
+def test_shipped_rows_retrain(shipped):
+    """Two shipped (class, seed) rows re-trained here agree within the ConvNet table's
+    tolerance for another CPU (3 % of a split's images, 5 % of a loss; tests/test_collector.py).
+    On the collecting machine they were bit-identical (docs/nb201-digits.md); across CPUs the
+    tolerance was not measured for this recipe, so the test is slow, outside the default run."""
+    from oracles.collectors.datasets import load_digits_split
+    truth = col.load_ground_truth(shipped)
+    data = load_digits_split(0)
+    col.configure_torch(1)
+    recipe = col.CellRecipe.from_dict(shipped.meta["recipe"])
+    for i in (0, len(truth) // 2):
+        got = col.train_cell(tuple(truth.cells[i]), 0, recipe, data)
+        for m in ("train_acc", "valid_acc", "test_acc", "train_loss", "valid_loss", "test_loss"):
+            want = truth.per_seed(m)[i, 0]
+            tol = 0.03 if m.endswith("_acc") else 0.05 * abs(want)
+            assert abs(got[m] - want) <= tol, (truth.strings()[i], m, got[m], want)
 
 
 def test_seed_agreement():

@@ -5,8 +5,9 @@ NB201's own rule: 6,466 classes of the 15,625 cells) is trained once per seed, a
 representative (the lowest operation tuple, which carries ``none`` on every edge that does
 not matter), in the NB201 skeleton of :func:`supernets.nb201.build_network` on a fixed,
 recorded split (:mod:`oracles.collectors.datasets`, the same one :mod:`supernets.data`
-gives supernets). The finished table maps every one of the 15,625 cells to its class's
-numbers, so it is an ``nb201`` table like the official one and every algorithm runs on it::
+gives supernets). The table stores one row per class; loaded, it serves every one of the
+15,625 cells with its class's numbers, an ``nb201`` space like the official table's, so
+every algorithm runs on it::
 
     nas-harness collect nb201 --dataset digits --seeds 2 --out WORK            # CPU, resumable
     nas-harness collect nb201 --dataset digits --seeds 2 --out WORK --device cuda --workers 8
@@ -24,15 +25,47 @@ How it works (the same machinery as :mod:`oracles.collectors.convnet`):
   (:func:`class_order`), so an interrupted collection's first seed is a uniform random
   sample of the classes: the seed-to-seed agreement (:func:`seed_agreement`) can be read
   off a collection long before it ends.
-* When every (class, seed) is done, :func:`finalize` writes the table: values
-  ``(15,625 cells, seeds, 1 fidelity = epochs, metrics)`` (:data:`METRICS`: the collector's
-  metrics plus ``train_cpu_time``, the CPU seconds of the training, which unlike the
-  wall-clock ``train_time`` does not grow with other load on the machine), columns
-  ``class``, ``algebraic_class`` (the coarser exact-algebra class), ``representative`` (1
-  on the cell that was trained), ``class_size`` and ``params`` (of the trained network), in
-  the product order of the cells (:class:`oracles.nb201_space.NB201Space` without an
-  official order list). A collection of a subset of the classes (``classes=``, for trials)
-  writes a table of its representatives only, with space kind ``nb201-classes``.
+* When every (class, seed) is done, :func:`finalize` writes the table (``--finalize-partial``:
+  of the classes done so far, a uniform sample); see "The table" below.
+
+The table: one row per class, expanded to the cells when loaded
+-----------------------------------------------------------------
+What is stored (space kind ``nb201-classes``, :data:`STORED_KIND`) is one row per class
+trained, 6,466 when complete: ``archs`` is the class's representative (the cell that was
+trained) written as its six operation indices, one digit each (:data:`oracles.nb201_space.OPS`
+order, edges in string order: ``"300000"`` is ``|nor_conv_3x3~0|+|none~0|none~1|+...``);
+``values`` is ``(classes, seeds, 1 fidelity = epochs, METRICS)``, float64 as the collection
+recorded them (NaN where a seed of a class is not trained yet; float32 would save 0.4 MB but
+serve 0.8916666507720947 for 321/360); one column ``params`` (of the trained network).
+Nothing else is stored: which cells belong to which class is recomputed from
+:mod:`oracles.nb201_canonical` (deterministic, 0.14 CPU-s), and a table whose cells are not
+the representatives under the current rule is refused. That keeps the table at about 1.0 MB
+instead of 8.2 MB for 15,625 rows of NB201 strings, so it ships inside the package as
+``oracles/embedded/nb201-digits`` (docs/nb201-digits.md).
+
+When the registry loads such a table it calls :func:`expand_table` (``oracles.registry``'s
+``EXPANDERS``), which gives the table the oracles serve (space kind ``nb201-cells``,
+:data:`CELLS_KIND`): one row per cell of every covered class, in product order of the
+operations (:class:`oracles.nb201_space.NB201Space` without an official order list), every
+cell answering with its class's numbers; columns ``cell`` (product code),
+``class``, ``representative`` (1 on the trained cell), ``class_size`` and ``params``.
+:func:`space_from_table` builds its space: ``NB201Space()`` when every class is covered,
+else a :class:`~oracles.subset_space.SubsetSpace` of it (a partial table: the cells of the
+classes done so far, a uniform random sample of the classes). The oracle (``nb201-digits``)
+searches on ``valid_acc``, reports ``test_acc``, costs ``train_cpu_time``, and answers the
+**mean over the seeds** a class has (``runs=random`` draws one seed per query instead).
+
+For analyses by class (the supernet rank report), :func:`load_ground_truth` gives the table
+per class: representative cell, per-seed values of every metric (validation/test accuracy
+and loss included), the seed mean, parameters, class sizes and the split record::
+
+    from oracles.collectors.nb201 import load_ground_truth
+    truth = load_ground_truth("nb201-digits")       # an oracle name, a table folder or a Table
+    truth.cells          # (n, 6) representative of each covered class (the cell to score)
+    truth.valid_acc      # (n, seeds) per seed, NaN where a seed is missing; also valid_loss,
+                         # test_acc, test_loss, and per_seed(metric) for any metric
+    truth.mean("valid_loss")                        # (n,) the seed mean the oracle answers
+    truth.all_seeds()    # rows with every seed: where the seed-to-seed ceiling is defined
 
 The recipe (:class:`CellRecipe`) is NB201's (Dong & Yang, "NAS-Bench-201: Extending the Scope of
 Reproducible Neural Architecture Search", ICLR 2020; section not checked here: SGD with
@@ -63,7 +96,7 @@ from harness.provenance import code_version as _harness_code_version
 
 from .. import nb201_canonical as canon
 from ..errors import CorruptData, UserError
-from ..nb201_space import SIZE, arch_to_string
+from ..nb201_space import N_EDGES, N_OPS, OPS, SIZE, arch_to_string
 from ..table import Table, save_table
 from .convnet import check_run_options, library_versions, lock
 from .store import ResultStore, scan
@@ -379,19 +412,26 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", progress: bool
 
     ``workers``: processes (1 = in this process). ``device``: ``cpu`` or ``cuda[:N]``.
     ``table_dir``: where the table goes (default ``OUT/table``). ``train=False`` only
-    assembles what is done; ``partial=True`` writes a table of the seeds every class has
-    finished when some are missing. Returns ``None`` when no table could be written.
+    assembles what is done: it writes nothing into ``out`` and does not take its lock, so it
+    can snapshot a collection that another process is running. ``partial=True`` writes, when
+    some trainings are missing, a table of every class with at least one seed done (classes
+    are trained in a fixed random order, so they are a uniform sample; a seed a class lacks
+    is NaN). Returns ``None`` when no table could be written.
     """
+    import contextlib
+
     from .datasets import load_split
     out = Path(out)
     check_run_options(workers, device)
+    if not train and not (out / CONFIG).is_file():
+        raise UserError(f"{out} holds no collection ({CONFIG} is missing); nothing to write")
     data = load_split(job.dataset, job.split_seed, job.cifar_dir)  # refuses a wrong folder here, once
-    _prepare(out, job, data_record(data))
-    with lock(out):
+    _prepare(out, job, data_record(data))    # only compares when the collection exists
+    with lock(out) if train else contextlib.nullcontext():
         rows, stats = read_rows(out)
         tasks = all_tasks(job)
         todo = [t for t in tasks if t not in rows]
-        if stats["torn"]:
+        if stats["torn"] and train:
             log(f"dropped {stats['torn']} row(s) torn by an earlier interruption; they will be re-trained")
         if todo and train:
             log(f"collecting {job.name}: {len(tasks) - len(todo)}/{len(tasks)} (class, seed) trainings done, "
@@ -400,18 +440,18 @@ def collect(job: Job, out, workers: int = 1, device: str = "cpu", progress: bool
             rows, stats = read_rows(out)
         target = Path(table_dir) if table_dir is not None else out / "table"
         done = {t for t in tasks if t in rows}
+        if len(done) < len(tasks) and not partial:
+            return None
+        if not done:
+            log("no training is finished yet; nothing to write")
+            return None
+        table = finalize(job, out, rows, target, data=data, partial=partial)
         if len(done) < len(tasks):
-            if not partial:
-                return None
-            classes = sorted({c for c, _ in tasks})
-            complete = tuple(s for s in job.seeds if all((c, s) in rows for c in classes))
-            if not complete:
-                log("no seed is complete yet; nothing to write")
-                return None
-            log(f"writing a partial table: seeds {list(complete)} of {list(job.seeds)}")
-            finalize(job, out, rows, target, seeds=complete, data=data)
-            return target
-        finalize(job, out, rows, target, data=data)
+            space = table.meta["space"]
+            per_seed = table.meta["collection"]["classes_per_seed"]
+            log(f"wrote a partial table: {space['covered']:,} of {space['classes']:,} classes "
+                f"({space['cells']:,} of {SIZE:,} cells); classes per seed "
+                + ", ".join(f"{s}: {n:,}" for s, n in per_seed.items()))
         return target
 
 
@@ -499,59 +539,82 @@ def job_from_config(config: dict[str, Any], cifar_dir=None) -> Job:
 
 
 # --- the table -----------------------------------------------------------------------------------
-def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], target,
-             seeds: Sequence[int] | None = None, data=None) -> Table:
-    """Assemble ``rows`` into the job's table (module doc) at ``target``; ``seeds`` limits the
-    seeds written (a partial table). Every row's architecture must be its class's representative."""
+#: the space kind of the table as stored: one row per class trained (module doc)
+STORED_KIND = "nb201-classes"
+#: the space kind of the table the oracles serve: one row per cell (:func:`expand_table`)
+CELLS_KIND = "nb201-cells"
+#: how values are stored: as recorded (module doc)
+STORED_DTYPE = np.float64
+_PLACE = N_OPS ** np.arange(N_EDGES - 1, -1, -1)
+
+
+def cell_code(arch: Sequence[int]) -> str:
+    """The stored name of a cell: its six operation indices as digits (``"300000"``)."""
+    return "".join(str(int(o)) for o in arch)
+
+
+def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], target, data=None,
+             partial: bool = False) -> Table:
+    """Write ``rows`` (:func:`read_rows`) as the job's table (module doc) to folder ``target``
+    and return it as stored.
+
+    ``job``: the collection's :class:`Job`; ``out``: its folder (for ``collection.json``);
+    ``data``: its :class:`~oracles.collectors.datasets.Split` (default: loaded again).
+    ``partial``: False requires every (class, seed) of the job; True writes every class of
+    the job with at least one seed done (NaN for the seeds it lacks), and only the seeds
+    with at least one row. Every row must have trained its class's representative.
+    """
     from .datasets import load_split
     out, target = Path(out), Path(target)
-    seeds = list(job.seeds if seeds is None else seeds)
     reps = canon.representative_archs(job.rule)
-    classes = np.arange(len(reps)) if job.classes is None else np.asarray(job.classes, dtype=np.int64)
-    per_class = np.full((len(reps), len(seeds), 1, len(METRICS)), np.nan)
-    params = np.full(len(reps), -1, dtype=np.int64)
-    for c in classes:
+    wanted = np.arange(len(reps)) if job.classes is None else np.asarray(job.classes, dtype=np.int64)
+    if partial:
+        seeds = [s for s in job.seeds if any((int(c), s) in rows for c in wanted)]
+        classes = np.array([c for c in wanted if any((int(c), s) in rows for s in seeds)], dtype=np.int64)
+        if not len(classes):
+            raise UserError(f"{out}: no training is finished yet; nothing to write")
+    else:
+        seeds, classes = list(job.seeds), wanted
+    values = np.full((len(classes), len(seeds), 1, len(METRICS)), np.nan)
+    params = np.full(len(classes), -1, dtype=np.int64)
+    for i, c in enumerate(classes):
         for k, s in enumerate(seeds):
             row = rows.get((int(c), s))
             if row is None:
+                if partial:
+                    continue
                 raise CorruptData(f"{out}: class {c} seed {s} is missing; run the collector again")
             if row["arch"] != arch_to_string(reps[c]):
                 raise CorruptData(f"{out}: the row of class {c} trained {row['arch']}, not the class's "
                                   f"representative {arch_to_string(reps[c])} (another rule or code version?)")
-            per_class[c, k, 0] = [row[m] for m in METRICS]
-            params[c] = int(row["params"])
+            values[i, k, 0] = [row[m] for m in METRICS]
+            params[i] = int(row["params"])
     if data is None:
         data = load_split(job.dataset, job.split_seed, job.cifar_dir)
     started = json.loads((out / CONFIG).read_text())
-    cpu = per_class[classes][..., METRICS.index("train_cpu_time")]
-    algebraic = canon.class_ids("algebraic")
-    class_of = canon.class_ids(job.rule)
+    done = ~np.isnan(values[:, :, 0, 0])
+    cpu = values[..., 0, METRICS.index("train_cpu_time")][done]
+    n_all = len(reps)
+    cells = int(canon.class_sizes(job.rule)[classes].sum())
+    is_partial = bool(len(classes) < len(wanted) or len(seeds) < len(job.seeds) or not done.all())
     r = job.recipe
-    what = (f"NB201 cells (rule {job.rule}: {len(reps):,} classes of the {SIZE:,} cells"
-            + ("" if job.classes is None else f", {len(classes)} of them") + ") trained stand-alone on "
-            f"{job.dataset} in the NB201 skeleton (C={r.C}, N={r.N}), {r.epochs} epochs, "
-            f"{len(seeds)} seed(s); self-collected")
-    if job.classes is None:
-        archs = np.array([arch_to_string(a) for a in canon.all_archs()])
-        values = per_class[class_of]
-        reps_code = canon.representatives(job.rule)
-        columns = {"class": class_of, "algebraic_class": algebraic,
-                   "representative": np.isin(np.arange(SIZE), reps_code).astype(np.int64),
-                   "class_size": canon.class_sizes(job.rule)[class_of], "params": params[class_of]}
-        space = {"kind": "nb201", "order": "product of OPS (edge 1<-0 most significant), not the official index"}
-    else:
-        archs = np.array([arch_to_string(reps[c]) for c in classes])
-        values = per_class[classes]
-        reps_code = canon.representatives(job.rule)[classes]
-        columns = {"class": classes, "algebraic_class": algebraic[reps_code],
-                   "class_size": canon.class_sizes(job.rule)[classes], "params": params[classes]}
-        space = {"kind": "nb201-classes", "note": "representatives of a subset of the classes; not a whole space"}
+    coverage = (f"{len(classes):,} of the {n_all:,} classes, {cells:,} of the {SIZE:,} cells"
+                + (", a uniform random sample" if len(classes) < n_all else ""))
+    what = (f"NB201 cells (rule {job.rule}: {coverage}) trained stand-alone on {job.dataset} in the NB201 "
+            f"skeleton (C={r.C}, N={r.N}), {r.epochs} epochs, {len(seeds)} seed(s), values the seed mean; "
+            "self-collected" + ("; PARTIAL" if is_partial else ""))
     meta = {
-        "source": "self-collected by oracles.collectors.nb201",
+        "source": "self-collected by oracles.collectors.nb201" + (f" (partial: {coverage})" if is_partial else ""),
         "description": what,
-        "space": {**space, "rule": job.rule, "classes": len(reps)},
+        "space": {"kind": STORED_KIND, "rule": job.rule, "classes": n_all, "covered": int(len(classes)),
+                  "cells": cells, "ops": list(OPS),
+                  "archs": "per row the trained cell (its class's representative, oracles.nb201_canonical) as "
+                           "six operation indices, one digit each, edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2",
+                  "expanded": "oracles.collectors.nb201.expand_table: every cell of a covered class, in "
+                              "product order of the operations (not NB201's official index), answers with "
+                              "its class's values"},
         "oracles": [{"name": job.name, "search": "valid_acc", "report": "test_acc", "cost": "train_cpu_time",
-                     "train": "train_acc", "fidelity": r.epochs, "description": what}],
+                     "train": "train_acc", "fidelity": r.epochs, "runs": "mean", "description": what}],
         "recipe": r.to_dict(),
         "dataset": {**data.meta, "supernet_record": data_record(data)},
         "seeds": seeds,
@@ -560,7 +623,8 @@ def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], t
         "units": {"*_acc": "fraction in [0, 1]", "*_loss": "mean cross-entropy (nats)",
                   "train_time": "wall-clock seconds of training on the collecting machine (not reproducible)",
                   "train_cpu_time": "CPU seconds of training, one thread (not reproducible)",
-                  "params": "trainable parameters of the trained network"},
+                  "params": "trainable parameters of the trained network",
+                  "values": "per seed as recorded; the oracle answers the mean over the seeds a class has"},
         "library_versions": library_versions(),
         "code_version": code_version(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -568,16 +632,221 @@ def finalize(job: Job, out: Path, rows: dict[tuple[int, int], dict[str, Any]], t
         "collection": {"created": started.get("created"), "code_version_at_start": started.get("code_version"),
                        "finalized": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "trainings": int(cpu.size), "total_train_cpu_seconds": float(np.sum(cpu)),
-                       "partial": len(seeds) < len(job.seeds)},
+                       "partial": is_partial,
+                       "classes_per_seed": {str(s): int(done[:, k].sum()) for k, s in enumerate(seeds)}},
     }
     if len(seeds) >= 2:
-        sub = {(int(c), s): {m: per_class[c, k, 0, METRICS.index(m)] for m in ("valid_acc", "valid_loss", "test_acc")}
-               for c in classes for k, s in enumerate(seeds)}
+        sub = {(int(c), s): {m: values[i, k, 0, METRICS.index(m)] for m in ("valid_acc", "valid_loss", "test_acc")}
+               for i, c in enumerate(classes) for k, s in enumerate(seeds) if done[i, k]}
         meta["collection"]["seed_agreement"] = seed_agreement(sub, seeds[:2])
-    table = Table(name=job.name, archs=archs, seeds=tuple(str(s) for s in seeds), fidelities=(r.epochs,),
-                  metrics=METRICS, values=values, columns=columns, meta=meta)
+    table = Table(name=job.name, archs=np.array([cell_code(reps[c]) for c in classes]),
+                  seeds=tuple(str(s) for s in seeds), fidelities=(r.epochs,), metrics=METRICS,
+                  values=values.astype(STORED_DTYPE), columns={"params": params.astype(np.int32)}, meta=meta)
     save_table(table, target)
     return table
+
+
+def _parse_cells(archs) -> np.ndarray:
+    """Product codes of stored cell names (:func:`cell_code`; NB201 strings are read too)."""
+    from ..nb201_space import string_to_arch
+    out = np.empty(len(archs), dtype=np.int64)
+    for i, name in enumerate(np.asarray(archs).tolist()):
+        if len(name) == N_EDGES and name.isdigit() and max(name) < str(N_OPS):
+            digits = [int(ch) for ch in name]
+        else:
+            digits = string_to_arch(name)   # an NB201 string (tables of earlier trial runs)
+        out[i] = int(np.dot(digits, _PLACE))
+    return out
+
+
+def expand_table(table: Table) -> Table:
+    """The table the oracles serve, from a stored one (space kind :data:`STORED_KIND`).
+
+    One row per cell of every class the stored table covers, in increasing product code
+    (the order of ``NB201Space()``), each with its class's values; columns
+    ``cell`` (product code), ``class``, ``representative`` (1 on the trained cell),
+    ``class_size`` and ``params``; space kind :data:`CELLS_KIND`. Raises
+    :class:`~oracles.errors.CorruptData` when a stored cell is not its class's
+    representative under the current :mod:`oracles.nb201_canonical` rule (a table of another
+    rule or code), or a class appears twice. A table of another kind is returned unchanged.
+    """
+    from ..errors import InvalidArchitecture
+    space = dict(table.meta.get("space", {}))
+    if space.get("kind") != STORED_KIND:
+        return table
+    rule = space.get("rule", "nb201")
+    if rule not in canon.RULES:
+        raise CorruptData(f"table {table.name!r}: unknown canonicalisation rule {rule!r}; upgrade nas-harness")
+    try:
+        codes = _parse_cells(table.archs)
+    except (InvalidArchitecture, ValueError) as exc:
+        raise CorruptData(f"table {table.name!r}: a row is not an NB201 cell ({exc}); re-finalize it") from None
+    class_of = canon.class_ids(rule)
+    classes = class_of[codes]
+    reps = canon.representatives(rule)
+    wrong = np.flatnonzero(reps[classes] != codes)
+    if len(wrong):
+        raise CorruptData(f"table {table.name!r}: cell {table.archs[wrong[0]]} is not the representative of its "
+                          f"class under rule {rule} of this code (a table of another canonicalisation); re-finalize "
+                          "it from its collection")
+    if len(np.unique(classes)) != len(classes):
+        raise CorruptData(f"table {table.name!r} lists a class twice; re-finalize it")
+    row_of_class = np.full(len(reps), -1, dtype=np.int64)
+    row_of_class[classes] = np.arange(len(classes))
+    rows_of_cells = row_of_class[class_of]
+    cells = np.flatnonzero(rows_of_cells >= 0)
+    rows = rows_of_cells[cells]
+    cell_class = class_of[cells]
+    columns = {"cell": cells, "class": cell_class, "representative": (reps[cell_class] == cells).astype(np.int8),
+               "class_size": canon.class_sizes(rule)[cell_class]}
+    for key, col in table.columns.items():
+        columns[key] = np.asarray(col)[rows]
+    meta = dict(table.meta)
+    meta["space"] = {**space, "kind": CELLS_KIND, "stored_kind": STORED_KIND, "order":
+                     "product of OPS (edge 1<-0 most significant), not the official index"}
+    return Table(name=table.name, archs=np.array([arch_to_string(a) for a in canon.all_archs()[cells]]),
+                 seeds=table.seeds, fidelities=table.fidelities, metrics=table.metrics,
+                 values=np.asarray(table.values, dtype=np.float64)[rows], columns=columns, meta=meta)
+
+
+def space_from_table(table: Table):
+    """The space of an expanded table (:func:`expand_table`): ``NB201Space()`` (product
+    order) when it has every cell, else a :class:`~oracles.subset_space.SubsetSpace` of it
+    over its cells. Checks that the rows' strings are the cells its ``cell`` column names."""
+    from ..nb201_space import NB201Space
+    from ..subset_space import SubsetSpace
+    cells = np.asarray(table.columns.get("cell", []), dtype=np.int64)
+    if len(cells) != table.n_archs or len(cells) == 0 or np.any(np.diff(cells) <= 0) \
+            or cells[0] < 0 or cells[-1] >= SIZE:
+        raise CorruptData(f"table {table.name!r}: its 'cell' column does not list its cells in increasing order")
+    names = np.array([arch_to_string(a) for a in canon.all_archs()[cells]])
+    if not np.array_equal(names, np.asarray(table.archs)):
+        raise CorruptData(f"table {table.name!r}: its rows are not the cells its 'cell' column names")
+    parent = NB201Space()
+    return parent if len(cells) == SIZE else SubsetSpace(parent, cells)
+
+
+# --- the ground truth by class ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroundTruth:
+    """A ground-truth table read by class (:func:`load_ground_truth`).
+
+    Attributes (``n`` = classes the table covers, in increasing class id):
+
+    name: the table's name (``nb201-digits``). rule: its canonicalisation rule.
+    classes: ``(n,)`` class ids (:func:`oracles.nb201_canonical.class_ids`).
+    cells: ``(n, 6)`` each class's representative, the cell that was trained: a supernet
+        is scored on the class by this cell's sub-network.
+    seeds: seed labels. metrics: metric names (:data:`METRICS`).
+    values: ``(n, seeds, metrics)`` float64, NaN where a class lacks a seed (a partial table).
+    params: ``(n,)`` parameters of the trained network. class_size: ``(n,)`` cells per class.
+    total_classes: classes of the rule (6,466 for ``nb201``); ``n < total_classes`` for a
+        partial table (a uniform random sample of the classes).
+    data_record: the split the table was trained on (:meth:`supernets.data.SupernetData.record`),
+        for checking that a supernet was trained on the same split.
+    meta: the table's metadata.
+    """
+
+    name: str
+    rule: str
+    classes: np.ndarray
+    cells: np.ndarray
+    seeds: tuple[str, ...]
+    metrics: tuple[str, ...]
+    values: np.ndarray
+    params: np.ndarray
+    class_size: np.ndarray
+    total_classes: int
+    data_record: dict[str, Any] | None
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def per_seed(self, metric: str) -> np.ndarray:
+        """``(n, seeds)`` values of ``metric`` (a name in :attr:`metrics`), NaN where missing."""
+        if metric not in self.metrics:
+            raise UserError(f"ground truth {self.name}: no metric {metric!r}; it has {', '.join(self.metrics)}")
+        return self.values[:, :, self.metrics.index(metric)]
+
+    def mean(self, metric: str) -> np.ndarray:
+        """``(n,)`` mean of ``metric`` over the seeds each class has: what the oracle answers."""
+        block = self.per_seed(metric)
+        counts = np.sum(~np.isnan(block), axis=1)
+        return np.where(counts > 0, np.nansum(block, axis=1) / np.maximum(counts, 1), np.nan)
+
+    def all_seeds(self) -> np.ndarray:
+        """``(n,)`` True for classes with every seed of the table: where the seed-to-seed
+        agreement (the ceiling of any ranking measured against the table) is defined."""
+        return ~np.isnan(self.values[:, :, self.metrics.index("valid_acc")]).any(axis=1)
+
+    @property
+    def valid_acc(self) -> np.ndarray:
+        return self.per_seed("valid_acc")
+
+    @property
+    def valid_loss(self) -> np.ndarray:
+        return self.per_seed("valid_loss")
+
+    @property
+    def test_acc(self) -> np.ndarray:
+        return self.per_seed("test_acc")
+
+    @property
+    def test_loss(self) -> np.ndarray:
+        return self.per_seed("test_loss")
+
+    def strings(self) -> list[str]:
+        """The representatives as NB201 strings."""
+        return [arch_to_string(a) for a in self.cells]
+
+    def row_of(self, arch: Sequence[int]) -> int:
+        """The row of ``arch``'s class (any cell of it), or -1 when the table lacks the class."""
+        c = canon.class_of(arch, self.rule)
+        pos = int(np.searchsorted(self.classes, c))
+        return pos if pos < len(self.classes) and self.classes[pos] == c else -1
+
+
+def load_ground_truth(source: Any = "nb201-digits") -> GroundTruth:
+    """Read an NB201 ground-truth table by class.
+
+    ``source``: an oracle name the registry serves (default ``nb201-digits``, the shipped
+    table; options after ``:`` are ignored), a table folder (as :func:`finalize` writes it),
+    a loaded :class:`~oracles.table.Table` (stored or expanded) or a table oracle. Raises
+    :class:`~oracles.errors.UserError` for a table that is not such a ground truth, and the
+    registry's errors for an unknown or damaged one.
+    """
+    from ..table import load_table
+    if isinstance(source, Table):
+        table = source
+    elif hasattr(source, "table") and isinstance(source.table, Table):
+        table = source.table
+    elif isinstance(source, (str, os.PathLike)) and (Path(source) / "manifest.json").is_file():
+        table = load_table(source)
+    elif isinstance(source, str):
+        from ..registry import load_oracle
+        table = getattr(load_oracle(source.split(":")[0]), "table", None)
+        if table is None:
+            raise UserError(f"{source} is not a table oracle; a ground truth is a table")
+    else:
+        raise UserError(f"load_ground_truth: cannot read a ground truth from {type(source).__name__}")
+    table = expand_table(table)
+    space = table.meta.get("space", {})
+    if space.get("kind") != CELLS_KIND:
+        raise UserError(f"table {table.name!r} is not an NB201 ground truth of our own (space kind "
+                        f"{space.get('kind')!r}; want {STORED_KIND!r})")
+    rule = space.get("rule", "nb201")
+    rows = np.flatnonzero(np.asarray(table.columns["representative"]) == 1)   # increasing class id
+    f = len(table.fidelities) - 1
+    dataset = table.meta.get("dataset")
+    return GroundTruth(
+        name=table.name, rule=rule, classes=np.asarray(table.columns["class"])[rows],
+        cells=canon.all_archs()[np.asarray(table.columns["cell"])[rows]], seeds=tuple(table.seeds),
+        metrics=tuple(table.metrics), values=np.asarray(table.values[rows, :, f, :], dtype=np.float64),
+        params=np.asarray(table.columns["params"])[rows].astype(np.int64),
+        class_size=np.asarray(table.columns["class_size"])[rows].astype(np.int64),
+        total_classes=canon.num_classes(rule),
+        data_record=dataset.get("supernet_record") if isinstance(dataset, dict) else None, meta=dict(table.meta))
 
 
 if __name__ == "__main__":  # pragma: no cover - the CLI is `nas-harness collect nb201`
