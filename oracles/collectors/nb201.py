@@ -55,9 +55,10 @@ classes done so far, a uniform random sample of the classes). The oracle (``nb20
 searches on ``valid_acc``, reports ``test_acc``, costs ``train_cpu_time``, and answers the
 **mean over the seeds** a class has (``runs=random`` draws one seed per query instead).
 
-For analyses by class (the supernet rank report), :func:`load_ground_truth` gives the table
-per class: representative cell, per-seed values of every metric (validation/test accuracy
-and loss included), the seed mean, parameters, class sizes and the split record::
+For analyses by class (the supernet rank report), ``load_ground_truth(source="nb201-digits")
+-> GroundTruth`` (:func:`load_ground_truth`) gives the table per class: representative cell,
+per-seed values of every metric (validation/test accuracy and loss included), the seed mean,
+parameters, class sizes and the split record::
 
     from oracles.collectors.nb201 import load_ground_truth
     truth = load_ground_truth("nb201-digits")       # an oracle name, a table folder or a Table
