@@ -40,6 +40,7 @@ from .base import Configured
 ONE_SHOT_REGISTRY: dict[str, str] = {
     "darts": "algorithms.darts:Darts",
     "gdas": "algorithms.gdas:Gdas",
+    "ddas": "algorithms.ddas:Ddas",
 }
 
 #: the NB201 supernet parameters every method takes (module doc of :class:`OneShotMethod`)
