@@ -20,9 +20,33 @@ Two modes:
   first when the supernet has not reached ``f`` yet; the weights of every served epoch are
   kept (on the CPU), so an answer does not depend on the order of the queries. Nothing is
   written back to the data directory. The measured seconds of each epoch trained are in
-  :attr:`SupernetOracle.log` and :meth:`describe`; the runner's simulated clock charges a
-  query the epochs of its fidelity (its rule for prefix fidelities without a cost), though
-  the epochs are shared by every architecture.
+  :attr:`SupernetOracle.log` and :meth:`describe`.
+
+What a live query costs. The supernet's epochs are shared by every architecture, so a run
+pays each epoch once: **the query that makes the supernet train pays the epochs it trains**
+(from the highest epoch the run has asked for so far, initially the checkpoint's, to the
+query's fidelity; a query at an epoch already reached pays none), and **every query pays its
+evaluation**: ``eval_cost`` epochs, the images a query forwards for the search (the
+recalibration images, when the cells keep running statistics, and the ``search_valid``
+part) over three forward passes per training image of an epoch (the convention of
+:func:`oracles.live.nominal_seconds`: a training sample costs three forward passes, a
+scored one one). So a run's charged epochs are the last epoch it reached less the
+checkpoint's, plus its evaluations, not the sum of its fidelities. The deterministic cost
+(``Observation.cost``, in supernet epochs: the runner's simulated clock and its ``cost`` and
+``cum_cost`` columns) and the measured seconds (``Evaluation.measured_s``: the CPU seconds,
+wall on a GPU, that the epochs it pays took when they were trained, from :attr:`log`, and
+those of its evaluation, the harness-only ``test`` scoring included) follow that rule alike.
+The account is the run's, not the process's: the runner gives every run its own oracle
+generator, and a query with another generator than the last one starts a new account
+(direct calls without a generator share one), so a run's costs do not depend on which runs
+the same oracle object answered before (an experiment keeps one oracle per process) and a
+resumed run pays what the uninterrupted one paid. Runs must therefore not interleave their
+queries on one oracle object. ``Observation.cost`` is reported per architecture as the sum
+of what the run has charged that architecture so far, this query included, because the
+runner prices a continuation on prefix fidelities as ``cost(f1) - cost(f0)`` of the continued
+trial: a promotion by successive halving is thus charged exactly its own epochs and
+evaluation. (A new trial of an architecture the run asked before, not marked as a
+continuation, is charged that sum again: the runner takes it for a training from scratch.)
 
 Either way the oracle is deterministic and caches its answers per (epoch, distinct network)
 (:func:`supernets.training.path_key`). The space is the supernet's: NB201's 15,625 cells,
@@ -60,6 +84,11 @@ from oracles.nb201_space import NB201Space
 from oracles.oracle import Evaluation, Observation, Oracle
 
 _OPTIONS = {"calib", "batch", "device", "threads", "epoch", "mode", "fidelities", "cifar_dir"}
+#: forward passes a training image costs against one for an image scored (forward, and a
+#: backward of about twice the forward's work; as :func:`oracles.live.nominal_seconds` counts)
+TRAIN_PASSES = 3
+#: the account of queries made without a generator (module doc, "What a live query costs")
+_NO_RUN = object()
 Score = tuple[float, float, float, float]   # search_valid accuracy and loss, test accuracy and loss
 
 
@@ -124,6 +153,15 @@ class SupernetOracle(Oracle):
         self._fidelities = None
         #: seconds the last query or batch spent computing (module doc), 0 when cached
         self.last_measured_s = 0.0
+        #: measured seconds of each cached answer's evaluation (its share of the batch it was in)
+        self._eval_s: dict[tuple[int, Any], float] = {}
+        #: live mode: the epochs every query pays for its evaluation (module doc)
+        self.eval_cost = 0.0
+        # the current run's account: its generator, the highest epoch it asked for, and per
+        # architecture identity the cost charged so far
+        self._run: Any = None
+        self._run_epoch = self.start_epoch
+        self._run_paid: dict[str, float] = {}
         self._raw = raw
         if live:
             served = sorted({int(f) for f in fidelities}) if fidelities else \
@@ -134,6 +172,11 @@ class SupernetOracle(Oracle):
             self.trainer = SupernetTrainer(cfg, data, device=dev)
             self.trainer.load_state_dict(state, global_rng=False)
             self._fidelities = Fidelities(tuple(served), kind="prefix", unit="epochs")
+            from .training import _bn_layers
+            scored = len(data.search_valid[1])
+            if settings.calib_images > 0 and _bn_layers(self.scorer):
+                scored += min(settings.calib_images, len(self._calib))
+            self.eval_cost = scored / (TRAIN_PASSES * len(self.trainer.y_train))
         if self.start_epoch >= 1:
             self._snapshots[self.start_epoch] = state["model"]
 
@@ -184,13 +227,39 @@ class SupernetOracle(Oracle):
         if todo:
             start = self._clock()
             self._load_epoch(epoch)
+            loaded = self._clock()
             out = evaluate_parts(self.scorer, list(todo.values()),
                                  {"valid": self.data.search_valid, "test": self.data.test}, self.settings, self._calib)
+            end = self._clock()
             for i, k in enumerate(todo):
                 self._cache[epoch, k] = (float(out["valid_acc"][i]), float(out["valid_loss"][i]),
                                          float(out["test_acc"][i]), float(out["test_loss"][i]))
-            self.last_measured_s = self._clock() - start
+                self._eval_s[epoch, k] = (end - loaded) / len(todo)
+            self.last_measured_s = end - start
         return [self._cache[epoch, k] for k in keys]
+
+    def _epoch_seconds(self, epoch: int) -> float:
+        """Measured seconds of training ``epoch`` here (CPU seconds on a CPU, wall on a GPU, as
+        :meth:`_clock`)."""
+        key = "seconds" if next(self.scorer.parameters()).device.type == "cuda" else "cpu_seconds"
+        return sum(h[key] for h in self.log if int(h["epoch"]) == epoch)
+
+    def _charge(self, arch, epoch: int, rng) -> tuple[float, float, float]:
+        """What the query of ``arch`` at ``epoch`` costs the run ``rng`` stands for (module
+        doc): (this query's cost in epochs, the architecture's cost so far in this run, this
+        query's measured seconds). Call after the query was scored."""
+        from .training import path_key
+        run = _NO_RUN if rng is None else rng
+        if run is not self._run:
+            self._run, self._run_epoch, self._run_paid = run, self.start_epoch, {}
+        trained = range(self._run_epoch + 1, epoch + 1)
+        self._run_epoch = max(self._run_epoch, epoch)
+        cost = len(trained) + self.eval_cost
+        measured = sum(self._epoch_seconds(e) for e in trained) + \
+            self._eval_s.get((epoch, path_key(self.scorer, arch)), 0.0)
+        ident = self.space.identity(arch)
+        self._run_paid[ident] = self._run_paid.get(ident, 0.0) + cost
+        return cost, self._run_paid[ident], measured
 
     def _clock(self) -> float:
         # CPU seconds on a CPU (a shared machine's load does not enter), wall seconds on a GPU
@@ -205,9 +274,11 @@ class SupernetOracle(Oracle):
         epoch = self._epoch_of(fidelity)
         self.n_queries += 1
         acc, _, test_acc, _ = self._score([arch], epoch)[0]
-        # measured: the scoring, and in live mode the epochs this query made the supernet train;
-        # 0 when the answer was cached
-        return Evaluation(Observation(acc), test_acc, measured_s=self.last_measured_s)
+        if self._fidelities is None:
+            # frozen: one unit on the clock; measured, the scoring (0 when the answer was cached)
+            return Evaluation(Observation(acc), test_acc, measured_s=self.last_measured_s)
+        _, paid, measured = self._charge(arch, epoch, rng)
+        return Evaluation(Observation(acc, cost=paid), test_acc, measured_s=measured)
 
     def query_batch(self, archs: Sequence[Sequence[int]], fidelity: int | None = None) -> dict[str, np.ndarray]:
         """Search and report values (and the losses) of many architectures, scored together."""
@@ -247,6 +318,8 @@ class SupernetOracle(Oracle):
                   "file_sha256": self._digest, "deterministic": True, "cached_answers": len(self._cache)})
         if self._fidelities is not None:
             d.update(fidelities=list(self._fidelities.values), fidelity_kind="prefix",
+                     cost="supernet epochs: the epochs a query makes the run's supernet train, plus eval_cost "
+                          "(module doc)", eval_cost=self.eval_cost,
                      epochs_trained_here=[{k: h[k] for k in ("epoch", "seconds", "cpu_seconds", "train_loss")}
                                           for h in self.log])
         return d
