@@ -41,6 +41,8 @@ ONE_SHOT_REGISTRY: dict[str, str] = {
     "darts": "algorithms.darts:Darts",
     "gdas": "algorithms.gdas:Gdas",
     "ddas": "algorithms.ddas:Ddas",
+    "enas": "algorithms.enas:Enas",
+    "rsps": "algorithms.rsps:Rsps",
 }
 
 #: the NB201 supernet parameters every method takes (module doc of :class:`OneShotMethod`)

@@ -1,0 +1,246 @@
+"""ENAS mechanics on a tiny NB201 supernet (C=4, N=1) on a few dozen digits: the controller's
+REINFORCE gradient sign, the moving-average baseline, the entropy bonus, the bounded
+logits, the derivation rule, determinism for a seed and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("sklearn")
+
+from algorithms.enas import Controller, Enas, reinforce_loss, update_baseline  # noqa: E402
+from algorithms.rsps import derivation_generator, validation_batch  # noqa: E402
+from harness import one_shot  # noqa: E402
+from harness.runner import RunConfig  # noqa: E402
+from supernets.data import load  # noqa: E402
+from supernets.training import EvalSettings, build_supernet, evaluate_archs  # noqa: E402
+
+TINY = {"C": 4, "N": 1, "max_train": 64, "batch_size": 32, "epochs": 3, "ctl_train_steps": 2,
+        "ctl_num_aggregate": 3, "epoch_samples": 3, "final_samples": 5}
+MEASURED = {"cost", "cum_cost", "algo_cpu_s"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def started(data, **params) -> Enas:
+    method = Enas(**{**TINY, "epochs": 2, **params})
+    torch.manual_seed(0)
+    net = build_supernet(method.supernet_config(), data.input_shape[0], data.num_classes)
+    method.start(net, data, np.random.default_rng(0))
+    return method
+
+
+def log_p(controller: Controller, arch) -> float:
+    with torch.no_grad():
+        return float(controller(arch=arch)[1])
+
+
+def entropy_at(controller: Controller, arch) -> float:
+    with torch.no_grad():
+        return float(controller(arch=arch)[2])
+
+
+def sgd_step(module: torch.nn.Module, loss: torch.Tensor, lr: float) -> None:
+    grads = torch.autograd.grad(loss, list(module.parameters()), allow_unused=True)
+    with torch.no_grad():
+        for p, g in zip(module.parameters(), grads):
+            if g is not None:
+                p.sub_(lr * g)
+
+
+@pytest.mark.parametrize("advantage", [0.5, -0.5])
+def test_the_advantage_sign_moves_the_sampled_cells_probability(advantage):
+    gen = torch.Generator().manual_seed(0)
+    controller = Controller(gen=gen)
+    arch, log_prob, entropy = controller(gen)
+    before = float(log_prob.detach())
+    assert log_p(controller, arch) == pytest.approx(before)       # teacher forcing: same cell, same p
+    sgd_step(controller, reinforce_loss(log_prob, entropy, advantage, entropy_weight=0.0), lr=0.5)
+    after = log_p(controller, arch)
+    assert (after > before) if advantage > 0 else (after < before)
+
+
+def test_a_controller_step_of_the_method_raises_a_rewarded_cells_probability(digits, monkeypatch):
+    method = started(digits, ctl_num_aggregate=1, ctl_lr=0.05)
+    method.baseline = 0.2
+    monkeypatch.setattr(method, "reward", lambda arch, x, y: 1.0)       # better than the baseline
+    state = method.gen.get_state()
+    loss, numbers = method.controller_sample_loss(*method._next_valid())
+    assert numbers["baseline"] == pytest.approx(0.2 - 0.01 * (0.2 - 1.0))
+    assert numbers["advantage"] == pytest.approx(1.0 - numbers["baseline"]) and numbers["advantage"] > 0
+    arch = numbers["arch"]
+    before = log_p(method.controller, arch)
+    method.c_opt.zero_grad()
+    loss.backward()
+    method.c_opt.step()
+    assert log_p(method.controller, arch) > before
+    method.gen.set_state(state)
+    assert method.controller(method.gen)[0] == arch                       # the draw came from the run's generator
+
+
+def test_the_baseline_is_enas_moving_average():
+    assert update_baseline(None, 0.3) == 0.3                             # the first reward sets it
+    assert update_baseline(0.5, 1.0, 0.99) == pytest.approx(0.505)
+    rewards = [0.1, 0.9, 0.4, 0.4, 1.0]
+    b = None
+    for r in rewards:
+        b = update_baseline(b, r, 0.9)
+    closed = 0.9 ** 4 * rewards[0] + sum(0.1 * 0.9 ** (4 - i) * r for i, r in enumerate(rewards) if i)
+    assert b == pytest.approx(closed)
+
+
+def test_the_controller_epoch_updates_the_baseline_with_every_sample(digits, monkeypatch):
+    method = started(digits)
+    rewards = iter([0.25, 0.5, 0.75, 1.0, 0.0, 0.5])                    # 2 steps x 3 samples
+    monkeypatch.setattr(method, "reward", lambda arch, x, y: next(rewards))
+    stats = method._train_controller()
+    b = None
+    for r in [0.25, 0.5, 0.75, 1.0, 0.0, 0.5]:
+        b = update_baseline(b, r)
+    assert method.baseline == pytest.approx(b) and stats["ctl_final_baseline"] == pytest.approx(b)
+    assert stats["ctl_reward"] == pytest.approx(0.5)
+
+
+def peaked_controller() -> Controller:
+    controller = Controller(gen=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        controller.head.weight.zero_()
+        controller.head.bias.copy_(torch.tensor([5.0, -5.0, -5.0, -5.0, -5.0]))
+    return controller
+
+
+def test_the_entropy_bonus_raises_the_controllers_entropy():
+    gen = torch.Generator().manual_seed(1)
+    with_bonus, without = peaked_controller(), peaked_controller()
+    fixed = (0,) * 6
+    start = entropy_at(with_bonus, fixed)
+    for _ in range(5):
+        arch, log_prob, entropy = with_bonus(gen)
+        sgd_step(with_bonus, reinforce_loss(log_prob, entropy, 0.0, entropy_weight=1.0), lr=0.5)
+    assert entropy_at(with_bonus, fixed) > start + 0.5
+    # without the bonus a zero advantage moves nothing
+    arch, log_prob, entropy = without(gen)
+    grads = torch.autograd.grad(reinforce_loss(log_prob, entropy, 0.0, entropy_weight=0.0),
+                                list(without.parameters()), allow_unused=True)
+    assert all(g is None or float(g.abs().max()) == 0.0 for g in grads)
+
+
+def test_logits_are_bounded_by_the_tanh_constant():
+    controller = Controller(tanh_constant=2.5, temperature=5.0, gen=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        controller.head.bias.copy_(torch.tensor([1e4, -1e4, 0.0, 0.0, 0.0]))
+    gap = log_p(controller, (0,) * 6) - log_p(controller, (1,) * 6)
+    # per pick, p(best) / p(worst) <= exp(2 * 2.5), reached when the logits saturate
+    assert gap <= 6 * 5.0 + 1e-4
+    assert gap == pytest.approx(6 * 5.0, abs=1e-3)
+
+
+def test_derivation_is_the_best_controller_sample_on_one_validation_batch(digits):
+    method = started(digits)
+    method.train_epoch()
+    gen_state = method.gen.get_state()
+    weights = {k: v.clone() for k, v in method.net.state_dict().items()}
+    arch = method.derive()
+    d = method.last_derivation
+    assert not d["final"] and len(d["candidates"]) == TINY["epoch_samples"]
+    # the same candidates and batch, scored independently
+    gen = derivation_generator(method.derive_seed, 1)
+    with torch.no_grad():
+        candidates = [method.controller(gen)[0] for _ in range(TINY["epoch_samples"])]
+    assert candidates == d["candidates"]
+    xb, yb = validation_batch(method.x_valid, method.y_valid, method.config.batch_size, gen)
+    scores = evaluate_archs(method.net, candidates, xb, yb, EvalSettings(batch_size=len(yb), calib_images=0))
+    assert scores["acc"].tolist() == pytest.approx(d["acc"])
+    i = d["best"]
+    assert arch == candidates[i] and scores["acc"][i] == scores["acc"].max()
+    assert all(scores["loss"][i] <= scores["loss"][j] for j in range(len(candidates))
+               if scores["acc"][j] == scores["acc"][i])
+    # deriving changes nothing and gives the same cell again
+    assert method.derive() == arch
+    assert torch.equal(method.gen.get_state(), gen_state)
+    assert all(torch.equal(v, weights[k]) for k, v in method.net.state_dict().items())
+    method.train_epoch()
+    method.derive()
+    assert method.last_derivation["final"] and len(method.last_derivation["candidates"]) == TINY["final_samples"]
+
+
+def test_the_recipe_is_nb201s_enas_recipe():
+    cfg = Enas().supernet_config()
+    assert (cfg.mode, cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.weight_decay) == \
+        ("single-path", 250, 128, 0.05, 5e-4, 2.5e-4)
+    assert Enas(batch_size=32, epochs=3).supernet_config().batch_size == 32
+    for bad in ({"ctl_num_aggregate": 0}, {"baseline_decay": 1.0}, {"entropy_weight": -1.0}, {"w_lr_min": 1.0}):
+        with pytest.raises(ValueError):
+            Enas(**bad)
+
+
+def config(**params) -> RunConfig:
+    return RunConfig(algorithm="enas", params={**TINY, **params}, oracle="nb201/cifar10")
+
+
+def assert_same_records(a: dict, b: dict) -> None:
+    assert set(a) == set(b)
+    for k in a:
+        if k in MEASURED:
+            continue
+        if a[k].dtype.kind == "f":
+            np.testing.assert_array_equal(np.isnan(a[k]), np.isnan(b[k]), err_msg=k)
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, err_msg=k)
+        else:
+            assert list(a[k]) == list(b[k]), k
+
+
+def test_a_seed_gives_the_same_run_on_cpu(nb201_oracle):
+    a_records, a = one_shot.run_one_shot(config(epochs=2), nb201_oracle, seed=5)
+    b_records, b = one_shot.run_one_shot(config(epochs=2), nb201_oracle, seed=5)
+    assert a.get("failed") is None
+    assert_same_records(a_records, b_records)
+    for x, y in zip(a["diagnostics"]["epochs"], b["diagnostics"]["epochs"]):
+        assert x["derived"] == y["derived"] and x["greedy"] == y["greedy"]
+        assert x["ctl_reward"] == y["ctl_reward"] and x["ctl_final_baseline"] == y["ctl_final_baseline"]
+    c_records, _ = one_shot.run_one_shot(config(epochs=2), nb201_oracle, seed=6)
+    assert list(c_records["arch_id"]) != list(a_records["arch_id"])
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so the loop does not record it as a failure."""
+
+
+def test_a_run_resumed_after_a_kill_equals_an_uninterrupted_one(nb201_oracle, tmp_path):
+    whole, killed = tmp_path / "whole.ckpt", tmp_path / "killed.ckpt"
+    ref_records, ref = one_shot.run_one_shot(config(), nb201_oracle, seed=2, ckpt=whole)
+
+    def kill_after_2(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        one_shot.run_one_shot(config(), nb201_oracle, seed=2, ckpt=killed, on_epoch=kill_after_2)
+    assert json.loads((killed / "meta.json").read_text())["seed"] == 2
+    records, summary = one_shot.run_one_shot(config(), nb201_oracle, seed=2, ckpt=killed)
+    assert summary["diagnostics"]["resume"] == "resumed after epoch 2"
+    assert_same_records(ref_records, records)
+    for x, y in zip(ref["diagnostics"]["epochs"], summary["diagnostics"]["epochs"]):
+        assert x["derived"] == y["derived"] and x["ctl_reward"] == pytest.approx(y["ctl_reward"])
+    a = torch.load(whole / "state.pt", weights_only=True)["method"]
+    b = torch.load(killed / "state.pt", weights_only=True)["method"]
+    assert a["baseline"] == pytest.approx(b["baseline"]) and not math.isnan(a["baseline"])
+    for part in ("controller", "model"):
+        for k in a[part]:
+            assert torch.allclose(a[part][k].double(), b[part][k].double(), atol=1e-6), (part, k)
