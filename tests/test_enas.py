@@ -244,3 +244,23 @@ def test_a_run_resumed_after_a_kill_equals_an_uninterrupted_one(nb201_oracle, tm
     for part in ("controller", "model"):
         for k in a[part]:
             assert torch.allclose(a[part][k].double(), b[part][k].double(), atol=1e-6), (part, k)
+
+
+@pytest.mark.slow
+def test_with_the_papers_controller_settings_a_rewarded_operation_gains_probability(digits, monkeypatch):
+    """Three epochs of the controller at NB201's settings (50 Adam steps of 20 samples each,
+    lr 1e-3) with a reward that is the cell's fraction of nor_conv_3x3 edges: the controller
+    draws that operation well above its uniform 1/5 afterwards."""
+    method = started(digits, ctl_train_steps=50, ctl_num_aggregate=20)
+    monkeypatch.setattr(method, "reward", lambda arch, x, y: sum(o == 3 for o in arch) / 6)
+    gen = torch.Generator().manual_seed(7)
+
+    def conv3_fraction() -> float:
+        with torch.no_grad():
+            return float(np.mean([sum(o == 3 for o in method.controller(gen)[0]) / 6 for _ in range(300)]))
+
+    before = conv3_fraction()
+    for _ in range(3):
+        stats = method._train_controller()
+    assert before < 0.25 and conv3_fraction() > before + 0.15
+    assert stats["ctl_advantage"] > 0
