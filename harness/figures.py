@@ -29,6 +29,13 @@
   workers (seconds where the oracle has training costs, else epochs), as asynchronous
   methods are compared (Li et al., ASHA, MLSys 2020, Fig. 3: wall-clock time on a cluster).
 
+Reference results (``references.json`` in a results folder,
+:func:`harness.summary.write_references`: results that are not search algorithms, e.g.
+scikit-learn's ``MLPClassifier`` on the same split) are drawn as thick light grey horizontal
+lines at their median, labelled "reference: NAME" in the legend, on the panels of the metric
+they have: ``fig5`` and ``curves_time`` (search metric), ``curves_mean`` (search metric on
+top, report metric of the incumbent below). Without references nothing changes.
+
 The time figures are drawn for the oracles whose runs have several fidelities, several
 simulated workers or a budget in epochs or time (:meth:`harness.metrics.ResultSet.time_axes`);
 the clock figure is left out where it would repeat the epochs one.
@@ -315,11 +322,14 @@ def _save(fig, out: Path, name: str, formats: Iterable[str]) -> list[Path]:
 
 
 class _Curves:
-    """Curve statistics, computed once per (cell, metric, axis, regret) and shared."""
+    """Curve statistics, computed once per (cell, metric, axis, regret) and shared; with the
+    result set's reference results (``references``: :func:`harness.summary.read_references`
+    entries), which the figures draw as lines."""
 
-    def __init__(self, rs: ResultSet, n_boot: int):
+    def __init__(self, rs: ResultSet, n_boot: int, references: list[dict[str, Any]] | None = None):
         self.rs, self.n_boot, self._cache = rs, n_boot, {}
         self._grids = {}
+        self.references = list(references or [])
 
     def get(self, cell: CellRuns, metric: str, x: str = "samples", regret: bool = False) -> Curve | None:
         key = (cell.key, metric, x, regret)
@@ -347,6 +357,32 @@ class _Curves:
 
     def time_grid(self, oracle: str):
         return self.grid(oracle, "time")
+
+
+#: line styles of an oracle's reference results, in the order the folder lists them
+#: (thick and light grey: no algorithm's line looks like it)
+REFERENCE_STYLES = ("-", (0, (4, 1.5)), (0, (1, 1)), (0, (4, 1, 1, 1)))
+
+
+def _references(ax, curves: "_Curves", oracle: str, which: str, scale: float,
+                lim: tuple[float, float] | None) -> tuple[dict[str, Any], tuple[float, float] | None]:
+    """Draw ``oracle``'s reference results of the ``which`` ("search" or "report") metric
+    as horizontal lines at their median (times ``scale``); returns the legend handles (label
+    -> line) and the y limits ``lim`` widened to show the lines."""
+    handles = {}
+    refs = [e for e in curves.references if e["oracle"] == oracle]
+    for i, e in enumerate(refs):
+        v = np.array([np.nan if x is None else x for x in e[which]], dtype=np.float64)
+        if not np.isfinite(v).any():
+            continue
+        y = scale * float(np.nanmedian(v))
+        label = f"reference: {e['name']}"
+        handles[label] = ax.axhline(y, color="0.6", alpha=0.8, linestyle=REFERENCE_STYLES[i % len(REFERENCE_STYLES)],
+                                    linewidth=2.6, label=label, zorder=1.5)
+        if lim is not None:
+            pad = 0.05 * (lim[1] - lim[0])
+            lim = (min(lim[0], y - pad), max(lim[1], y + pad))
+    return handles, lim
 
 
 def _cells_by_oracle(rs: ResultSet) -> dict[str, list[CellRuns]]:
@@ -514,6 +550,8 @@ def fig5(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
             ax.annotate(f"global optimum {format_value(opt, info, 'search')}", (0.02, k * opt),
                         xycoords=("axes fraction", "data"), va="top" if info.minimise else "bottom", fontsize=6.5)
         lim = _ylim_from(cvs, opt, k, 10)
+        ref_handles, lim = _references(ax, curves, oracle, "search", k, lim)
+        handles.update(ref_handles)
         if lim:
             ax.set_ylim(*lim)
         _set_x(ax, log_x, max(c.sample_budget for c in cells))
@@ -703,6 +741,8 @@ def curves_mean(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
             if ref is not None:
                 ax.axhline(k * ref, color="black", linestyle=":", linewidth=0.9)
             lim = _ylim_from([_as_mean(cv) for cv in cvs], ref, k, 10)
+            ref_handles, lim = _references(ax, curves, oracle, which, k, lim)
+            handles.update(ref_handles)
             if lim:
                 ax.set_ylim(*lim)
             _set_x(ax, log_x, max(c.sample_budget for c in by_oracle[oracle]))
@@ -755,6 +795,8 @@ def curves_time(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: boo
         if cvs:
             x0 = cvs[0].x[0]
             lim = _ylim_from(cvs, info.optimum_search if info else None, k, x0 * 10)
+            ref_handles, lim = _references(ax, curves, oracle, "search", k, lim)
+            handles.update(ref_handles)
             if lim:
                 ax.set_ylim(*lim)
             if log_x:
@@ -782,9 +824,13 @@ _BUILDERS = {"fig5": fig5, "regret": regret, "found_optimum": found_optimum, "cu
 class Figures:
     """Builds the figures of one result set, sharing curve statistics between them."""
 
-    def __init__(self, rs: ResultSet, log_x: bool = True, n_boot: int = 1000):
+    def __init__(self, rs: ResultSet, log_x: bool = True, n_boot: int = 1000,
+                 references: list[dict[str, Any]] | None = None):
+        """``references``: reference results to draw (:func:`harness.summary.reference_entry`
+        dicts); None: those the results folder of ``rs`` holds (none for a baseline file)."""
+        from .summary import references_of
         self.rs, self.log_x = rs, log_x
-        self.curves = _Curves(rs, n_boot)
+        self.curves = _Curves(rs, n_boot, references_of(rs) if references is None else references)
         self.styles = styles(rs.labels)
 
     def build(self, name: str):
@@ -802,21 +848,23 @@ class Figures:
         return fig
 
 
-def build(rs: ResultSet, name: str, log_x: bool = True, n_boot: int = 1000):
+def build(rs: ResultSet, name: str, log_x: bool = True, n_boot: int = 1000,
+          references: list[dict[str, Any]] | None = None):
     """One figure of ``rs`` (see :class:`Figures`)."""
-    return Figures(rs, log_x, n_boot).build(name)
+    return Figures(rs, log_x, n_boot, references).build(name)
 
 
 def plot_all(rs: ResultSet, out: str | Path, log_x: bool = True, formats: Iterable[str] = ("png", "pdf"),
-             which: Iterable[str] = ALL_FIGURES, n_boot: int = 1000) -> list[Path]:
+             which: Iterable[str] = ALL_FIGURES, n_boot: int = 1000,
+             references: list[dict[str, Any]] | None = None) -> list[Path]:
     """Write every applicable figure of ``which`` (default: all, each where it applies: the
     time figures for runs with several fidelities or workers) into ``out``; return the
-    files written."""
+    files written. ``references``: as :class:`Figures` (None: the folder's own)."""
     import matplotlib
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     formats = tuple(formats)
-    figs = Figures(rs, log_x, n_boot)
+    figs = Figures(rs, log_x, n_boot, references)
     paths: list[Path] = []
     for name in which:
         fig = figs.build(name)

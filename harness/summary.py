@@ -14,6 +14,15 @@ one); accuracies (fractions) are printed in percent, other metrics as plain numb
 Every estimate of the time section comes with its percentile-bootstrap interval (Agarwal
 et al., Deep Reinforcement Learning at the Edge of the Statistical Precipice, NeurIPS 2021,
 §4: report interval estimates, not point estimates alone).
+
+Reference results (:func:`write_references`, :func:`read_references`): a results folder may
+hold, in ``references.json``, results that are not search algorithms, each for one oracle: a
+name, values of the oracle's search and report metrics (one per repetition, e.g. per
+training seed) and their provenance (Minutoli & Ciranni, "Neural Architecture Search: An
+Overview", §5.2, set every MLPNAS result against scikit-learn's ``MLPClassifier`` trained on
+the same data). The reports print them in a block of their own (never as a cell of the
+tables, so no statistic of the runs changes) and the figures draw them as horizontal lines
+(:mod:`harness.figures`). A folder without the file reports exactly as before.
 """
 
 from __future__ import annotations
@@ -218,6 +227,117 @@ def format_text(rows: list[dict[str, Any]], notes: list[str] | None = None) -> s
     return "\n".join(out + [""] + notes_out + direction_notes(rows) + stopped_notes(rows) + list(notes or []))
 
 
+# --- reference results ---------------------------------------------------------------------
+#: the file of a results folder that holds its reference results
+REFERENCES_FILE = "references.json"
+REFERENCES_FORMAT = 1
+
+
+def reference_entry(oracle: str, name: str, search, report, provenance: dict[str, Any] | None = None,
+                    note: str = "") -> dict[str, Any]:
+    """One reference result: not a search algorithm, but a result the runs on ``oracle`` are
+    set against (a hand-designed network, a library's default model trained on the same
+    split).
+
+    ``oracle``: the oracle's name as the folder's cells spell it (its metrics, units and
+    direction are that oracle's). ``name``: what the reference is, in words (the row's and
+    the figure line's label). ``search`` / ``report``: its value(s) of the oracle's search
+    and report metrics, a number or one per repetition (e.g. per training seed); None or NaN
+    where it has none. ``provenance``: how it was obtained (code, version, parameters, data),
+    JSON-able, printed in the JSON report. ``note``: one line for the Markdown report."""
+    def values(v) -> list[float | None]:
+        v = [] if v is None else [v] if np.isscalar(v) else list(v)
+        out = [None if x is None or not np.isfinite(float(x)) else float(x) for x in v]
+        return out
+    if not oracle or not name:
+        raise UserError("a reference result needs an oracle and a name")
+    s, r = values(search), values(report)
+    if not any(x is not None for x in s + r):
+        raise UserError(f"reference {name!r} on {oracle}: no value of the search or report metric")
+    return {"oracle": str(oracle), "name": str(name), "search": s, "report": r,
+            "provenance": dict(provenance or {}), "note": str(note)}
+
+
+def read_references(folder: str | os.PathLike) -> list[dict[str, Any]]:
+    """The reference results a results folder holds (:data:`REFERENCES_FILE`), in the order
+    written; [] when it has none (or ``folder`` is a baseline file or no folder at all)."""
+    import json
+    from pathlib import Path
+    p = Path(folder) / REFERENCES_FILE
+    if not Path(folder).is_dir() or not p.is_file():
+        return []
+    try:
+        data = json.loads(p.read_text())
+        return [reference_entry(e["oracle"], e["name"], e.get("search"), e.get("report"), e.get("provenance"),
+                                e.get("note", "")) for e in data["references"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{p} is not a references file ({exc}); write it with "
+                        "harness.summary.write_references") from None
+
+
+def write_references(folder: str | os.PathLike, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``entries`` (:func:`reference_entry`) to the results folder ``folder``, replacing
+    any entry of the same oracle and name (atomically: a reader sees the old file or the new
+    one); returns every reference the folder now holds."""
+    import json
+    from pathlib import Path
+
+    from .files import atomic_write_bytes
+    entries = [reference_entry(e["oracle"], e["name"], e.get("search"), e.get("report"), e.get("provenance"),
+                               e.get("note", "")) for e in entries]
+    new = {(e["oracle"], e["name"]) for e in entries}
+    refs = [e for e in read_references(folder) if (e["oracle"], e["name"]) not in new] + entries
+    body = json.dumps({"format": REFERENCES_FORMAT, "references": refs}, indent=1).encode() + b"\n"
+    atomic_write_bytes(Path(folder) / REFERENCES_FILE, lambda fh: fh.write(body))
+    return refs
+
+
+def references_of(source) -> list[dict[str, Any]]:
+    """The reference results of a results folder (a :class:`~harness.metrics.ResultSet` read
+    from one, or its path); a baseline file has none."""
+    if isinstance(source, ResultSet):
+        return read_references(source.source) if source.kind == "folder" else []
+    return read_references(source)
+
+
+def reference_summary(entry: dict[str, Any], n_boot: int = N_BOOT) -> dict[str, Any]:
+    """A reference's values summarised as the runs are (:func:`estimate`: mean and median
+    with bootstrap intervals, std, n), plus their range, per metric (``search``, ``report``)."""
+    out = {k: entry[k] for k in ("oracle", "name", "provenance", "note")}
+    for which in ("search", "report"):
+        v = np.array([np.nan if x is None else x for x in entry[which]], dtype=np.float64)
+        e = estimate(v, n_boot)
+        ok = v[~np.isnan(v)]
+        e.update(values=entry[which], min=float(ok.min()) if len(ok) else None,
+                 max=float(ok.max()) if len(ok) else None)
+        out[which] = e
+    return out
+
+
+def _ref_value(e: dict[str, Any], percent: bool) -> str:
+    """``median [min, max] (n)`` of one summarised metric; ``value`` alone for one repetition."""
+    if e["median"] is None:
+        return "–"
+    fmt = (lambda x: f"{100 * x:.2f}") if percent else (lambda x: f"{x:,.{decimals(x)}f}")
+    if e["n"] == 1:
+        return fmt(e["median"])
+    return f"{fmt(e['median'])} [{fmt(e['min'])}, {fmt(e['max'])}] (n={e['n']})"
+
+
+def reference_notes(refs: list[dict[str, Any]], rows: list[dict[str, Any]] | None = None) -> list[str]:
+    """One line per reference result (``refs``: :func:`reference_summary` outputs) for the
+    text report; ``rows`` (:func:`summarise`'s) say which metrics are accuracies."""
+    pct = {r["oracle"]: r.get("percent", {}) for r in rows or []}
+    out = []
+    for e in refs:
+        p = {w: pct.get(e["oracle"], {}).get(w, True) for w in ("search", "report")}
+        out.append(f"reference on {e['oracle']}: {e['name']}: search {_ref_value(e['search'], p['search'])}"
+                   + (" %" if p["search"] and e["search"]["n"] else "")
+                   + f", report {_ref_value(e['report'], p['report'])}" + (" %" if p["report"] and e["report"]["n"] else "")
+                   + (" (median [min, max] over repetitions)" if max(e["search"]["n"], e["report"]["n"]) > 1 else ""))
+    return out
+
+
 # --- every statistic, from records (``report --format json|md``) ---------------------------
 #: fixed budgets of the final-quality table (CADAM Table 4.1 reports 500 and 1,000 queries;
 #: 100 shows the early regime); each cell's own budget is always added
@@ -342,11 +462,15 @@ def statistics_report(rs: ResultSet, budgets: list[int] | None = None, n_boot: i
                     cv[key] = cell_curve(c, metric, axis, pts, ref, n_boot, direction, unit).at(pts)
                 row[f"curves_{axis}"] = cv
         cells.append(row)
-    return {"source": rs.source, "kind": rs.kind, "budgets": budgets,
-            "bootstrap": {"resamples": n_boot, "confidence": CONFIDENCE, "seed": BOOT_SEED},
-            "oracles": {k: v.as_dict() for k, v in rs.oracles.items()},
-            "machines": rs.machines, "cells": cells, "ratios": ratio_rows(rs, n_boot),
-            "notes": [n for n in (rs.facts_note(),) if n]}
+    out = {"source": rs.source, "kind": rs.kind, "budgets": budgets,
+           "bootstrap": {"resamples": n_boot, "confidence": CONFIDENCE, "seed": BOOT_SEED},
+           "oracles": {k: v.as_dict() for k, v in rs.oracles.items()},
+           "machines": rs.machines, "cells": cells, "ratios": ratio_rows(rs, n_boot),
+           "notes": [n for n in (rs.facts_note(),) if n]}
+    refs = references_of(rs)
+    if refs:  # only then: a folder without references reports exactly as before
+        out["references"] = [reference_summary(e, n_boot) for e in refs]
+    return out
 
 
 def _one_two_five(top: float) -> list[float]:
@@ -513,6 +637,22 @@ def format_markdown(report: dict[str, Any], figures: dict[str, str] | None = Non
         lines += ["", "Optimal: best search value and best report value over the whole space (the latter "
                       "need not belong to the same architecture). A run that stopped at the global optimum "
                       "keeps its final values at larger budgets.", ""]
+    if report.get("references"):
+        lines += ["## Reference results", "",
+                  "Results that are not search algorithms, set beside the runs on the same oracle (same data "
+                  "and split): the search and report metrics, median [min, max] over n repetitions "
+                  "(e.g. training seeds); a single value where there is one.", ""]
+        rows = []
+        for e in report["references"]:
+            o = e["oracle"]
+            p = {w: (infos[o].is_fraction(w) if infos.get(o) else True) for w in ("search", "report")}
+            info = report["oracles"].get(o, {})
+            rows.append([o, e["name"], f"{info.get('search_metric') or 'search'}"
+                         f"{' [%]' if p['search'] else ''}: {_ref_value(e['search'], p['search'])}",
+                         f"{info.get('report_metric') or 'report'}{' [%]' if p['report'] else ''}: "
+                         f"{_ref_value(e['report'], p['report'])}", e.get("note") or "–"])
+        lines += _md_table(["oracle", "reference", "search metric", "report metric", "how obtained"], rows)
+        lines.append("")
     timed = [c for c in cells if "spent" in c]
     if timed:
         lines += ["## Epochs, simulated time and final regret", "",

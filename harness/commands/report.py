@@ -4,7 +4,10 @@
 Every format reads the folder through :func:`harness.metrics.load_folder` and the oracle
 facts stored in its ``experiment.json`` (no table is loaded); minimised metrics are shown
 as their own values ("lower is better"), and runs with several fidelities or workers add
-the epochs and simulated time spent and the final regret, with intervals."""
+the epochs and simulated time spent and the final regret, with intervals. Reference results
+the folder holds (``references.json``, :func:`harness.summary.write_references`: results
+that are not search algorithms, such as scikit-learn's ``MLPClassifier`` on the same split)
+are listed in a block of their own and drawn as horizontal lines in the figures."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from pathlib import Path
 from oracles.errors import UserError
 
 from ..metrics import load, load_folder
-from ..summary import format_markdown, format_text, statistics_report, summarise
+from ..summary import (format_markdown, format_text, reference_notes, reference_summary, references_of,
+                       statistics_report, summarise)
 
 
 def register(sub) -> None:
@@ -60,7 +64,9 @@ def _finite(obj):
 def main(args: argparse.Namespace) -> int:
     if args.format == "text":
         rs = load_folder(args.dir, with_records=False)  # run metadata only: fast
-        text = format_text(summarise(rs), notes=[n for n in (rs.facts_note(),) if n])
+        rows = summarise(rs)
+        refs = [reference_summary(e) for e in references_of(rs)]
+        text = format_text(rows, notes=[n for n in (rs.facts_note(),) if n] + reference_notes(refs, rows))
     else:
         rs = load(args.dir)
         report = statistics_report(rs, _budgets(args.budgets))
