@@ -52,7 +52,7 @@ def epochs_of(summary) -> list[dict]:
 
 def test_one_shot_methods_have_their_own_registry():
     from algorithms import REGISTRY
-    assert set(ONE_SHOT_REGISTRY) == {"darts", "gdas"} and not set(ONE_SHOT_REGISTRY) & set(REGISTRY)
+    assert set(ONE_SHOT_REGISTRY) == {"darts", "gdas", "enas", "rsps", "ddas"} and not set(ONE_SHOT_REGISTRY) & set(REGISTRY)
     assert is_one_shot("darts") and not is_one_shot("random")
     assert make_one_shot("darts", {"order": "2", "C": "4"}).get_params()["order"] == 2
     with pytest.raises(UserError):

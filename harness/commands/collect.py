@@ -58,7 +58,8 @@ def _register_nb201(families) -> None:
     n = families.add_parser("nb201", help="NAS-Bench-201 cells, one per class of equal cells (a ground truth)",
                             description="Train one representative of each class of NB201 cells that compute "
                                         "the same expression (6,466 classes) per seed, stand-alone in the NB201 "
-                                        "skeleton, and write a table of all 15,625 cells; resumable: run the "
+                                        "skeleton, and write a table stored by class that serves all 15,625 cells; "
+                                        "resumable: run the "
                                         "same command again after an interruption (docs/nb201-digits.md).")
     n.add_argument("--dataset", choices=("digits", "mnist5k", "cifar10"), help="required unless --status")
     n.add_argument("--cifar-dir", metavar="DIR", help="the extracted cifar-10-batches-py folder")
@@ -81,7 +82,9 @@ def _register_nb201(families) -> None:
     n.add_argument("--status", action="store_true", help="do not train; print progress and the seed-to-seed "
                                                           "agreement so far")
     n.add_argument("--finalize-partial", action="store_true",
-                   help="do not train; write a table of the seeds every class has finished so far")
+                   help="do not train; write a table of every class with a seed finished so far (a uniform random "
+                        "sample of the classes; NaN for missing seeds); only reads the collection, so it works "
+                        "while it runs")
     n.set_defaults(func=_collect_nb201)
 
 
