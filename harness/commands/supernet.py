@@ -5,7 +5,9 @@
 (``$NAS_HARNESS_DATA/supernets/NAME/``), writing a checkpoint after every epoch; running the
 same command again after an interruption resumes from the last checkpoint, and a finished
 supernet is not trained again. The supernet is then the oracle ``supernet/NAME``.
-``nas-harness supernet list`` shows the supernets there.
+``nas-harness supernet list`` shows the supernets there. ``nas-harness supernet rank NAME...
+--truth DIR --out DIR`` measures how well supernets rank NB201 cells against a ground truth
+(:mod:`supernets.rank`): a markdown report, figures and every number as JSON.
 """
 
 from __future__ import annotations
@@ -67,7 +69,96 @@ def register(subparsers) -> None:
                           description="List the supernets in the data directory ($NAS_HARNESS_DATA/supernets): "
                                       "epochs trained, skeleton, data, batch norm, mode, snapshots.")
     ls.set_defaults(func=_list)
+    _register_rank(verbs)
     p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _register_rank(verbs) -> None:
+    r = verbs.add_parser("rank", help="how far supernets rank NB201 cells like the ground truth",
+                         description="Score every NB201 class's representative (6,466 classes; those the ground "
+                                     "truth has) with supernets through the oracle supernet/NAME and compare with "
+                                     "the cells trained stand-alone: Kendall tau-b and Spearman rho of validation "
+                                     "accuracy and loss, tau within the true top 10 %%, top-k overlaps, the true "
+                                     "rank of the supernet's best cell; mean and 95 %% t-interval over supernet "
+                                     "seeds, next to the truth's own seed-to-seed ceiling; along training "
+                                     "(snapshots) and per batch-norm setting. Writes report.md, rank.json and "
+                                     "figures (supernets/rank.py).")
+    r.add_argument("supernets", nargs="+", metavar="NAME",
+                   help="supernets in the data directory (as 'supernet list' names them, with or without "
+                        "'supernet/'); those that differ only in --seed are summarised together")
+    r.add_argument("--truth", action="append", required=True, metavar="SOURCE",
+                   help="the ground truth: a collection folder (nas-harness collect nb201 --out; read as far as "
+                        "it has got), a table folder, or an installed table oracle (nb201-digits); repeat to "
+                        "join sources (e.g. a second-seed collection of some of the classes)")
+    r.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, rank.json and the figures")
+    r.add_argument("--epochs", metavar="E1,E2,...",
+                   help="training lengths of the curve (snapshots every supernet of a group kept; the last epoch "
+                        "is always in); default every kept snapshot")
+    r.add_argument("--cells", type=int, metavar="N",
+                   help="score a uniform sample of N classes for the curve over epochs (default all the truth has; "
+                        "scoring costs about 60 CPU-ms a class per supernet and epoch)")
+    r.add_argument("--final-cells", type=int, metavar="N",
+                   help="classes scored at the last epoch, the main table (default all the truth has)")
+    r.add_argument("--cells-seed", type=int, default=0, metavar="S", help="sampling seed (default 0)")
+    r.add_argument("--reference-seed", metavar="S", help="truth seed the supernets are compared with "
+                                                         "(default the first)")
+    r.add_argument("--ceiling-seed", metavar="S", help="truth seed whose agreement with the reference is the "
+                                                       "ceiling (default the second)")
+    r.add_argument("--resamples", type=int, default=200, metavar="B",
+                   help="bootstrap resamples over classes for the ceiling's interval (default 200; 0: none)")
+    r.add_argument("--oracle-options", default="", metavar="K=V,...",
+                   help="further options of every supernet oracle (default none: calib=512, batch=256)")
+    r.add_argument("--cache", metavar="DIR",
+                   help="score cache, one file per oracle checksum (default $NAS_HARNESS_DATA/supernet-rank-cache)")
+    r.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
+    r.set_defaults(func=_rank)
+
+
+def _rank(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    import time
+
+    from oracles.registry import data_dir
+    from supernets.rank import load_truth, merge_truths, run_study, write_report
+
+    names = [n[len("supernet/"):] if n.startswith("supernet/") else n for n in args.supernets]
+    if len(set(names)) != len(names):
+        raise UserError("a supernet is named twice")
+    for flag in ("cells", "final_cells"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 3:
+            raise UserError(f"--{flag.replace('_', '-')} must be at least 3")
+    try:
+        epochs = [int(e) for e in args.epochs.split(",") if e.strip()] if args.epochs else None
+    except ValueError:
+        raise UserError(f"--epochs takes epochs separated by commas, got {args.epochs!r}") from None
+    if args.threads < 1:
+        raise UserError("--threads must be >= 1")
+    import torch
+    torch.set_num_threads(args.threads)
+    options = ",".join(o for o in (args.oracle_options, f"threads={args.threads}" if args.threads != 1 else "") if o)
+    truth = merge_truths([load_truth(t) for t in args.truth])
+    print(f"ground truth: {len(truth):,} classes ({', '.join(f'seed {s}: {n:,}' for s, n in truth.counts().items())})",
+          file=sys.stderr)
+    start = time.process_time()
+    result = run_study(truth, names, epochs=epochs, cells=args.cells, final_cells=args.final_cells,
+                       cells_seed=args.cells_seed, reference_seed=args.reference_seed,
+                       ceiling_seed=args.ceiling_seed, resamples=args.resamples, options=options,
+                       cache_dir=args.cache or data_dir() / "supernet-rank-cache",
+                       log=lambda m: print(m, file=sys.stderr))
+    result["timings"]["total_cpu_seconds"] = time.process_time() - start
+    command = "nas-harness supernet rank " + " ".join(shlex.quote(a) for a in sys.argv[3:]) \
+        if sys.argv[1:3] == ["supernet", "rank"] else ""
+    result["command"] = command
+    paths = write_report(result, args.out, command=command)
+    t = result["truth"]
+    print(f"{t['classes_used']:,} classes used ({t['classes_common']:,} with two truth seeds); wrote "
+          f"{', '.join(str(p) for p in paths)}")
+    for g in result["groups"]:
+        f = g["summary"]["final"]
+        print(f"  {g['label']}: acc tau-b {f['acc.tau']['mean']:.3f}, loss tau-b {f['loss.tau']['mean']:.3f} "
+              f"(mean over {len(g['supernets'])} seeds)")
+    return 0
 
 
 def default_name(config, preset: str) -> str:
