@@ -39,6 +39,20 @@ one-line reason. What is checked, and why each matters for a benchmark:
     are not in it: an algorithm that proposes tokens and falls back to sampling after
     invalid ones (CADAM) may reach DONE here through its fallback, while on a full grid
     with a few holes (``tests/test_contract.py``'s tiny table) it spins on repeats.
+``failed-results``
+    The table made a minimised loss in [1, 101] (the search metric rescaled, best = 1, so
+    scores told are negative, as negated losses are) where a structured third of the cells
+    (those with one of two token values, chosen by :func:`failure_pattern` so that they are
+    as good as the rest: the same median rank, the same share of the best tenth) answer
+    ``+inf`` at every fidelity and seed, a failed training such as NAS-Bench-NLP's diverged
+    cells. On each of :data:`FAILED_SEEDS` seeds the run reaches its budget without an
+    exception (or, where the algorithm answers ``DONE`` earlier, ends no earlier than on the
+    table without failures), and over all seeds it asks failed cells no more often than
+    random search does (one-sided binomial test at 0.1 %). An algorithm that takes a failure
+    for ``0.0`` (better than every negated loss), crashes on ``-inf`` or ends its search at a
+    failure fails. The rule:
+    :class:`algorithms.base.FailedResults`; ``tests/test_contract.py`` checks the built-ins
+    with a fixed pattern on NAS-Bench-201.
 ``resume``
     A run computed in a fresh process (how an experiment resumes after a kill: every run
     without a complete file is re-run by a new worker) equals the same run computed in a
@@ -85,7 +99,7 @@ PASS, FAIL, NA = "pass", "fail", "n/a"
 
 #: every check, in the order they run (``samples-to-optimum`` last: it is the longest)
 CHECKS = ("determinism", "global-rng", "no-test-metric", "directions", "fidelities", "async", "stopping",
-          "resume", "samples-to-optimum")
+          "failed-results", "resume", "samples-to-optimum")
 
 #: what each check asks, in one line (``nas-harness check --help``; the module docstring says why)
 SUMMARIES = {
@@ -96,6 +110,8 @@ SUMMARIES = {
     "fidelities": "only served fidelities, continuations of earlier trials upwards (if it chooses them)",
     "async": "with 4 simulated workers (results out of order) the run completes and replays",
     "stopping": "an exhausted small table ends with DONE, not StopIteration or endless repeats",
+    "failed-results": "told +inf loss for a structured third of the cells, it runs to its budget and "
+                      "asks them no more often than random search",
     "resume": "a run in a fresh process equals it after another run and a killed one",
     "samples-to-optimum": "runs to the optimum against random search and regularized evolution; "
                           "fails if significantly worse than random",
@@ -711,6 +727,125 @@ def check_stopping(ctx: Context) -> Outcome:
                              f"({' and '.join(map(str, workers))} worker{'s' * (workers != (1,))})")
 
 
+#: seeds of the failed-results check, as in tests/test_contract.py: with 30 architectures a run,
+#: 120 asks, enough for the binomial test to find an algorithm drawn to failures
+FAILED_SEEDS = 4
+#: the share of the table's cells that fail, at least and at most (NAS-Bench-NLP: about a third
+#: of the cells that were trained diverged)
+FAILED_SHARE = (0.25, 0.45)
+#: significance of the one-sided binomial test (a correct algorithm fails one check in a thousand)
+FAILED_ALPHA = 1e-3
+
+
+def failure_pattern(oracle: TabularOracle) -> tuple[np.ndarray, str] | None:
+    """The cells of ``oracle``'s table that the failed-results check fails: those whose token
+    at position ``i`` is ``a`` or whose token at ``j`` is ``b`` (structured, as diverged cells
+    share their structure, and learnable from the tokens), for the ``(i, a, j, b)`` whose
+    share of the table's cells is within :data:`FAILED_SHARE` and whose cells are most like
+    the rest by quality: the least ``|median quantile - 0.5| + |share among the best tenth -
+    share|`` by the search values the oracle answers (at its fidelity, the mean over seeds).
+    A pattern of bad cells would reward avoiding bad regions, one of good cells would draw a
+    good algorithm to them before it is told a single failure. Ties: the first in token order. Returns the
+    mask by architecture index (= table row) and the pattern in words, or None for a space
+    whose architectures have no fixed-length tokens or where no pattern has that share."""
+    import itertools
+    t, space = oracle.table, oracle.space
+    if not space.is_finite:
+        return None
+    try:
+        tokens = np.asarray(space.tokens_all())
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        return None
+    if tokens.shape[0] != t.n_archs:
+        return None
+    # the table's rows are the space's enumeration order (TabularOracle); its search values
+    # are the mean over seeds at the oracle's fidelity
+    quality = np.asarray(oracle.search_values, dtype=np.float64) * (1 if oracle.direction == "max" else -1)
+    rows = np.flatnonzero(np.isfinite(quality))
+    quality = quality[rows]
+    if len(rows) < 10:
+        return None
+    quantile = np.argsort(np.argsort(quality, kind="stable"), kind="stable") / (len(rows) - 1)
+    best = quantile >= 0.9
+    tk = tokens[rows]
+    conditions = [(i, int(a)) for i in range(tk.shape[1]) for a in np.unique(tk[:, i])]
+    lo, hi = FAILED_SHARE
+    choice, choice_score = None, np.inf
+    for (i, a), (j, b) in itertools.combinations_with_replacement(conditions, 2):
+        mask = (tk[:, i] == a) | (tk[:, j] == b)
+        share = mask.mean()
+        if not lo <= share <= hi:
+            continue
+        score = abs(np.median(quantile[mask]) - 0.5) + abs(mask[best].mean() - share)
+        if score < choice_score - 1e-12:
+            choice, choice_score = (i, a, j, b), score
+    if choice is None:
+        return None
+    i, a, j, b = choice
+    words = f"token {i} = {a}" + ("" if (i, a) == (j, b) else f" or token {j} = {b}")
+    return (tokens[:, i] == a) | (tokens[:, j] == b), words
+
+
+def failing(oracle: TabularOracle) -> tuple[TabularOracle, np.ndarray, str] | None:
+    """``oracle``'s table as a minimised loss in [1, 101] (the search metric rescaled, best =
+    1, worst = 101; report and other metrics unchanged) where the cells of
+    :func:`failure_pattern` answer ``+inf`` at every fidelity and seed; also the failed mask
+    by architecture index and the pattern in words (None where there is no pattern)."""
+    pattern = failure_pattern(oracle)
+    if pattern is None:
+        return None
+    failed, words = pattern
+    t = oracle.table
+    values = np.array(t.values, dtype=np.float64)
+    m = t.metric_index(oracle.search_metric)
+    v = values[..., m]
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    worse = (hi - v) if oracle.direction == "max" else (v - lo)
+    values[..., m] = 1.0 + 100.0 * worse / max(hi - lo, 1e-12)
+    values[failed, :, :, m] = np.inf
+    return copy_oracle(oracle, _with_values(t, values), direction="min"), failed, words
+
+
+def check_failed_results(ctx: Context) -> Outcome:
+    if (na := _not_a_table(ctx)) is not None:
+        return na
+    from scipy.stats import binom
+    made = failing(ctx.table_oracle())
+    if made is None:
+        return Outcome("", NA, f"{ctx.spec}: no structured subset of {FAILED_SHARE[0]:.0%}-{FAILED_SHARE[1]:.0%} "
+                               "of the cells by their tokens to fail")
+    oracle, failed, words = made
+    budget = min(ctx.settings.budget, oracle.space.size // 2)
+    hit = total = 0
+    ends = []
+    for seed in range(FAILED_SEEDS):
+        records, summary = run(ctx.subject, oracle, seed, budget=budget)     # an exception: RunFailed
+        if summary["n_distinct"] < budget:
+            # an algorithm with an end of its own (MLPNAS's controller epochs) ends there on the
+            # table without failures too
+            _, plain = run(ctx.subject, ctx.table_oracle(), seed, budget=budget) \
+                if summary["exhausted_space"] else (None, {"n_distinct": budget})
+            if plain["n_distinct"] > summary["n_distinct"]:
+                return Outcome("", FAIL, f"seed {seed} ended after {summary['n_distinct']} of {budget} evaluations "
+                                         f"with failed results among them (without them: {plain['n_distinct']})")
+        ends.append(summary["n_distinct"])
+        first = ~np.asarray(records["repeat"], dtype=bool)
+        idx = np.unique(np.asarray(records["arch_index"])[first])
+        hit, total = hit + int(failed[idx].sum()), total + len(idx)
+    share = float(failed.mean())
+    tail = float(binom.sf(hit - 1, total, share))
+    details = {"pattern": words, "failed_share": share, "asked_failed": hit, "asked": total, "p_value": tail}
+    line = f"asked {hit} failed cells of {total} ({hit / total:.0%}; random search {share:.0%}, cells with {words})"
+    if tail < FAILED_ALPHA:
+        return Outcome("", FAIL, f"drawn to failed results: {line}, P = {tail:.1e}; a failed result must count as "
+                                 "the worst one told (algorithms.base.FailedResults)", details)
+    runs = f"{FAILED_SEEDS} seeds of {budget}" if min(ends) == budget else \
+        f"{FAILED_SEEDS} seeds to their own end ({min(ends)}-{max(ends)} of {budget}, as without failures)"
+    return Outcome("", PASS, f"{runs} with +inf for failed cells: {line}", details)
+
+
 class _Interrupt(BaseException):
     """A Ctrl-C in the middle of a run (BaseException, as KeyboardInterrupt: the runner lets it
     through instead of recording a failed run)."""
@@ -857,6 +992,7 @@ CHECK_FUNCTIONS: dict[str, Callable[[Context], Outcome]] = {
     "fidelities": check_fidelities,
     "async": check_async,
     "stopping": check_stopping,
+    "failed-results": check_failed_results,
     "resume": check_resume,
     "samples-to-optimum": check_samples_to_optimum,
 }

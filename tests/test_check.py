@@ -17,6 +17,7 @@ import pytest
 from broken_algorithms.contrarian import Contrarian
 from broken_algorithms.elite_cache import EliteCache
 from broken_algorithms.global_rng import GlobalRandom
+from broken_algorithms.prefers_failures import CrashesOnFailures, EndsOnFailure, PrefersFailures
 from broken_algorithms.reads_report import ReadsReport
 from broken_algorithms.stop_iteration import StopsByRaising
 from conftest import data_env
@@ -67,6 +68,50 @@ def test_state_left_by_a_killed_run_fails_resume():
     out = outcomes(EliteCache)
     assert failed(out) == {"resume"}
     assert "state outlives a run" in out["resume"].reason
+
+
+def test_a_failure_taken_for_zero_fails_failed_results():
+    out = outcomes(PrefersFailures)
+    assert failed(out) == {"failed-results"}, {k: o.reason for k, o in out.items()}
+    o = out["failed-results"]
+    assert o.reason.startswith("drawn to failed results") and "algorithms.base.FailedResults" in o.reason
+    d = o.details
+    assert d["asked_failed"] / d["asked"] > d["failed_share"] and d["p_value"] < check.FAILED_ALPHA
+
+
+def test_a_crash_or_an_end_on_a_failed_result_fails_failed_results():
+    out = outcomes(CrashesOnFailures)
+    assert failed(out) == {"failed-results"}, {k: o.reason for k, o in out.items()}
+    assert out["failed-results"].reason.startswith("seed 0 failed: ValueError: Probabilities contain NaN")
+    o = outcomes(EndsOnFailure, only=["failed-results", "stopping"])
+    assert o["stopping"].status == check.PASS
+    assert o["failed-results"].status == check.FAIL
+    assert "with failed results among them (without them: 30)" in o["failed-results"].reason
+
+
+def test_the_failing_table_fails_a_structured_neutral_third():
+    """The failed cells: one or two token values, a share within FAILED_SHARE, and as good as
+    the rest (median quantile near 0.5); the others keep their order as a loss in [1, 101]."""
+    o = load_oracle("convnet-digits")
+    bad, mask, words = check.failing(o)
+    lo, hi = check.FAILED_SHARE
+    assert lo <= mask.mean() <= hi and words.startswith("token ")
+    tokens = np.asarray(o.space.tokens_all())
+    (i, a), *rest = [tuple(int(x) for x in part.split(" = ")) for part in
+                     words.removeprefix("token ").split(" or token ")]
+    expected = tokens[:, i] == a
+    for j, b in rest:
+        expected |= tokens[:, j] == b
+    assert np.array_equal(mask, expected)
+    assert bad.direction == "min"
+    v, w = o.search_values, bad.search_values
+    assert np.all(np.isinf(w[mask])) and np.all(np.isfinite(w[~mask]))
+    assert w[~mask].min() >= 1.0 and w[~mask].max() <= 101.0
+    keep = ~mask
+    assert np.all(np.diff(w[keep][np.argsort(-v[keep])]) >= -1e-9)      # the better, the lower
+    q = np.argsort(np.argsort(v)) / (len(v) - 1)
+    assert abs(np.median(q[mask]) - 0.5) < 0.1
+    assert bad.query_index(int(np.flatnonzero(mask)[0])).observation.value == np.inf
 
 
 def test_an_algorithm_worse_than_random_search_fails_the_comparison():
@@ -144,7 +189,7 @@ def test_the_command_exits_0_when_everything_passes(capsys):
     assert out.splitlines()[0] == "check random (algorithms.random_search.RandomSearch), quick:"
     assert "  pass  determinism" in out and "  n/a   fidelities" in out
     assert "  n/a   samples-to-optimum  skipped (statistics off)" in out
-    assert out.rstrip().endswith("7 passed, 0 failed, 2 not applicable")
+    assert out.rstrip().endswith("8 passed, 0 failed, 2 not applicable")
 
 
 def test_the_command_exits_1_and_says_why(capsys):

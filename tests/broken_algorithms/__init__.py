@@ -11,6 +11,9 @@ for ``tests/test_check.py``: ``nas-harness check`` must fail each of them for it
   finished run clears, so a run after a killed one differs from the same run resumed;
 * :class:`~broken_algorithms.contrarian.Contrarian` climbs towards the worst score: it keeps
   every rule and needs far more samples than random search.
+* :class:`~broken_algorithms.prefers_failures.PrefersFailures` takes a failed result for 0.0
+  and settles among failing architectures; :class:`~broken_algorithms.prefers_failures.CrashesOnFailures`
+  crashes on the first one, :class:`~broken_algorithms.prefers_failures.EndsOnFailure` ends its run there.
 
 Everything else about them is correct (each keeps its other duties), so the check must name
 the one thing that is wrong.
