@@ -338,7 +338,8 @@ def rank_statistics(pred, truth, report=None, ks: Sequence[int] = TOP_KS,
                     fraction: float = TOP_FRACTION) -> dict[str, float | None]:
     """Every statistic of the module doc for one ranking ``pred`` against ``truth`` (both
     higher = better, finite, one entry per class), as a flat dict: ``tau``, ``rho``,
-    ``tau_top`` (within the true top ``fraction``), ``overlap@K`` for each ``k`` in ``ks``,
+    ``tau_top`` (within the true top ``fraction``), ``overlap@K`` for each ``k`` in ``ks``
+    (``None`` unless ``k`` is below the number of items; a random ranking expects ``k / n``),
     ``best_true_rank``, ``best_percentile``, ``best_true_value``, ``best_regret``
     (``best_report`` with ``report``), and ``top100_in_true_top`` (share of the predicted top
     100 in the true top ``fraction``, ties as in :func:`top_k_overlap`)."""
@@ -346,8 +347,8 @@ def rank_statistics(pred, truth, report=None, ks: Sequence[int] = TOP_KS,
     out: dict[str, float | None] = {"n": float(len(pred)), "tau": kendall_tau_b(pred, truth),
                                     "rho": spearman_rho(pred, truth),
                                     "tau_top": top_fraction_tau(pred, truth, fraction)}
-    for k in ks:
-        out[f"overlap@{k}"] = top_k_overlap(pred, truth, k)
+    for k in ks:   # k >= n would compare the whole set with itself
+        out[f"overlap@{k}"] = top_k_overlap(pred, truth, k) if k < len(pred) else None
     best = best_pick(pred, truth, report)
     out.update({"best_true_rank": best["true_rank"], "best_percentile": best["percentile"],
                 "best_true_value": best["true_value"], "best_regret": best["regret"]})
@@ -697,6 +698,12 @@ def _quantiles(v) -> dict[str, float]:
             "distinct": int(len(np.unique(v)))}
 
 
+def _above_zero(ceiling, key) -> bool:
+    lo = ceiling.get("interval", {}).get(key, (None, None))[0]
+    value = ceiling["stats"].get(key)
+    return value is not None and value > 0 and (lo is None or lo > 0)
+
+
 def _summaries(group, names, epochs, last, ceiling, ceiling_curve) -> dict[str, Any]:
     per = group["per_seed"]
     keys = list(per[names[0]][last]["final"])
@@ -707,13 +714,16 @@ def _summaries(group, names, epochs, last, ceiling, ceiling_curve) -> dict[str, 
         if all("curve_common" in per[n][e] for n in names) and ceiling_curve is not None:
             out["curve"][e]["fraction_of_ceiling"] = {
                 k: t_interval([_fraction(per[n][e]["curve_common"][k], ceiling_curve["stats"][k]) for n in names])
-                for k in ("acc.tau", "loss.tau", "acc.rho", "loss.rho")}
+                for k in ("acc.tau", "loss.tau", "acc.rho", "loss.rho") if _above_zero(ceiling_curve, k)}
     if ceiling is not None and all("common_ref" in per[n][last] for n in names):
         out["common_ref"] = {k: t_interval([per[n][last]["common_ref"][k] for n in names]) for k in keys}
         out["common_other"] = {k: t_interval([per[n][last]["common_other"][k] for n in names]) for k in keys}
+        # only where the ceiling is clearly above chance (its bootstrap interval above 0): a
+        # fraction of a ceiling near 0 is noise
         out["fraction_of_ceiling"] = {
             k: t_interval([_fraction(per[n][last]["common_ref"][k], ceiling["stats"][k]) for n in names])
-            for k in keys if k.endswith(("tau", "rho", "tau_top")) or "overlap" in k}
+            for k in keys if (k.endswith(("tau", "rho", "tau_top")) or "overlap" in k)
+            and _above_zero(ceiling, k)}
     return out
 
 
@@ -791,7 +801,9 @@ def _markdown(r: Mapping[str, Any], command: str) -> str:
               f"({t['curve_classes_common']:,} with both seeds).", ""]
     s = r["settings"]
     lines += [f"Statistics: tau is {s['tau']}; rho is {s['rho']}; top-k overlaps and the best pick break ties "
-              "uniformly at random (exact expectations); intervals: "
+              "uniformly at random (exact expectations; a random ranking expects tau 0, an overlap of k/n and "
+              "a true rank of (n+1)/2 for its best; overlaps and ranks depend on n, so compare them at equal "
+              "n only); the fraction of the ceiling is given where the ceiling's interval lies above 0; intervals: "
               f"{s['interval']} ({s['resamples']} resamples). Each supernet is scored on each class's "
               "representative through the oracle `supernet/NAME` (search_valid accuracy and loss, "
               "batch-norm recalibration per cell as the oracle does"
@@ -822,13 +834,13 @@ def _markdown(r: Mapping[str, Any], command: str) -> str:
             lines.append(f"| {label} | {_cell(f)} | {seeds} | {_ceiling_cell(ceiling, key)} | "
                          f"{_cell(common) if common else '-'} | {_cell(frac) if frac else '-'} |")
         lines += ["", f"### Against training length ({t['curve_classes']:,} classes)", "",
-                  "| epoch | acc tau | loss tau | acc rho | loss rho | top-100 overlap (acc) | acc tau / ceiling |",
+                  "| epoch | acc tau | loss tau | acc rho | loss rho | top-10 overlap (acc) | acc tau / ceiling |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for e in g["epochs"]:
             c = summ["curve"][str(e)] if str(e) in summ["curve"] else summ["curve"][e]
             frac = c.get("fraction_of_ceiling", {}).get("acc.tau")
             lines.append(f"| {e} | {_cell(c['acc.tau'])} | {_cell(c['loss.tau'])} | {_cell(c['acc.rho'])} | "
-                         f"{_cell(c['loss.rho'])} | {_cell(c['acc.overlap@100'])} | {_cell(frac) if frac else '-'} |")
+                         f"{_cell(c['loss.rho'])} | {_cell(c['acc.overlap@10'])} | {_cell(frac) if frac else '-'} |")
         lines.append("")
     if ceiling is not None:
         lines += ["## The ceiling", "",
