@@ -913,8 +913,8 @@ def _scatter(r: Mapping[str, Any], out: Path) -> list[Path]:
     return [out / "scatter.png"]
 
 
-__all__ = ["TOP_FRACTION", "TOP_KS", "TRUTH_METRICS", "Truth", "arch_codes", "best_pick", "bootstrap_interval", "group_label",
-           "kendall_tau_b", "load_truth", "rank_statistics", "run_study", "sample_classes", "score_cells",
-           "spearman_rho", "t_interval", "top_fraction_members", "top_fraction_tau", "top_k_membership",
-           "top_k_overlap", "truth_from_collection", "truth_from_rows", "truth_from_table", "view_statistics",
-           "write_report"]
+__all__ = ["TOP_FRACTION", "TOP_KS", "TRUTH_METRICS", "Truth", "arch_codes", "best_pick", "bootstrap_interval",
+           "group_label", "kendall_tau_b", "load_truth", "merge_truths", "rank_statistics", "run_study",
+           "sample_classes", "score_cells", "spearman_rho", "supernet_meta", "t_interval", "top_fraction_members",
+           "top_fraction_tau", "top_k_membership", "top_k_overlap", "truth_from_collection", "truth_from_ground_truth",
+           "truth_from_rows", "truth_from_table", "view_statistics", "write_report"]
