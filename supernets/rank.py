@@ -642,6 +642,7 @@ def run_study(truth: Truth, supernets: Sequence[str], epochs: Sequence[int] | No
                                  "seeds": [metas[n]["config"]["seed"] for n in names], "epochs": curve_epochs,
                                  "train_cpu_seconds": [_train_cpu(metas[n]) for n in names],
                                  "per_seed": {}, "scoring": []}
+        finals: dict[str, dict[str, np.ndarray]] = {}   # each supernet's final scores, for their agreement
         for n in names:
             per_epoch = {}
             for e in curve_epochs:
@@ -666,6 +667,9 @@ def run_study(truth: Truth, supernets: Sequence[str], epochs: Sequence[int] | No
                         entry["common_other"] = stats_on(common, ceiling_seed)
                     take = np.array([pos[int(c)] for c in sub.classes[final_idx]], dtype=np.int64)
                     entry["scores_summary"] = {m: _quantiles(scores[m][take]) for m in ("valid_acc", "valid_loss")}
+                    finals[n] = {m: scores[m][take] for m in ("valid_acc", "valid_loss")}
+                    entry["tau_acc_vs_convs"] = kendall_tau_b(convolutions(sub.archs[final_idx]),
+                                                              scores["valid_acc"][take])
                     if n == names[0]:   # the scatter figure: the first seed's scores against the truth
                         group["scatter"] = {"supernet": n, "tau": entry["final"]["acc.tau"],
                                             "truth": [round(float(v), 6) for v in truth_ref["valid_acc"][final_idx]],
@@ -676,6 +680,11 @@ def run_study(truth: Truth, supernets: Sequence[str], epochs: Sequence[int] | No
                 per_epoch[e] = entry
             group["per_seed"][n] = per_epoch
         group["summary"] = _summaries(group, names, curve_epochs, last, result["ceiling"], result["ceiling_curve"])
+        # do supernet seeds agree with each other? (a stable but biased ranking, or noise)
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        group["summary"]["supernet_seed_agreement"] = {
+            f"{view}.tau": t_interval([kendall_tau_b(finals[a][metric], finals[b][metric]) for a, b in pairs])
+            for view, (metric, _) in VIEWS.items()}
         scored = [x for x in group["scoring"] if x["scored"] > 0]
         group["cpu_seconds_per_cell"] = (sum(x["cpu_seconds"] for x in scored) / sum(x["scored"] for x in scored)
                                          if scored else None)
@@ -683,7 +692,17 @@ def run_study(truth: Truth, supernets: Sequence[str], epochs: Sequence[int] | No
     result["timings"]["full_space_estimate_note"] = (f"scoring all {canon.num_classes(truth.rule)} classes costs "
                                                      f"about {scale:.1f}x the final scoring here")
     result["truth"]["summary"] = {m: _quantiles(truth_ref[m][final_idx]) for m in ("valid_acc", "valid_loss")}
+    result["truth"]["tau_acc_vs_convs"] = kendall_tau_b(convolutions(sub.archs[final_idx]),
+                                                        truth_ref["valid_acc"][final_idx])
     return result
+
+
+def convolutions(archs) -> np.ndarray:
+    """Convolution edges (``nor_conv_1x1`` or ``nor_conv_3x3``) per cell: a diagnostic of what a
+    ranking rewards (capacity, or the fast convergence of cells without weights)."""
+    from oracles.nb201_space import OPS
+    archs = np.asarray(archs, dtype=np.int64).reshape(-1, N_EDGES)
+    return np.isin(archs, [OPS.index("nor_conv_1x1"), OPS.index("nor_conv_3x3")]).sum(axis=1)
 
 
 def _train_cpu(meta: Mapping[str, Any]) -> float:
@@ -708,6 +727,7 @@ def _summaries(group, names, epochs, last, ceiling, ceiling_curve) -> dict[str, 
     per = group["per_seed"]
     keys = list(per[names[0]][last]["final"])
     out: dict[str, Any] = {"final": {k: t_interval([per[n][last]["final"][k] for n in names]) for k in keys},
+                           "tau_acc_vs_convs": t_interval([per[n][last]["tau_acc_vs_convs"] for n in names]),
                            "curve": {}}
     for e in epochs:
         out["curve"][e] = {k: t_interval([per[n][e]["curve"][k] for n in names]) for k in keys}
@@ -789,6 +809,11 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
+def _at(d: Mapping, epoch):
+    """``d[epoch]``, also when the dict went through JSON (keys as strings)."""
+    return d[epoch] if epoch in d else d[str(epoch)]
+
+
 def _markdown(r: Mapping[str, Any], command: str) -> str:
     t = r["truth"]
     lines = ["# How far can a supernet be trusted? NB201 cells on digits", ""]
@@ -804,7 +829,8 @@ def _markdown(r: Mapping[str, Any], command: str) -> str:
               "uniformly at random (exact expectations; a random ranking expects tau 0, an overlap of k/n and "
               "a true rank of (n+1)/2 for its best; overlaps and ranks depend on n, so compare them at equal "
               "n only); the fraction of the ceiling is given where the ceiling's interval lies above 0; intervals: "
-              f"{s['interval']} ({s['resamples']} resamples). Each supernet is scored on each class's "
+              f"{s['interval']} ({s['resamples']} resamples; with 3 seeds t = 4.30, and a t-interval may cross "
+              "a statistic's natural bounds). Each supernet is scored on each class's "
               "representative through the oracle `supernet/NAME` (search_valid accuracy and loss, "
               "batch-norm recalibration per cell as the oracle does"
               + (f", options `{s['oracle_options']}`" if s['oracle_options'] else "") + ").", ""]
@@ -833,11 +859,23 @@ def _markdown(r: Mapping[str, Any], command: str) -> str:
             common = summ.get("common_ref", {}).get(key)
             lines.append(f"| {label} | {_cell(f)} | {seeds} | {_ceiling_cell(ceiling, key)} | "
                          f"{_cell(common) if common else '-'} | {_cell(frac) if frac else '-'} |")
-        lines += ["", f"### Against training length ({t['curve_classes']:,} classes)", "",
+        agree = summ.get("supernet_seed_agreement", {})
+        if agree.get("acc.tau", {}).get("n"):
+            lines += ["", f"Supernet seeds against each other (Kendall tau-b over the pairs of seeds, same classes): "
+                          f"accuracy {_cell(agree['acc.tau'])}, loss {_cell(agree['loss.tau'])}."]
+        lines += ["", f"What the rankings reward: Kendall tau-b of valid accuracy against the number of convolution "
+                  f"edges, supernets {_cell(summ['tau_acc_vs_convs'])}, truth seed {t['reference_seed']} "
+                  f"{_fmt(t.get('tau_acc_vs_convs'))} (same classes). Supernet valid accuracy: "
+                  + ", ".join(f"median {_fmt(_at(per, last)['scores_summary']['valid_acc']['median'])} with "
+                              f"{_at(per, last)['scores_summary']['valid_acc']['distinct']} distinct values"
+                              for per in list(g['per_seed'].values())[:1])
+                  + f" (first seed); truth: median {_fmt(t['summary']['valid_acc']['median'])}, "
+                  f"{t['summary']['valid_acc']['distinct']} distinct values.",
+                  "", f"### Against training length ({t['curve_classes']:,} classes)", "",
                   "| epoch | acc tau | loss tau | acc rho | loss rho | top-10 overlap (acc) | acc tau / ceiling |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for e in g["epochs"]:
-            c = summ["curve"][str(e)] if str(e) in summ["curve"] else summ["curve"][e]
+            c = _at(summ["curve"], e)
             frac = c.get("fraction_of_ceiling", {}).get("acc.tau")
             lines.append(f"| {e} | {_cell(c['acc.tau'])} | {_cell(c['loss.tau'])} | {_cell(c['acc.rho'])} | "
                          f"{_cell(c['loss.rho'])} | {_cell(c['acc.overlap@10'])} | {_cell(frac) if frac else '-'} |")
@@ -914,7 +952,7 @@ def _scatter(r: Mapping[str, Any], out: Path) -> list[Path]:
 
 
 __all__ = ["TOP_FRACTION", "TOP_KS", "TRUTH_METRICS", "Truth", "arch_codes", "best_pick", "bootstrap_interval",
-           "group_label", "kendall_tau_b", "load_truth", "merge_truths", "rank_statistics", "run_study",
+           "convolutions", "group_label", "kendall_tau_b", "load_truth", "merge_truths", "rank_statistics", "run_study",
            "sample_classes", "score_cells", "spearman_rho", "supernet_meta", "t_interval", "top_fraction_members",
            "top_fraction_tau", "top_k_membership", "top_k_overlap", "truth_from_collection", "truth_from_ground_truth",
            "truth_from_rows", "truth_from_table", "view_statistics", "write_report"]
