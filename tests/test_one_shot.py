@@ -91,6 +91,38 @@ def test_the_ground_truth_values_go_to_the_records_only(nb201_oracle, monkeypatc
         assert best == report       # the current architecture's value, not the best seen
 
 
+def test_a_partial_ground_truth_gives_nan_for_the_cells_it_does_not_cover(nb201_oracle, monkeypatch):
+    """A snapshot of a running collection serves a subset of the cells: a derived cell outside
+    it is recorded without a true value (and without an index), not a crash."""
+    from oracles.nb201_space import NB201Space
+    from oracles.subset_space import SubsetSpace
+    monkeypatch.setattr(one_shot, "ground_truth", lambda oracle, data: (oracle, "test: the table's values"))
+    _, full = one_shot.run_one_shot(config("darts", epochs=2), nb201_oracle, seed=1)
+    derived = [tuple(row["derived"]) for row in epochs_of(full)]
+    assert len(set(derived)) == 2       # one covered and one uncovered cell below
+    space = NB201Space()
+    first = space.index(derived[0])
+    others = {space.index(a) for a in derived[1:]} - {first}
+    keep = sorted({first, (first + 1) % space.size} - others)
+
+    class Partial:
+        name = "partial-truth"
+        optimum = None
+        def __init__(self):
+            self.space = SubsetSpace(space, keep)
+        def query(self, arch, rng=None, fidelity=None):
+            assert self.space.contains(arch)
+            return nb201_oracle.query(arch, rng, fidelity)
+
+    records, summary = one_shot.run_one_shot(config("darts", epochs=2), Partial(), seed=1)
+    assert [tuple(row["derived"]) for row in epochs_of(summary)] == derived
+    for arch, search, index in zip(derived, records["search"], records["arch_index"]):
+        if arch == derived[0]:
+            assert search == pytest.approx(nb201_oracle.query(arch).observation.value) and index == 0
+        else:
+            assert np.isnan(search) and index == -1
+
+
 def test_ground_truth_rule(nb201_oracle):
     from supernets.data import load
     digits = load("digits")
