@@ -67,7 +67,12 @@ then its label with its inputs' labels, symmetric inputs as a multiset), and the
 the squared Euclidean distance between the bags' count vectors, i.e. the WL kernel's
 ``k(a, a) + k(b, b) - 2 k(a, b)``: an integer that grows with the subexpressions the two cells
 do not share. Ties at the cut are broken by row (identity) order. The importer computes the
-lists once and stores them in the table; ``mutate`` draws one of them uniformly.
+lists once and stores them in the table. A nearest-neighbour relation is not symmetric: a cell
+that is nobody's nearest (NAS-Bench-NLP's hand-written LSTM is in no cell's list of 10, its
+next-best cell being far from it) could never be reached by a mutation. So the space moves on
+the **symmetric** k-nearest-neighbour graph: a cell's ``neighbours`` are its own nearest
+cells (nearest first), then every cell that lists it (in row order); ``mutate`` draws one of
+them uniformly. Each cell has at least ``k`` neighbours and every cell can be reached.
 """
 
 from __future__ import annotations
@@ -476,6 +481,30 @@ def wl_features(form: tuple, depth: int = WL_DEPTH) -> list[str]:
     return feats
 
 
+def symmetric_neighbours(nearest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The symmetric k-nearest-neighbour graph of ``nearest`` (``(n, k)`` rows, nearest first)
+    in compressed rows ``(ptr, cols)``: row ``i`` is ``cols[ptr[i]:ptr[i + 1]]``, its own
+    ``k`` nearest first (in their order), then the rows that list ``i`` and are not among
+    them, in row order."""
+    nearest = np.asarray(nearest, dtype=np.int64)
+    n, k = nearest.shape
+    if n == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = nearest.ravel()
+    # reverse edges i -> j for every j listing i, unless j is already among i's own
+    rev_rows, rev_cols = cols, rows
+    new = ~np.isin(rev_rows * n + rev_cols, rows * n + cols)
+    rev_rows, rev_cols = rev_rows[new], rev_cols[new]
+    all_rows = np.concatenate([rows, rev_rows])
+    all_cols = np.concatenate([cols, rev_cols])
+    rank = np.concatenate([np.tile(np.arange(k, dtype=np.int64), n), k + rev_cols])
+    order = np.lexsort((rank, all_rows))
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(np.bincount(all_rows, minlength=n))
+    return ptr, all_cols[order]
+
+
 def nearest_cells(features: Sequence[Iterable[str]], k: int = N_NEIGHBOURS,
                   block: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """For every cell, the ``k`` other cells nearest in WL distance: ``(indices, distances)``,
@@ -545,6 +574,7 @@ class NBNLPSpace(FiniteSpace):
         if n > 1 and not np.all(self._ids[1:] > self._ids[:-1]):
             raise CorruptData("NAS-Bench-NLP table rows are not sorted by identity; re-import the table")
         self._by_tokens: dict[bytes, int] | None = None
+        self._moves_ptr, self._moves = symmetric_neighbours(self._nbr)
 
     @property
     def size(self) -> int:
@@ -578,11 +608,15 @@ class NBNLPSpace(FiniteSpace):
     def sample(self, rng):
         return FiniteSpace.sample(self, rng)
 
+    def _moves_of(self, arch) -> np.ndarray:
+        i = self.index(arch)
+        return self._moves[self._moves_ptr[i]:self._moves_ptr[i + 1]]
+
     def neighbours(self, arch) -> list[str]:
-        return [str(self._ids[j]) for j in self._nbr[self.index(arch)]]
+        return [str(self._ids[j]) for j in self._moves_of(arch)]
 
     def mutate(self, arch, rng) -> str:
-        row = self._nbr[self.index(arch)]
+        row = self._moves_of(arch)
         return str(self._ids[row[int(rng.integers(len(row)))]])
 
     # representations

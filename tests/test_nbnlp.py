@@ -518,11 +518,34 @@ def test_neighbours_are_the_nearest_cells_by_wl_distance(space, subset_table):
         order = np.lexsort((np.arange(space.size), d))[:N_NEIGHBOURS]
         np.testing.assert_array_equal(nbr[i], order)
         np.testing.assert_array_equal(dist[i], d[order])
-        assert space.neighbours(space.arch(i)) == [space.arch(int(j)) for j in order]
+        # its own nearest first, then the cells that list it (the symmetric graph)
+        listing = [j for j in range(space.size) if i in nbr[j] and j not in order]
+        assert space.neighbours(space.arch(i)) == [space.arch(int(j)) for j in [*order, *listing]]
     rng = np.random.default_rng(1)
     a = space.arch(0)
-    drawn = {space.mutate(a, rng) for _ in range(60)}
+    drawn = {space.mutate(a, rng) for _ in range(400)}
     assert drawn == set(space.neighbours(a))
+
+
+def test_moves_follow_the_symmetric_nearest_neighbour_graph():
+    """A cell nobody lists among its nearest (NAS-Bench-NLP's LSTM) is still a neighbour of the
+    cells it lists: every cell can be reached by a mutation."""
+    from oracles.nbnlp_space import symmetric_neighbours
+    nearest = np.array([[1, 2], [2, 0], [0, 1], [0, 1]])    # row 3 is in nobody's list
+    ptr, cols = symmetric_neighbours(nearest)
+    rows = [list(cols[ptr[i]:ptr[i + 1]]) for i in range(4)]
+    assert rows == [[1, 2, 3], [2, 0, 3], [0, 1], [0, 1]]
+    for i, row in enumerate(rows):
+        assert all(i in rows[j] for j in row)               # symmetric
+        assert len(row) >= nearest.shape[1]
+    rng = np.random.default_rng(0)
+    # random lists without self-loops (duplicates within a row do not occur in nearest_cells)
+    nb = np.stack([np.random.default_rng(i).choice(np.delete(np.arange(300), i), 4, replace=False)
+                   for i in range(300)])
+    ptr, cols = symmetric_neighbours(nb)
+    for i in rng.integers(0, 300, 20):
+        row = set(cols[ptr[i]:ptr[i + 1]].tolist())
+        assert row == set(nb[i].tolist()) | {j for j in range(300) if i in nb[j]}
 
 
 def test_the_space_holds_no_metric(space, subset_table):
