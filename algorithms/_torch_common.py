@@ -135,3 +135,15 @@ def adam(params, **kwargs):
         return torch.optim.Adam(params, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, **kwargs)
+
+
+def part_tensors(xy, max_images: int | None, device, dtype):
+    """A supernet data part ``(images, labels)`` as tensors on ``device`` (images in
+    ``dtype``), cut to its first ``max_images`` (None: all): how every one-shot method
+    (DARTS, GDAS, ENAS, RSPS, DDAS) holds its training and search-validation parts."""
+    import torch
+    x, y = xy
+    if max_images is not None:
+        x, y = x[:max_images], y[:max_images]
+    return (torch.as_tensor(np.ascontiguousarray(x)).to(device, dtype),
+            torch.as_tensor(np.ascontiguousarray(y)).to(device))

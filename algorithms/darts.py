@@ -48,6 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._torch_common import part_tensors
 from .base import torch_seed
 from .one_shot import OneShotMethod
 
@@ -111,15 +112,8 @@ class _Differentiable(OneShotMethod):
         self.dev = next(supernet.parameters()).device
         self.dtype = next(supernet.parameters()).dtype
 
-        def part(xy):
-            x, y = xy
-            if cfg.max_train is not None:
-                x, y = x[:cfg.max_train], y[:cfg.max_train]
-            return (torch.as_tensor(np.ascontiguousarray(x)).to(self.dev, self.dtype),
-                    torch.as_tensor(np.ascontiguousarray(y)).to(self.dev))
-
-        self.x_train, self.y_train = part(data.supernet_train)
-        self.x_valid, self.y_valid = part(data.search_valid)
+        self.x_train, self.y_train = part_tensors(data.supernet_train, cfg.max_train, self.dev, self.dtype)
+        self.x_valid, self.y_valid = part_tensors(data.search_valid, cfg.max_train, self.dev, self.dtype)
         # shuffles and architecture samples: a CPU generator, so a seed draws the same
         # sequence on every device
         self.gen = torch.Generator().manual_seed(torch_seed(rng))

@@ -128,7 +128,7 @@ import torch.nn.functional as F
 from supernets.nb201 import build_network, count_params
 from supernets.training import evaluation_key, forward_uniform
 
-from ._torch_common import adam, build_seeded, uniform
+from ._torch_common import adam, build_seeded, part_tensors, uniform
 from .base import torch_seed
 from .cadam import _mlp
 from .darts import N_EDGES, N_OPS, argmax_arch
@@ -501,15 +501,8 @@ class Ddas(OneShotMethod):
         self.dtype = next(supernet.parameters()).dtype
         self.input_shape, self.num_classes = tuple(data.input_shape), int(data.num_classes)
 
-        def part(xy):
-            x, y = xy
-            if cfg.max_train is not None:
-                x, y = x[:cfg.max_train], y[:cfg.max_train]
-            return (torch.as_tensor(np.ascontiguousarray(x)).to(self.dev, self.dtype),
-                    torch.as_tensor(np.ascontiguousarray(y)).to(self.dev))
-
-        self.x_train, self.y_train = part(data.supernet_train)
-        self.x_valid, self.y_valid = part(data.search_valid)
+        self.x_train, self.y_train = part_tensors(data.supernet_train, cfg.max_train, self.dev, self.dtype)
+        self.x_valid, self.y_valid = part_tensors(data.search_valid, cfg.max_train, self.dev, self.dtype)
         # shuffles, actions and noise: a CPU generator, so a seed draws the same on every device
         self.gen = torch.Generator().manual_seed(torch_seed(rng))
         self.agent = DdpgAgent(self.hidden, self.actor_lr, self.critic_lr, (self.beta1, self.beta2),

@@ -68,7 +68,8 @@ from supernets.training import EvalSettings, evaluate_archs
 
 from .base import torch_seed
 from .one_shot import OneShotMethod
-from .rsps import best_candidate, derivation_generator, part_tensors, validation_batch
+from ._torch_common import part_tensors
+from .rsps import best_candidate, derivation_generator, validation_batch
 
 N_EDGES, N_OPS = 6, 5
 

@@ -44,6 +44,7 @@ import torch
 
 from supernets.training import EvalSettings, SupernetTrainer, evaluate_archs, sample_path
 
+from ._torch_common import part_tensors
 from .base import torch_seed
 from .one_shot import OneShotMethod
 
@@ -71,16 +72,6 @@ def validation_batch(x: torch.Tensor, y: torch.Tensor, n: int,
         return x, y
     idx = torch.randperm(len(y), generator=gen)[:n].to(y.device)
     return x[idx], y[idx]
-
-
-def part_tensors(xy, max_images: int | None, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """A data part as tensors on ``device`` (images in ``dtype``), cut to its first
-    ``max_images`` (None: all), as the other one-shot methods cut both parts."""
-    x, y = xy
-    if max_images is not None:
-        x, y = x[:max_images], y[:max_images]
-    return (torch.as_tensor(np.ascontiguousarray(x)).to(device, dtype),
-            torch.as_tensor(np.ascontiguousarray(y)).to(device))
 
 
 class Rsps(OneShotMethod):

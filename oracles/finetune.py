@@ -48,7 +48,7 @@ import numpy as np
 
 from .errors import UserError
 from .live import (LiveOracle, MLPTrainer, _evaluate, data_record, derived_seed, reference_mlp_classifier,
-                   train_mlp)
+                   train_epoch, train_mlp)
 
 #: §5.2: "50 additional epochs of fine-tuning"
 FINETUNE_EPOCHS = 50
@@ -146,7 +146,6 @@ def finetune_mlp(oracle: LiveOracle, arch, extra_epochs: int = FINETUNE_EPOCHS,
 def _continue(net, trainer: MLPTrainer, seed: int, epochs: int) -> dict[str, Any]:
     """``epochs`` more epochs of ``net`` (module doc: fresh Adam, no early stopping)."""
     import torch
-    import torch.nn.functional as F
     data, recipe = trainer.data, trainer.recipe
     dev = next(net.parameters()).device
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
@@ -156,14 +155,7 @@ def _continue(net, trainer: MLPTrainer, seed: int, epochs: int) -> dict[str, Any
     shuffle = np.random.default_rng([seed % 2**63, 1])
     curve = []
     for _ in range(epochs):
-        net.train()
-        order = torch.from_numpy(shuffle.permutation(n)).to(dev)
-        for s in range(0, n, recipe.batch_size):
-            idx = order[s:s + recipe.batch_size]
-            loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_epoch(net, opt, x_train, y_train, shuffle.permutation(n), recipe.batch_size)
         net.eval()
         curve.append(_evaluate(net, data.x_valid, data.y_valid, recipe.eval_batch, dev)[0])
     out: dict[str, Any] = {"valid_curve": curve}

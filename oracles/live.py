@@ -256,6 +256,22 @@ def _evaluate(net, x: np.ndarray, y: np.ndarray, batch: int, dev) -> tuple[float
     return correct / len(y), loss_sum / len(y)
 
 
+def train_epoch(net, opt, x_train, y_train, order: np.ndarray, batch_size: int) -> None:
+    """One epoch of cross-entropy training of ``net`` by ``opt``, in mini-batches of
+    ``batch_size`` taken in ``order`` (a permutation of the training rows): the step of
+    :func:`train_mlp` and of the fine-tuning in :mod:`oracles.finetune`."""
+    import torch
+    import torch.nn.functional as F
+    net.train()
+    order = torch.from_numpy(order).to(y_train.device)
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
 def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cpu",
               bank=None) -> dict[str, Any]:
     """Train the MLP ``arch`` (:mod:`oracles.mlp_space`) on ``data`` with ``recipe`` and
@@ -270,7 +286,6 @@ def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cp
     networks and banks its own after training; ``shared_layers`` says how many dense layers
     started shared. Such a result depends on the run's history, not on the arguments alone."""
     import torch
-    import torch.nn.functional as F
 
     from .mlp_space import build_mlp, count_macs, count_params
 
@@ -287,14 +302,7 @@ def train_mlp(arch, seed: int, recipe: MLPRecipe, data: Split, device: str = "cp
     best, wait, curve = math.inf, 0, []
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(recipe.epochs):
-        net.train()
-        order = torch.from_numpy(shuffle.permutation(n)).to(dev)
-        for s in range(0, n, recipe.batch_size):
-            idx = order[s:s + recipe.batch_size]
-            loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_epoch(net, opt, x_train, y_train, shuffle.permutation(n), recipe.batch_size)
         net.eval()
         acc, vloss = _evaluate(net, data.x_valid, data.y_valid, recipe.eval_batch, dev)
         curve.append(acc)
