@@ -131,10 +131,6 @@ class _Differentiable(OneShotMethod):
     def epochs_done(self) -> int:
         return self.epoch
 
-    @property
-    def total_epochs(self) -> int:
-        return self.config.epochs
-
     def _next_valid(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``search_valid`` batch; a fresh permutation when too few images are left
         (the validation part is smaller than the training part, so it is cycled)."""

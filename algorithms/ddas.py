@@ -528,10 +528,6 @@ class Ddas(OneShotMethod):
     def epochs_done(self) -> int:
         return self.epoch
 
-    @property
-    def total_epochs(self) -> int:
-        return self.config.epochs
-
     # -- data ------------------------------------------------------------------------------
     def _next_train(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``supernet_train`` batch of a running permutation (a new one when too few

@@ -238,10 +238,6 @@ class Enas(OneShotMethod):
     def epochs_done(self) -> int:
         return self.epoch
 
-    @property
-    def total_epochs(self) -> int:
-        return self.config.epochs
-
     def _next_valid(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``search_valid`` batch; a fresh permutation when too few images are left
         for a full one."""

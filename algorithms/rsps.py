@@ -139,10 +139,6 @@ class Rsps(OneShotMethod):
     def epochs_done(self) -> int:
         return self.trainer.epoch
 
-    @property
-    def total_epochs(self) -> int:
-        return self.config.epochs
-
     # -- the search ------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, Any]:
         stats = dict(self.trainer.train_epoch())
