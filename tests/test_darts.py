@@ -3,7 +3,6 @@ signs, the second-order hypergradient against autograd's double backward, the de
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,30 +10,12 @@ import torch.nn.functional as F
 pytest.importorskip("sklearn")
 
 from algorithms.darts import Darts, argmax_arch, hessian_vector_product  # noqa: E402
-from supernets.data import load  # noqa: E402
-from supernets.training import build_supernet  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load("digits")
+# the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
+from one_shot_helpers import digits, one_torch_thread, start_method  # noqa: E402,F401
 
 
 def started(data, dtype=torch.float32, **params) -> Darts:
-    method = Darts(C=4, N=1, max_train=192, batch_size=32, epochs=2, **params)
-    cfg = method.supernet_config()
-    torch.manual_seed(0)
-    net = build_supernet(cfg, data.input_shape[0], data.num_classes).to(dtype)
-    method.start(net, data, np.random.default_rng(0))
-    return method
+    return start_method(Darts(C=4, N=1, max_train=192, batch_size=32, epochs=2, **params), data, dtype=dtype)
 
 
 def val_loss(method, xv, yv) -> float:

@@ -5,9 +5,6 @@ Table 3.3, the Pareto frontier, determinism for a seed and resume after a kill."
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
 
@@ -17,35 +14,18 @@ from algorithms.ddas import (REWARDS, VARIANTS, Ddas, DdpgAgent, Replay, Stagnat
                              ddas_reward, discretise, exploit_noise, one_hot, ou_step, pareto_front, similar,
                              soft_update)
 from algorithms.one_shot import ONE_SHOT_REGISTRY, make_one_shot  # noqa: E402
-from supernets.data import load  # noqa: E402
 from supernets.nb201 import build_network, count_params  # noqa: E402
-from supernets.training import build_supernet  # noqa: E402
+# the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
+from one_shot_helpers import (digits, one_torch_thread, resume_after_kill, start_method,  # noqa: E402,F401
+                              torch_threads)
 
 #: 1 warm-up epoch, then 3 exploration, 3 exploitation and 4 fourth-stage steps of 1 batch
 TINY = dict(C=4, N=1, max_train=64, batch_size=32, epochs=1, explore_steps=3, exploit_steps=3, stage4_steps=4,
             minibatches=1, hidden=(16, 16), replay_batch=8, stag_steps=2, stage4_buffer=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load("digits")
-
-
 def started(data, seed=0, **params) -> Ddas:
-    method = Ddas(**{**TINY, **params})
-    cfg = method.supernet_config()
-    torch.manual_seed(seed)
-    net = build_supernet(cfg, data.input_shape[0], data.num_classes)
-    method.start(net, data, np.random.default_rng(seed))
-    return method
+    return start_method(Ddas(**{**TINY, **params}), data, seed)
 
 
 def finished(data, seed=0, **params) -> tuple[Ddas, list[dict]]:
@@ -57,12 +37,8 @@ def finished(data, seed=0, **params) -> tuple[Ddas, list[dict]]:
 @pytest.fixture(scope="module")
 def run(digits):
     # module fixtures are set up before the function-scoped thread setting: one thread here too
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return finished(digits)
-    finally:
-        torch.set_num_threads(n)
 
 
 def agent(seed=0, **kw) -> DdpgAgent:
@@ -329,36 +305,19 @@ def test_a_seed_gives_the_same_run_and_another_seed_another(digits, run):
     assert [s["arch"] for s in other.samples] != [s["arch"] for s in run[0].samples]
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: not an Exception, so the loop does not record it as a failure."""
-
-
 def test_a_run_resumed_after_a_kill_equals_an_uninterrupted_one(nb201_oracle, tmp_path):
-    from harness import one_shot
     from harness.runner import RunConfig
     cfg = RunConfig(algorithm="ddas", params=dict(TINY, hidden="16/16"), oracle="nb201/cifar10")
-    whole, killed = tmp_path / "whole.ckpt", tmp_path / "killed.ckpt"
-    ref_records, ref_summary = one_shot.run_one_shot(cfg, nb201_oracle, seed=2, ckpt=whole)
-    assert ref_summary.get("failed") is None and len(ref_records["sample"]) == 11
-
-    def kill_after_6(epoch):                # inside the exploitation phase
-        if epoch == 6:
-            raise Killed
-
-    with pytest.raises(Killed):
-        one_shot.run_one_shot(cfg, nb201_oracle, seed=2, ckpt=killed, on_epoch=kill_after_6)
-    assert json.loads((killed / "meta.json").read_text())["seed"] == 2
-    records, summary = one_shot.run_one_shot(cfg, nb201_oracle, seed=2, ckpt=killed)
-    assert summary["diagnostics"]["resume"] == "resumed after epoch 6"
-    assert list(records["arch_id"]) == list(ref_records["arch_id"])
-    steps = [[x for x in s.get("steps", [])] for s in summary["diagnostics"]["epochs"]]
-    ref_steps = [[x for x in s.get("steps", [])] for s in ref_summary["diagnostics"]["epochs"]]
+    res = resume_after_kill(cfg, nb201_oracle, tmp_path, kill_after=6)      # inside the exploitation phase
+    assert res.ref_summary.get("failed") is None and len(res.ref_records["sample"]) == 11
+    assert list(res.records["arch_id"]) == list(res.ref_records["arch_id"])
+    steps = [[x for x in s.get("steps", [])] for s in res.summary["diagnostics"]["epochs"]]
+    ref_steps = [[x for x in s.get("steps", [])] for s in res.ref_summary["diagnostics"]["epochs"]]
     assert [[x["arch"] for x in s] for s in steps] == [[x["arch"] for x in s] for s in ref_steps]
     for s, r in zip(sum(steps, []), sum(ref_steps, [])):
         assert s["valid_loss"] == pytest.approx(r["valid_loss"], abs=1e-5)
         assert s["reward"] == pytest.approx(r["reward"], abs=1e-5)
-    a = torch.load(whole / "state.pt", weights_only=True)["method"]
-    b = torch.load(killed / "state.pt", weights_only=True)["method"]
+    a, b = res.ref_state, res.state
     for k in a["model"]:
         assert torch.allclose(a["model"][k].double(), b["model"][k].double(), atol=1e-5), k
     for net in ("actor", "critic", "actor_target", "critic_target"):

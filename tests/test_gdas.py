@@ -12,29 +12,12 @@ import torch.nn.functional as F
 pytest.importorskip("sklearn")
 
 from algorithms.gdas import Gdas, gumbel_straight_through, temperature  # noqa: E402
-from supernets.data import load  # noqa: E402
-from supernets.training import build_supernet  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load("digits")
+# the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
+from one_shot_helpers import digits, one_torch_thread, start_method  # noqa: E402,F401
 
 
 def started(data, **params) -> Gdas:
-    method = Gdas(C=4, N=1, batch_size=32, **{"epochs": 2, "max_train": 128, **params})
-    torch.manual_seed(0)
-    net = build_supernet(method.supernet_config(), data.input_shape[0], data.num_classes)
-    method.start(net, data, np.random.default_rng(0))
-    return method
+    return start_method(Gdas(C=4, N=1, batch_size=32, **{"epochs": 2, "max_train": 128, **params}), data)
 
 
 def test_temperature_falls_linearly_from_tau_max_to_tau_min():

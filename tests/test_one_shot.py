@@ -4,8 +4,6 @@ routing a one-shot method. Tiny supernets (C=4, N=1) on a few dozen digits."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -16,34 +14,14 @@ from algorithms.one_shot import ONE_SHOT_REGISTRY, is_one_shot, make_one_shot  #
 from harness import one_shot  # noqa: E402
 from harness.runner import RunConfig  # noqa: E402
 from oracles.errors import UserError  # noqa: E402
+# the autouse fixture ``one_torch_thread`` takes effect by being imported
+from one_shot_helpers import assert_same_records, one_torch_thread, resume_after_kill  # noqa: E402,F401
 
 TINY = {"C": 4, "N": 1, "max_train": 64, "batch_size": 32, "epochs": 3}
-#: columns holding measured seconds: the only ones a resumed run may differ in
-MEASURED = {"cost", "cum_cost", "algo_cpu_s"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def config(name="darts", **params) -> RunConfig:
     return RunConfig(algorithm=name, params={**TINY, **params}, oracle="nb201/cifar10")
-
-
-def assert_same_records(a: dict, b: dict) -> None:
-    assert set(a) == set(b)
-    for k in a:
-        if k in MEASURED:
-            continue
-        if a[k].dtype.kind == "f":
-            np.testing.assert_array_equal(np.isnan(a[k]), np.isnan(b[k]), err_msg=k)
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, err_msg=k)
-        else:
-            assert list(a[k]) == list(b[k]), k
 
 
 def epochs_of(summary) -> list[dict]:
@@ -147,29 +125,13 @@ def test_a_seed_gives_the_same_run_on_cpu(nb201_oracle, name, params):
         assert x["alpha_softmax"] == y["alpha_softmax"] and x["train_loss"] == pytest.approx(y["train_loss"])
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: not an Exception, so the loop does not record it as a failure."""
-
-
 @pytest.mark.parametrize("name", ["darts", "gdas"])
 def test_a_run_resumed_after_a_kill_equals_an_uninterrupted_one(nb201_oracle, tmp_path, name):
-    whole, killed = tmp_path / "whole.ckpt", tmp_path / "killed.ckpt"
-    ref_records, ref_summary = one_shot.run_one_shot(config(name), nb201_oracle, seed=2, ckpt=whole)
-
-    def kill_after_2(epoch):
-        if epoch == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        one_shot.run_one_shot(config(name), nb201_oracle, seed=2, ckpt=killed, on_epoch=kill_after_2)
-    assert json.loads((killed / "meta.json").read_text())["seed"] == 2
-    records, summary = one_shot.run_one_shot(config(name), nb201_oracle, seed=2, ckpt=killed)
-    assert summary["diagnostics"]["resume"] == "resumed after epoch 2"
-    assert_same_records(ref_records, records)
-    for x, y in zip(epochs_of(ref_summary), epochs_of(summary)):
+    res = resume_after_kill(config(name), nb201_oracle, tmp_path, kill_after=2)
+    assert_same_records(res.ref_records, res.records)
+    for x, y in zip(epochs_of(res.ref_summary), epochs_of(res.summary)):
         np.testing.assert_allclose(x["alpha_softmax"], y["alpha_softmax"], atol=1e-6)
-    a = torch.load(whole / "state.pt", weights_only=True)["method"]
-    b = torch.load(killed / "state.pt", weights_only=True)["method"]
+    a, b = res.ref_state, res.state
     assert torch.allclose(a["alpha"], b["alpha"], atol=1e-6)
     for k in a["model"]:
         assert torch.allclose(a["model"][k].double(), b["model"][k].double(), atol=1e-5), k

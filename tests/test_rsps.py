@@ -5,9 +5,6 @@ and resume after a kill."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
 
@@ -16,33 +13,17 @@ pytest.importorskip("sklearn")
 from algorithms.rsps import Rsps, best_candidate, derivation_generator, validation_batch  # noqa: E402
 from harness import one_shot  # noqa: E402
 from harness.runner import RunConfig  # noqa: E402
-from supernets.data import load  # noqa: E402
-from supernets.training import EvalSettings, build_supernet, evaluate_archs, sample_path  # noqa: E402
+from supernets.training import EvalSettings, evaluate_archs, sample_path  # noqa: E402
+# the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
+from one_shot_helpers import (assert_same_records, digits, one_torch_thread, resume_after_kill,  # noqa: E402,F401
+                              same_run_twice, start_method)
 
 TINY = {"C": 4, "N": 1, "max_train": 64, "batch_size": 32, "epochs": 3, "n_archs": 6, "epoch_archs": 3,
         "calib_images": 32}
-MEASURED = {"cost", "cum_cost", "algo_cpu_s"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load("digits")
 
 
 def started(data, **params) -> Rsps:
-    method = Rsps(**{**TINY, "epochs": 2, **params})
-    torch.manual_seed(0)
-    net = build_supernet(method.supernet_config(), data.input_shape[0], data.num_classes)
-    method.start(net, data, np.random.default_rng(0))
-    return method
+    return start_method(Rsps(**{**TINY, "epochs": 2, **params}), data)
 
 
 def test_best_candidate_is_the_highest_accuracy_then_the_lowest_loss_then_the_first():
@@ -116,51 +97,20 @@ def config(**params) -> RunConfig:
     return RunConfig(algorithm="rsps", params={**TINY, **params}, oracle="nb201/cifar10")
 
 
-def assert_same_records(a: dict, b: dict) -> None:
-    assert set(a) == set(b)
-    for k in a:
-        if k in MEASURED:
-            continue
-        if a[k].dtype.kind == "f":
-            np.testing.assert_array_equal(np.isnan(a[k]), np.isnan(b[k]), err_msg=k)
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, err_msg=k)
-        else:
-            assert list(a[k]) == list(b[k]), k
-
-
 def test_a_seed_gives_the_same_run_on_cpu(nb201_oracle):
-    a_records, a = one_shot.run_one_shot(config(), nb201_oracle, seed=5)
-    b_records, b = one_shot.run_one_shot(config(), nb201_oracle, seed=5)
-    assert a.get("failed") is None
-    assert_same_records(a_records, b_records)
+    a_records, a, b = same_run_twice(config(), nb201_oracle, seed=5)
     for x, y in zip(a["diagnostics"]["epochs"], b["diagnostics"]["epochs"]):
         assert x["derived"] == y["derived"] and x["train_loss"] == y["train_loss"]
     c_records, _ = one_shot.run_one_shot(config(), nb201_oracle, seed=6)
     assert list(c_records["arch_id"]) != list(a_records["arch_id"])
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: not an Exception, so the loop does not record it as a failure."""
-
-
 def test_a_run_resumed_after_a_kill_equals_an_uninterrupted_one(nb201_oracle, tmp_path):
-    whole, killed = tmp_path / "whole.ckpt", tmp_path / "killed.ckpt"
-    ref_records, ref = one_shot.run_one_shot(config(), nb201_oracle, seed=2, ckpt=whole)
-
-    def kill_after_2(epoch):
-        if epoch == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        one_shot.run_one_shot(config(), nb201_oracle, seed=2, ckpt=killed, on_epoch=kill_after_2)
-    assert json.loads((killed / "meta.json").read_text())["seed"] == 2
-    records, summary = one_shot.run_one_shot(config(), nb201_oracle, seed=2, ckpt=killed)
-    assert summary["diagnostics"]["resume"] == "resumed after epoch 2"
-    assert_same_records(ref_records, records)
-    for x, y in zip(ref["diagnostics"]["epochs"], summary["diagnostics"]["epochs"]):
+    res = resume_after_kill(config(), nb201_oracle, tmp_path, kill_after=2)
+    assert_same_records(res.ref_records, res.records)
+    for x, y in zip(res.ref_summary["diagnostics"]["epochs"], res.summary["diagnostics"]["epochs"]):
         assert x["derived"] == y["derived"] and x["train_loss"] == pytest.approx(y["train_loss"])
-    a = torch.load(whole / "state.pt", weights_only=True)["method"]
-    b = torch.load(killed / "state.pt", weights_only=True)["method"]
+    a, b = res.ref_state, res.state
     assert a["derive_seed"] == b["derive_seed"]
     assert torch.equal(a["trainer"]["rng"]["generator"], b["trainer"]["rng"]["generator"])
     for k in a["trainer"]["model"]:
