@@ -182,7 +182,7 @@ SPACES: dict[str, Callable[[Callable[[str], Any]], SpaceCase]] = {
     "mlp-table": _mlp_table,                    # MLPTableSpace: the rows of an exported live table
     "darts": _darts,                            # DartsSpace: DARTS cells, 7 ops, ~1.1e18 (not enumerated)
     "nbnlp": _nbnlp,                            # NBNLPSpace: 300 ids of NAS-Bench-NLP
-    "recurrent": _recurrent,                    # RecurrentSpace: LaNAS's recurrent cells, 10,584
+    "recurrent": _recurrent,                    # RecurrentSpace: LaNAS's recurrent cells, 6,954
     "convnet60k": _convnet60k,                  # ConvNetSpace, 55,986 networks (slow only)
 }
 #: spaces whose checks run only under ``-m slow`` (the same class as a default-run case, or big)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def small_corpus_dir(tmp_path_factory) -> Path:
 
 
 def tiny_job(corpus_dir, **kw):
-    kw.setdefault("indices", [0, 2, 57, 10000])
+    kw.setdefault("indices", [0, 2, 57, 6000])
     kw.setdefault("seeds", 2)
     return rec.make_job(recipe=TINY, name="lstm-tiny", corpus_dir=corpus_dir, **kw)
 
@@ -173,7 +174,8 @@ def test_tiny_collection_is_an_oracle(small_corpus_dir, tmp_path):
     target = rec.collect(job, tmp_path / "w", progress=False, log=lambda *_: None)
     table = load_table(target)
     assert table.values.shape == (4, 2, 1, len(rec.METRICS)) and not np.isnan(np.asarray(table.values)).any()
-    assert list(table.columns["space_index"]) == [0, 2, 57, 10000]
+    assert list(table.columns["space_index"]) == [0, 2, 57, 6000]
+    assert table.meta["collection"]["adopted_runs"] == 0 and "uniform random subset" in table.meta["description"]
     assert table.meta["space"]["kind"] == "recurrent" and table.meta["corpus"]["level"] == "char"
     oracle = load_oracle("lstm-tiny", shared=table)
     assert isinstance(oracle.space, SubsetSpace) and oracle.space.size == 4 and oracle.direction == "min"
@@ -191,6 +193,53 @@ def test_other_config_refused(small_corpus_dir, tmp_path):
                                  corpus_dir=small_corpus_dir), out, progress=False, log=lambda *_: None)
     with pytest.raises(UserError, match="--subset"):
         rec.make_job(subset=0, corpus_dir=small_corpus_dir)
+
+
+def test_adopting_another_collections_runs(small_corpus_dir, tmp_path):
+    """Runs of another collection of the same recipe are filed under the current identities
+    and not trained again; a second form of an adopted cell (as a collection under the older
+    copy-only rule held) is merged into it, never a second row; other recipes are refused."""
+    from oracles.collectors.convnet import open_store, read_shards
+    space = RecurrentSpace()
+    src, out = tmp_path / "src", tmp_path / "new"
+    rec.collect(tiny_job(small_corpus_dir, indices=[0, 2], seeds=1), src, progress=False, log=lambda *_: None)
+    rows, _ = read_shards(src)
+    # cell 2 is h_t = mean(s_0, relu(W s_0)); the older rule kept this form of it apart
+    assert space.to_string(space.arch(2)) == "011001000;input,fc-relu,output"
+    twin = dict(rows[(2, 0)], index=9999, arch="0110001000010000;input,fc-relu,identity,output",
+                valid_ppl=rows[(2, 0)]["valid_ppl"] + 1e-3)
+    with open_store(src) as store:
+        store.append(twin)
+    job = tiny_job(small_corpus_dir, indices=[0, 2, 57], seeds=1)
+    counts = rec.adopt(job, out, src, log=lambda *_: None)
+    assert counts["adopted"] == 2 and counts["merged"] == 1 and counts["outside_job"] == 0
+    assert counts["max_merged_valid_ppl_difference"] == pytest.approx(1e-3)
+    adopted, _ = read_shards(out)
+    assert set(adopted) == {(0, 0), (2, 0)}
+    assert adopted[(2, 0)]["valid_ppl"] == rows[(2, 0)]["valid_ppl"]       # the first run is kept
+    assert adopted[(2, 0)]["trained_as"] == "011001000;input,fc-relu,output"
+    assert rec.adopt(job, out, src, log=lambda *_: None)["adopted"] == 0  # adopting twice adds nothing
+    partial = load_table(rec.collect(job, out, progress=False, log=lambda *_: None, train=False, partial=True,
+                                     table_dir=tmp_path / "partial"))
+    assert partial.meta["collection"]["adopted_runs"] == 2 and "not a uniform sample" in partial.meta["description"]
+    table = load_table(rec.collect(job, out, progress=False, log=lambda *_: None))
+    after, _ = read_shards(out)
+    assert set(after) == {(0, 0), (2, 0), (57, 0)} and after[(0, 0)] == adopted[(0, 0)]   # only 57 trained
+    # complete, the job's cells are its subset whoever trained them
+    assert table.meta["collection"]["adopted_runs"] == 2 and "uniform random subset" in table.meta["description"]
+    with pytest.raises(UserError, match="differs in: recipe"):
+        rec.adopt(rec.make_job(recipe=rec.RecurrentRecipe(steps=5), indices=[0], seeds=1, name="lstm-tiny",
+                               corpus_dir=small_corpus_dir), tmp_path / "other", src, log=lambda *_: None)
+    with pytest.raises(UserError, match="not a collection folder"):
+        rec.adopt(job, tmp_path / "other", tmp_path, log=lambda *_: None)
+    with pytest.raises(UserError, match="--out folder itself"):
+        rec.adopt(job, out, out, log=lambda *_: None)
+    # a folder collected under the older identity rule is refused with the way out
+    config = json.loads((src / rec.CONFIG).read_text())
+    del config["space"]["identity"]
+    (src / rec.CONFIG).write_text(json.dumps(config))
+    with pytest.raises(UserError, match="--adopt"):
+        rec.collect(tiny_job(small_corpus_dir, indices=[0, 2], seeds=1), src, progress=False, log=lambda *_: None)
 
 
 _CHILD = """
@@ -251,3 +300,4 @@ def test_damaged_row_refused(small_corpus_dir, tmp_path):
     shard.write_bytes(b"\n".join(lines))
     with pytest.raises(CorruptData, match="line 1"):
         rec.collect(job, out, progress=False, log=lambda *_: None)
+

@@ -158,7 +158,7 @@ def _collect_convnet(args: argparse.Namespace) -> int:
 
 def _register_recurrent(families) -> None:
     r = families.add_parser("recurrent", help="LaNAS's recurrent cells as language models (LSTM-10K style)",
-                            description="Train LaNAS's recurrent cells (10,584 distinct, or a uniform random "
+                            description="Train LaNAS's recurrent cells (6,954 distinct, or a uniform random "
                                         "subset) as language models and write a table (docs/lstm-shakespeare.md); "
                                         "resumable: run the same command again after an interruption.")
     from oracles.collectors.recurrent import PRESETS
@@ -188,13 +188,17 @@ def _register_recurrent(families) -> None:
     r.add_argument("--finalize-partial", action="store_true",
                    help="do not train; write a table of the cells whose every seed is finished so far "
                         "(a uniform random sample: cells are trained in random order)")
+    r.add_argument("--adopt", metavar="DIR",
+                   help="first file the finished runs of another collection folder of the same recipe and corpus "
+                        "into --out under the current cell identities, so they are not trained again (e.g. one "
+                        "made before the mean-form identity rule, or the same collection run elsewhere)")
     r.set_defaults(func=_collect_recurrent)
 
 
 def _collect_recurrent(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from oracles.collectors.recurrent import PRESETS, collect, make_job
+    from oracles.collectors.recurrent import PRESETS, adopt, collect, make_job
     from oracles.registry import data_dir
 
     recipe = PRESETS[args.preset]["recipe"]
@@ -206,6 +210,8 @@ def _collect_recurrent(args: argparse.Namespace) -> int:
     job = make_job(args.preset, seeds=args.seeds, subset=args.subset, subset_seed=args.subset_seed, recipe=recipe,
                    name=args.name, corpus=args.corpus, level=args.level, vocab_size=args.vocab_size,
                    corpus_dir=args.corpus_dir)
+    if args.adopt:
+        adopt(job, args.out, args.adopt)
     target = collect(job, args.out, workers=args.workers, device=args.device, executor=args.executor,
                      progress=not args.no_progress, table_dir=args.table or data_dir() / job.name,
                      train=not args.finalize_partial, partial=args.finalize_partial)

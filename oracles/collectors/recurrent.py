@@ -334,7 +334,7 @@ def make_job(preset: str = "shakespeare-char", seeds: int | Sequence[int] = 1, s
     preset: a :data:`PRESETS` name (corpus, level, vocabulary and recipe defaults).
     seeds: a count (seeds ``0..N-1``) or explicit seeds.
     subset: train this many cells drawn uniformly without replacement with ``subset_seed``
-        (default: the whole space, 10,584 cells).
+        (default: the whole space, 6,954 cells).
     recipe, corpus, level, vocab_size: override the preset's.
     corpus_dir: the corpus folder (default :func:`oracles.collectors.corpus.default_dir`).
     indices: explicit space indices (tests), instead of ``subset``.
@@ -450,8 +450,10 @@ def _prepare(out, job: Job) -> None:
             pass
         if config != theirs:
             diff = sorted(k for k in config if config[k] != theirs[k])
+            hint = (f"; its runs can be reused: --out NEW --adopt {out}" if diff == ["space"] or
+                    set(diff) == {"space", "subset"} else "")
             raise UserError(f"{out} holds a different collection (differs in: {', '.join(diff)}); "
-                            "use another --out, or the same options to resume it")
+                            f"use another --out, or the same options to resume it{hint}")
         return
     config["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     config["code_version"] = code_version()
@@ -531,6 +533,92 @@ def _train(job, out, space, todo, total, workers, device, executor, progress, op
             bar.close()
 
 
+def adopt(job: Job, out, source, log=print) -> dict[str, Any]:
+    """File the finished runs of another collection folder ``source`` into ``out``, so
+    that they are not trained again; returns counts.
+
+    ``source`` must have trained the same recipe on the same corpus (checksum, level and
+    vocabulary); its space may differ in how cells are identified (a collection made before
+    the mean-form rule of :mod:`oracles.recurrent_space`), or it may be the same
+    collection run elsewhere. Each run goes under the current canonical form of the cell
+    it trained (its stored ``arch`` string, kept as ``trained_as``). Runs of cells or
+    seeds that ``job`` does not collect, and runs ``out`` already has, are skipped. When
+    several source runs land on one (cell, seed), which happens when the source identified
+    cells more finely, the first in the source's training order is kept and the largest
+    difference of validation perplexity among them is reported: they trained the same
+    function, so it should be tiny (floating-point summation order only).
+    """
+    import json
+
+    from ..errors import CorruptData, InvalidArchitecture, UserError
+    from ..recurrent_space import RecurrentSpace
+    from .convnet import lock, open_store, read_shards
+    out, source = Path(out), Path(source)
+    if source.resolve() == out.resolve():
+        raise UserError("--adopt names the --out folder itself; name another collection folder")
+    try:
+        theirs = json.loads((source / CONFIG).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{source} is not a collection folder (no {CONFIG}); name one that "
+                        "`nas-harness collect recurrent --out` made") from None
+    except ValueError:
+        raise CorruptData(f"{source / CONFIG} is not valid JSON") from None
+    mine = job.config()
+    try:
+        theirs_recipe = RecurrentRecipe.from_dict(theirs["recipe"]).to_dict()
+        differ = [k for k in ("family", "corpus", "level", "vocab_size", "corpus_sha256")
+                  if theirs.get(k) != mine[k]] + (["recipe"] if theirs_recipe != mine["recipe"] else [])
+        src_order = [int(i) for i in theirs["subset"]["order"]]
+    except (KeyError, TypeError, ValueError):
+        raise CorruptData(f"{source / CONFIG} is not a recurrent collection's configuration") from None
+    if differ:
+        raise UserError(f"{source} trained another recipe or corpus (differs in: {', '.join(differ)}); "
+                        "only runs of the same recipe on the same corpus can be adopted")
+    _prepare(out, job)
+    space = RecurrentSpace()
+    wanted, seeds = set(job.order), set(job.seeds)
+    src_rows, _ = read_shards(source)
+    counts = {"source_runs": len(src_rows), "adopted": 0, "already_there": 0, "outside_job": 0,
+              "merged": 0, "max_merged_valid_ppl_difference": 0.0}
+    with lock(out):
+        rows, _ = read_shards(out)
+        kept: dict[tuple[int, int], dict[str, Any]] = {}
+        store = open_store(out)
+        try:
+            # the source's training order first (its first run of a cell is the one kept)
+            position = {i: k for k, i in enumerate(src_order)}
+            for i, s in sorted(src_rows, key=lambda k: (position.get(k[0], len(position)), k)):
+                row = src_rows[(i, s)]
+                try:
+                    cell = space.parse(row["arch"])
+                    valid = float(row["valid_ppl"])
+                except (KeyError, TypeError, ValueError, InvalidArchitecture) as exc:
+                    raise CorruptData(f"{source}: the run of cell {i} seed {s} is damaged ({exc})") from None
+                key = (space.index(cell), s)
+                if key[0] not in wanted or s not in seeds:
+                    counts["outside_job"] += 1
+                elif key in kept:
+                    counts["merged"] += 1
+                    gap = abs(valid - float(kept[key]["valid_ppl"]))
+                    counts["max_merged_valid_ppl_difference"] = max(counts["max_merged_valid_ppl_difference"], gap)
+                elif key in rows:
+                    kept[key] = rows[key]
+                    counts["already_there"] += 1
+                else:
+                    new = {k: v for k, v in row.items() if k not in ("index", "arch")}
+                    new.update(index=key[0], arch=space.to_string(cell), trained_as=row["arch"])
+                    store.append(new)
+                    kept[key] = new
+                    counts["adopted"] += 1
+        finally:
+            store.close()
+    log(f"adopted {counts['adopted']} run(s) of {source}; {counts['merged']} run(s) of cells now identified "
+        f"with an adopted one (largest validation-perplexity difference "
+        f"{counts['max_merged_valid_ppl_difference']:.3g}), {counts['already_there']} already in {out}, "
+        f"{counts['outside_job']} outside this collection's cells or seeds")
+    return counts
+
+
 def finalize(job: Job, out, rows, target, cells: Sequence[int] | None = None):
     """Assemble ``rows`` into the job's table (every cell, or ``cells``) at ``target``."""
     import json
@@ -547,6 +635,7 @@ def finalize(job: Job, out, rows, target, cells: Sequence[int] | None = None):
     seeds = list(job.seeds)
     values = np.full((len(indices), len(seeds), 1, len(METRICS)), np.nan)
     params = np.zeros(len(indices), dtype=np.int64)
+    adopted = 0
     for r, i in enumerate(indices):
         for si, s in enumerate(seeds):
             row = rows.get((int(i), s))
@@ -556,6 +645,7 @@ def finalize(job: Job, out, rows, target, cells: Sequence[int] | None = None):
                 raise CorruptData(f"{out}: row of cell {i} names {row['arch']}, not the space's cell")
             values[r, si, 0] = [row[m] for m in METRICS]
             params[r] = int(row["params"])
+            adopted += "trained_as" in row
     cells_ = [space.arch(int(i)) for i in indices]
     archs = np.array([space.to_string(c) for c in cells_])
     columns = {"params": params,
@@ -568,8 +658,14 @@ def finalize(job: Job, out, rows, target, cells: Sequence[int] | None = None):
         raise CorruptData(f"the corpus now read from {job.corpus_dir or 'the default folder'} is not the one "
                           "this collection trained on (its checksum differs)")
     r = job.recipe
-    description = (f"LaNAS recurrent cells ({len(indices)} of {space.size}, uniform random subset, seed "
-                   f"{job.subset_seed}) as {job.level}-level language models of {job.corpus}: hidden {r.hidden}, "
+    # a complete job is its uniform subset whoever trained the runs; a partial table holds the
+    # cells finished so far, and runs adopted from a collection in another order (adopt) make
+    # that set follow the other order, so it is not uniform
+    partial = cells is not None and len(indices) < len(job.order)
+    sampling = (f"{adopted} run(s) adopted from another collection, so not a uniform sample"
+                if partial and adopted else f"uniform random subset, seed {job.subset_seed}")
+    description = (f"LaNAS recurrent cells ({len(indices)} of {space.size}, {sampling}) as {job.level}-level "
+                   f"language models of {job.corpus}: hidden {r.hidden}, "
                    f"{r.steps} steps of {r.batch_size} x {r.bptt} tokens, {len(seeds)} seed(s); self-collected")
     common = {"cost": "train_time", "train": "train_ppl", "fidelity": r.steps, "direction": "min"}
     meta = {
@@ -597,7 +693,7 @@ def finalize(job: Job, out, rows, target, cells: Sequence[int] | None = None):
         "collection": {"created": started.get("created"), "code_version_at_start": started.get("code_version"),
                        "finalized": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "total_train_seconds": float(np.sum(values[..., METRICS.index("train_time")])),
-                       "partial": cells is not None and len(indices) < len(job.order)},
+                       "partial": partial, "adopted_runs": adopted},
     }
     table = Table(name=job.name, archs=archs, seeds=tuple(str(s) for s in seeds), fidelities=(r.steps,),
                   metrics=METRICS, values=values, columns=columns, meta=meta)
