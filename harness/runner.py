@@ -16,7 +16,9 @@ order of (finish time, trial id), as on a cluster of that many GPUs (the simulat
 of Syne Tune is the reference behaviour). A trial's training time is the oracle's cost at
 its fidelity (seconds) where the oracle has one, else its fidelity (epochs); continuing a
 trial on *prefix* fidelities pays only the extra part, on *restart* fidelities the whole;
-an answer from the cache takes no time. With one worker a trial is told before the next
+an answer from the cache takes no time. The epochs a trial pays are its fidelity's (the
+extra part for a prefix continuation), unless the oracle's answer says otherwise
+(``Evaluation.epochs``: a live supernet's epochs are shared by every architecture). With one worker a trial is told before the next
 ask, which is the sequential ask -> query -> tell loop exactly. Records are written in tell
 order and carry the trial id, fidelity, start and finish times and the epochs paid.
 
@@ -423,6 +425,8 @@ def _run_one(config: RunConfig, oracle: Oracle, seed: int,
                     else:
                         ep, dur = _continuation_price(evals, trial_eval, tid, continues, c, fidelity, cost,
                                                       prefix)
+                    if answer.epochs is not None:   # an oracle whose epochs are shared says what it paid
+                        ep = float(answer.epochs)
                     e = len(evals)
                     evals.append((c, answer, told, fidelity, dur, ep))
                     done_at.append(0.0)

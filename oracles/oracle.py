@@ -83,6 +83,12 @@ class Evaluation:
     #: ``observation.cost`` the clock schedules on. None for tables, which measure nothing.
     #: Not part of equality: two answers are the same answer however long each took.
     measured_s: float | None = field(default=None, compare=False)
+    #: training epochs this query made the oracle pay, where that is not its fidelity: a live
+    #: supernet's epochs are shared by every architecture, so a query pays only the epochs it
+    #: makes the supernet train plus its evaluation (supernets.oracle). None (every other
+    #: oracle): the runner prices a query by its fidelity. Harness only; like ``measured_s``
+    #: a price for the run, not part of the answer's equality.
+    epochs: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -277,8 +277,8 @@ class SupernetOracle(Oracle):
         if self._fidelities is None:
             # frozen: one unit on the clock; measured, the scoring (0 when the answer was cached)
             return Evaluation(Observation(acc), test_acc, measured_s=self.last_measured_s)
-        _, paid, measured = self._charge(arch, epoch, rng)
-        return Evaluation(Observation(acc, cost=paid), test_acc, measured_s=measured)
+        cost, paid, measured = self._charge(arch, epoch, rng)
+        return Evaluation(Observation(acc, cost=paid), test_acc, measured_s=measured, epochs=cost)
 
     def query_batch(self, archs: Sequence[Sequence[int]], fidelity: int | None = None) -> dict[str, np.ndarray]:
         """Search and report values (and the losses) of many architectures, scored together."""

@@ -92,12 +92,29 @@ def test_a_search_is_charged_the_last_epoch_plus_its_evaluations(live, algorithm
     assert reached == EPOCHS
     assert records["cum_cost"][-1] == pytest.approx(reached + new.sum() * live.eval_cost)
     assert np.all(records["finish"] - records["start"] >= 0)
-    old_rule = records["epochs"].sum()          # the runner's epochs column: fidelity epochs per trial
+    # the runner's epochs column (and --budget-kind epochs) pays what the oracle charged, not
+    # each trial's fidelity: the same total as the clock
+    assert records["epochs"].sum() == pytest.approx(records["cum_cost"][-1])
     if algorithm == "successive-halving":
         assert (records["fidelity"] < EPOCHS).any()
-        assert old_rule > reached
+    else:   # pricing by fidelity charged every query its 3 epochs
+        assert records["epochs"].sum() < EPOCHS * new.sum()
     again, _ = run_one(config, live, 0)
-    for column in ("arch_id", "fidelity", "cost", "cum_cost", "start", "finish", "measured_s"):
+    for column in ("arch_id", "fidelity", "cost", "cum_cost", "start", "finish", "measured_s", "epochs"):
         assert np.array_equal(records[column], again[column]), column
     seconds = sum(h["cpu_seconds"] for h in live.log)
     assert np.nansum(records["measured_s"]) >= seconds
+
+
+def test_an_epoch_budget_counts_the_epochs_the_oracle_charged(live):
+    """--budget-kind epochs spends what the supernet charged: the first query trains the 3
+    epochs and pays its evaluation, each later one its evaluation only, and queries are asked
+    until 8 epochs are spent. Pricing by fidelity (3 epochs a query) would have stopped at 3."""
+    budget, e = 8, live.eval_cost
+    config = RunConfig("random", {}, oracle=live.name, budget=budget, budget_kind="epochs")
+    records, summary = run_one(config, live, 0)
+    assert "failed" not in summary
+    paid = np.cumsum(records["epochs"])
+    assert paid[-1] >= budget and paid[-2] < budget           # asked until the budget was spent
+    np.testing.assert_allclose(paid, EPOCHS + e * np.arange(1, len(paid) + 1))
+    assert len(paid) == int(np.ceil((budget - EPOCHS) / e)) > int(np.ceil(budget / EPOCHS))
