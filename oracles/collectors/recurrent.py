@@ -569,7 +569,7 @@ def adopt(job: Job, out, source, log=print) -> dict[str, Any]:
         differ = [k for k in ("family", "corpus", "level", "vocab_size", "corpus_sha256")
                   if theirs.get(k) != mine[k]] + (["recipe"] if theirs_recipe != mine["recipe"] else [])
         src_order = [int(i) for i in theirs["subset"]["order"]]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise CorruptData(f"{source / CONFIG} is not a recurrent collection's configuration") from None
     if differ:
         raise UserError(f"{source} trained another recipe or corpus (differs in: {', '.join(differ)}); "
