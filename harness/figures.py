@@ -99,6 +99,9 @@ def sample_words(info: OracleInfo | None) -> str:
 
 #: paper sizes: a two-column paper's full text width is about 7 inches
 PANEL_W, PANEL_H, MAX_W = 3.3, 2.3, 7.2
+#: inches per algorithm row of a samples-to-optimum panel: a name wrapped over two lines and
+#: the mean note above it (fig5 with 9 algorithms overlapped at the plain panel height)
+STO_ROW_H = 0.42
 RC = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "legend.fontsize": 7.5,
       "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.3, "axes.grid": True,
       "grid.alpha": 0.3, "grid.linewidth": 0.5, "savefig.dpi": 200, "pdf.fonttype": 42}
@@ -528,7 +531,11 @@ def fig5(rs: ResultSet, curves: _Curves, st: dict[str, Style], log_x: bool):
     by_oracle = _cells_by_oracle(rs)
     oracles = sorted(by_oracle)
     with_sto = any(c.until_optimum for cs in by_oracle.values() for c in cs)
-    fig, axes = _figure(2 if with_sto else 1, len(oracles))
+    # the lower panel has a row per algorithm, each a (possibly wrapped) name with its mean
+    # note above it: the panels grow with the rows so that neither overlaps the next
+    rows = max((sum(c.until_optimum for c in cs) for cs in by_oracle.values()), default=0)
+    fig, axes = _figure(2 if with_sto else 1, len(oracles),
+                        height=max(PANEL_H, STO_ROW_H * rows + 0.6) if with_sto else None)
     handles = {}
     lo = min((np.nanmin(np.where(c.censored, c.censor_times, c.samples_to_optimum))
               for cs in by_oracle.values() for c in cs if c.until_optimum), default=1.0)

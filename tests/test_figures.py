@@ -2,6 +2,7 @@
 labels in words, lines per algorithm, colours shared by variants, confidence bands, legend
 texts, nothing clipped), and that the commands write them."""
 
+import itertools
 import json
 import re
 import zlib
@@ -34,7 +35,7 @@ def toy(labels=("random", "lanas", "lanas:split=random"), oracles=("toy",), budg
     rng = np.random.default_rng(seed)
     cells = []
     for oracle in oracles:
-        for label, speed in zip(labels, (1.0, 3.0, 1.2, 2.0, 1.5)):
+        for label, speed in zip(labels, itertools.cycle((1.0, 3.0, 1.2, 2.0, 1.5))):
             recs, sto, cens = [], [], []
             for _ in range(runs):
                 n = int(min(budget, rng.geometric(speed / 60)))
@@ -289,6 +290,22 @@ def test_long_labels_and_tick_labels_stay_inside_the_figure():
         fig = build(rs, name, n_boot=50)
         assert fig is not None, name
         assert texts_outside(fig) == [], name
+
+
+def test_many_rows_of_samples_to_the_optimum_do_not_overlap():
+    """fig5 of results/lanas_fig5_lstm_shakespeare (9 algorithms, two names wrapped over two
+    lines) drew the lower panel's names and mean notes over each other: the figure now
+    grows with the number of rows."""
+    labels = ("cadam", "evolution", "lanas", "lanas:n_init=200,preset=paper", "lanas:preset=paper", "mcts",
+              "nao", "random", "reinforce")
+    fig = build(toy(labels=labels, censor=False), "fig5", n_boot=20)
+    fig.draw_without_rendering()
+    r = fig.canvas.get_renderer()
+    ax = fig.axes[1]
+    boxes = [t.get_window_extent(r) for t in list(ax.get_yticklabels()) + list(ax.texts) if t.get_text()]
+    assert len(boxes) == 2 * len(labels)
+    overlapping = [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+    assert overlapping == []
 
 
 def test_variants_keep_the_algorithm_colour_and_differ_by_style():
