@@ -193,15 +193,14 @@ def _run(config: RunConfig, oracle, seed: int, method, ckpt: Path | None, every:
             ident = space.identity(arch)
             # a partial ground truth (a snapshot of a running collection) covers a sample of the
             # cells: a derived cell outside it has no true value yet, which is NaN, not a failure
-            known = truth is not None and (covered is None or covered(arch))
-            if known:
+            in_space = covered is None or covered(arch)
+            if truth is not None and in_space:
                 ev = truth.query(arch)
                 search, report = float(ev.observation.value), float(ev.report)
             else:
                 search = report = math.nan
             prev = rows[-1] if rows else None
-            rows.append({"sample": e, "arch_index": int(space.index(arch)) if space.is_finite and
-                         (covered is None or covered(arch)) else -1,
+            rows.append({"sample": e, "arch_index": int(space.index(arch)) if space.is_finite and in_space else -1,
                          "arch_id": ident, "arch": space.to_string(arch), "search": search, "report": report,
                          "cost": wall, "cpu": cpu, "repeat": prev is not None and prev["arch_id"] == ident})
             diag.append({**stats, "derived": list(arch), "skip_fraction": sum(o == SKIP for o in arch) / len(arch),
