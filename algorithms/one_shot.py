@@ -47,26 +47,40 @@ ONE_SHOT_REGISTRY: dict[str, str] = {
 
 #: the NB201 supernet parameters every method takes (module doc of :class:`OneShotMethod`)
 SUPERNET_PARAMS = ("preset", "dataset", "split_seed", "C", "N", "epochs", "batch_size", "max_train",
-                   "device", "threads", "cifar_dir")
+                   "device", "threads", "cifar_dir", "space")
+
+#: the cell spaces a one-shot method can search (:data:`supernets.config.SPACES`)
+ONE_SHOT_SPACES = ("nb201", "darts")
 
 
 class OneShotMethod(Configured, ABC):
     """A weight-sharing search method on the NB201 supernet
-    (:class:`supernets.nb201.NB201Supernet`).
+    (:class:`supernets.nb201.NB201Supernet`) or the DARTS-space one
+    (:class:`supernets.darts.DartsSupernet`).
 
     Every method takes the supernet parameters below, in addition to its own; the weight
     recipe (SGD, learning rate 0.025 cosine to 0.001, momentum 0.9, weight decay 5e-4,
     gradient clipping 5, batch 64) is :class:`supernets.config.SupernetConfig`'s, NB201's
     search recipe.
 
+    A method whose loop is not ``supernet_config().epochs`` long (DDAS: warm-up epochs plus
+    agent steps) may define an attribute or property ``loop_epochs``: the loop
+    (:func:`harness.one_shot.planned_epochs`) then runs that many epochs.
+
     Parameters
     ----------
-    preset: the supernet scale of :data:`supernets.config.SPACE_PRESETS` (``cpu``: C=8, N=1;
-        ``gpu``: NB201's search skeleton C=16, N=5).
+    space: the cell space searched, ``nb201`` (the default: NB201's cell, whose ground truths
+        exist) or ``darts`` (DARTS's normal and reduction cells, 14 edges each; the
+        supernet is :class:`supernets.darts.DartsSupernet`); a method reads it as
+        ``self.space``.
+    preset: the supernet scale of :data:`supernets.config.SPACE_PRESETS` for ``space``
+        (NB201 ``cpu``: C=8, N=1; ``gpu``: NB201's search skeleton C=16, N=5; DARTS ``cpu``:
+        C=8, 5 cells; ``gpu``: DARTS's search network, C=16, 8 cells).
     dataset: the data the supernet trains on (:func:`supernets.data.load`: digits, mnist5k,
         cifar10).
     split_seed: the data split (0: the split every shipped table uses).
-    C, N: skeleton width and cells per stage; None: the preset's.
+    C, N: skeleton width and cells per stage (DARTS space: initial channels and number of
+        cells); None: the preset's.
     epochs: search epochs; None: the method's paper value.
     batch_size: training and validation batch; None: the recipe's 64.
     max_train: use only the first images of each part (tests); None: all.
@@ -85,7 +99,10 @@ class OneShotMethod(Configured, ABC):
 
     # -- configuration: algorithms.base.Configured ------------------------------------------
     def _set_supernet_params(self, preset, dataset, split_seed, C, N, epochs, batch_size, max_train,
-                             device, threads, cifar_dir=None) -> None:
+                             device, threads, cifar_dir=None, space="nb201") -> None:
+        if space not in ONE_SHOT_SPACES:
+            raise ValueError(f"space must be one of {', '.join(ONE_SHOT_SPACES)}, got {space!r}")
+        self.space = space
         self.preset, self.dataset, self.split_seed = preset, dataset, split_seed
         self.C, self.N, self.epochs, self.batch_size = C, N, epochs, batch_size
         self.max_train, self.device, self.threads, self.cifar_dir = max_train, device, threads, cifar_dir
@@ -107,7 +124,7 @@ class OneShotMethod(Configured, ABC):
         (its ``seed`` is unused: the run's generator seeds everything)."""
         from supernets.config import preset_config
         try:
-            return preset_config(self.preset, space="nb201", dataset=self.dataset, split_seed=self.split_seed,
+            return preset_config(self.preset, space=self.space, dataset=self.dataset, split_seed=self.split_seed,
                                  C=self.C, N=self.N, epochs=self.epochs or self.paper_epochs,
                                  batch_size=self.batch_size, max_train=self.max_train, mode="all-ops")
         except ValueError as exc:

@@ -96,8 +96,15 @@ def remove_checkpoint(path: Path) -> None:
 
 def planned_epochs(config: RunConfig, method) -> int:
     """The epochs a run trains: the method's, cut by an ``epochs`` or ``time`` budget (each
-    epoch costs one unit of the simulated clock)."""
-    total = method.supernet_config().epochs
+    epoch costs one unit of the simulated clock).
+
+    The method's length is its attribute ``loop_epochs`` where it defines one (a method whose
+    loop is longer than its supernet's training, as DDAS's warm-up epochs plus agent steps),
+    else ``method.supernet_config().epochs``."""
+    total = getattr(method, "loop_epochs", None)
+    if total is None:
+        total = method.supernet_config().epochs
+    total = int(total)
     if config.budget_kind in ("epochs", "time") and config.budget is not None:
         total = min(total, int(math.floor(config.budget)))
     return max(total, 1)
