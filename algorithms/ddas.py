@@ -1,5 +1,5 @@
-"""DDAS on the NAS-Bench-201 supernet: a DDPG agent samples whole architectures while the
-supernet trains.
+"""DDAS in the DARTS space (the thesis's own setting) and on the NAS-Bench-201 supernet: a
+DDPG agent samples whole architectures while the supernet trains.
 
 Mills, "On the Application of Continuous Deterministic Reinforcement Learning in Neural
 Architecture Search" (MSc thesis, University of Alberta, 2020), chapter 3 ("Deep
@@ -47,10 +47,31 @@ from it:
   architecture's validation accuracy against its cost in the search network (§3.2.1: "the
   number of FLOPS and the number of parameters in a model ... instantiated on a 6-cell
   network", i.e. the search network's size): here the stand-alone network of the cell at the
-  supernet's own C and N (:func:`supernets.nb201.build_network`), its parameter count and its
-  multiply-accumulates per image (:func:`cell_cost`). Every step's sample (architecture,
+  supernet's own C and N (:func:`supernets.nb201.build_network`; DARTS space:
+  :func:`supernets.darts.build_network`, DARTS's evaluation network with the supernet's C and
+  number of cells, no auxiliary head), its parameter count and its multiply-accumulates per
+  image (:func:`cell_cost`). Every step's sample (architecture,
   validation accuracy and loss, reward, parameters, multiply-accumulates, noise) goes to the
   epoch's statistics, with the steps on the two frontiers so far (:func:`pareto_front`).
+
+**The DARTS space** (``space="darts"``, :class:`supernets.darts.DartsSupernet`), the thesis's
+setting. An action holds a weight for every operation of every edge of both cells, 2 x 14 x 7
+numbers (cell, edge in :data:`oracles.darts_space.EDGES` order, operation; row-major, the
+layout of :meth:`oracles.darts_space.DartsSpace.encode`), discretised by Algorithm 2, DARTS's
+rule (:func:`discretise_darts`, :func:`oracles.darts_space.derive`): for each intermediate
+node the two incoming edges whose strongest operation is strongest, each with that
+operation (ties to the lower edge, then the lower operation, as Algorithm 2's row-major
+argmax). The operations are the supernet's without ``none``: chapter 3 does not list its
+operations, its chapter 4 drops ``none`` from the DARTS space (§4.2.2, |O| = 7), and DARTS's
+rule never picks it, so a ``none`` column would be an output nothing reads. The state
+a^d is the one-hot of the derived cell in the same layout (its ``encode``). The warm-up mixes
+every operation of the supernet, ``none`` included, with equal weights (alpha all ones). Two
+cells are similar (DDAS-4S) when fewer than 6 of their 16 activated operation-edge pairs
+differ, the thesis's own rule (§3.2.1): ``stag_max_diff`` = 5 (:func:`similar`). The
+supernet keeps DARTS's search-network batch norms (no affine parameters, running statistics
+on: the ``darts`` presets), whose running statistics the M training batches of a step
+adapt to the path before it is scored in evaluation mode, as DARTS's code (which the thesis
+modified, §3.4.1) does.
 
 **Our extension, on NB201.** The thesis runs DDAS only in the DARTS space, whose
 discretisation (Algorithm 2) keeps the two strongest incoming edges of each node. The NB201
@@ -77,18 +98,18 @@ Choices the thesis leaves open, made here:
   Lillicrap et al.'s (2016, §7: theta = 0.15, sigma = 0.2), in its discrete form
   x_{k+1} = x_k - theta x_k + sigma eps_k (dt = 1; stationary standard deviation 0.38, the
   "large" noise of §3.2.1 against 0.05), restarted from 0 each time it is switched on.
-* Similar architectures (DDAS-4S): the thesis calls two DARTS genotypes similar when fewer
-  than 6 of their 16 activated operation-edge pairs differ; NB201 has 6 such pairs, so
-  fewer than 6/16 x 6 = 2.25 differ: at most ``stag_max_diff`` = 2 edges.
-* Actions are not clipped to (0, 1): the argmax is unaffected by clipping except that it
-  would create ties (broken towards ``none``), so the noisy action is kept and stored.
+* Similar architectures (DDAS-4S) on NB201: the thesis calls two DARTS genotypes similar
+  when fewer than 6 of their 16 activated operation-edge pairs differ; NB201 has 6 such
+  pairs, so fewer than 6/16 x 6 = 2.25 differ: at most ``stag_max_diff`` = 2 edges.
+* Actions are not clipped to (0, 1): the argmax (and DARTS's top-2 rule) is unaffected by
+  clipping except that it would create ties, so the noisy action is kept and stored.
 * Updates use the replay buffer from the first exploitation step on (the 500 exploration
   steps are DDPG's warm-up); one critic and one actor update per step.
 * Loop epochs (:mod:`harness.one_shot`): each warm-up epoch is one loop epoch; after it
   every ``steps_per_epoch`` (default 1) RL steps are one loop epoch, so the records follow
-  the search step by step (Fig. 3.3's axis). ``supernet_config().epochs`` is therefore the
-  run's length in loop epochs (warm-up epochs + search epochs), which is what the loop
-  reads; the warm-up cosine runs over the warm-up epochs (``epochs``) only. During the
+  the search step by step (Fig. 3.3's axis). :attr:`Ddas.loop_epochs` is the run's length in
+  loop epochs (warm-up epochs + search epochs), which is what the loop reads;
+  ``supernet_config().epochs`` is the warm-up's epochs, over which its cosine runs. During the
   warm-up nothing has been sampled and :meth:`Ddas.derive` returns the discretised actor
   output for s_0. The simulated clock counts one unit per loop epoch; ``cost`` is measured.
 
@@ -115,7 +136,6 @@ only weakly (Spearman 0.19-0.43 against their stand-alone validation accuracy).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from typing import Any, Sequence
@@ -125,6 +145,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from oracles.darts_space import CELLS, N_INPUTS, OPS, DartsArch, DartsSpace, derive
 from supernets.nb201 import build_network, count_params
 from supernets.training import evaluation_key, forward_uniform
 
@@ -134,7 +155,7 @@ from .cadam import _mlp
 from .darts import N_EDGES, N_OPS, argmax_arch
 from .one_shot import OneShotMethod
 
-ACTION_SIZE = N_EDGES * N_OPS
+ACTION_SIZE = N_EDGES * N_OPS      #: NB201's action: 6 edges x 5 operations
 
 #: Table 3.3 (and §3.2.1's random search): steps per phase and the exploitation noise
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -161,6 +182,21 @@ def one_hot(arch: Sequence[int]) -> torch.Tensor:
     out = torch.zeros(N_EDGES, N_OPS)
     out[torch.arange(N_EDGES), torch.as_tensor([int(o) for o in arch])] = 1.0
     return out.reshape(-1)
+
+
+def discretise_darts(action: torch.Tensor, ops: Sequence[str] = OPS) -> DartsArch:
+    """Algorithm 2 (DARTS's rule, :func:`oracles.darts_space.derive`): the DARTS cell pair of
+    an action of 2 x 14 x len(ops) numbers (row-major: cell (normal, reduce), edge in
+    :data:`oracles.darts_space.EDGES` order, operation in ``ops`` order): per node the two
+    incoming edges whose strongest operation is strongest, each with that operation
+    (``none``, if ``ops`` has it, never chosen)."""
+    a = torch.as_tensor(action).detach().reshape(len(CELLS), -1, len(ops)).double().numpy()
+    return derive(a[0], a[1], ops)
+
+
+def activated_pairs(arch: DartsArch) -> set[tuple[str, int, int, str]]:
+    """The 16 (cell, node, input, operation) pairs a DARTS cell pair activates."""
+    return {(kind, N_INPUTS + k // 2, i, op) for kind in CELLS for k, (op, i) in enumerate(arch.cell(kind))}
 
 
 def ddas_reward(acc: float, acc_os: float, loss: float, prev_loss: float, w_acc: float = 0.5,
@@ -190,8 +226,12 @@ def exploit_noise(kind: str, gen: torch.Generator, n: int, nl_half_width: float,
     return gauss_std * torch.randn(n, generator=gen)
 
 
-def similar(a: Sequence[int], b: Sequence[int], max_diff: int) -> bool:
-    """Two cells are similar when at most ``max_diff`` of their edges differ (module doc)."""
+def similar(a, b, max_diff: int) -> bool:
+    """Two cells are similar when at most ``max_diff`` of their edges differ (NB201) or of
+    their activated operation-edge pairs (DARTS cell pairs, :func:`activated_pairs`: the
+    thesis's "less than 6 of the 16", ``max_diff`` = 5) are not the other's (module doc)."""
+    if isinstance(a, DartsArch):
+        return len(activated_pairs(a) - activated_pairs(b)) <= max_diff
     return sum(int(x) != int(y) for x, y in zip(a, b)) <= max_diff
 
 
@@ -239,10 +279,12 @@ def pareto_front(costs: Sequence[float], accs: Sequence[float]) -> list[int]:
     return front
 
 
-def cell_cost(arch: Sequence[int], C: int, N: int, input_shape: Sequence[int], num_classes: int) -> tuple[int, int]:
-    """(parameters, multiply-accumulates per image) of the stand-alone NB201 network of
-    ``arch`` (:func:`supernets.nb201.build_network`; convolutions and the classifier counted,
-    pooling and batch norm not). Torch's global generator is left as it was."""
+def cell_cost(arch, C: int, N: int, input_shape: Sequence[int], num_classes: int) -> tuple[int, int]:
+    """(parameters, multiply-accumulates per image) of the stand-alone network of ``arch``:
+    NB201 (six operation indices, :func:`supernets.nb201.build_network`, N cells per stage) or
+    DARTS (a :class:`~oracles.darts_space.DartsArch`, :func:`supernets.darts.build_network`
+    with N cells); convolutions and the classifier counted, pooling and batch norm not. Torch's
+    global generator is left as it was."""
     macs = 0
 
     def hook(module, inputs, out):
@@ -254,7 +296,11 @@ def cell_cost(arch: Sequence[int], C: int, N: int, input_shape: Sequence[int], n
             macs += module.in_features * module.out_features
 
     with torch.random.fork_rng(devices=[]):
-        net = build_network(arch, C, N, int(input_shape[0]), num_classes).eval()
+        if isinstance(arch, DartsArch):
+            from supernets.darts import build_network as build_darts
+            net = build_darts(arch, C, N, int(input_shape[0]), num_classes).eval()
+        else:
+            net = build_network(arch, C, N, int(input_shape[0]), num_classes).eval()
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         with torch.no_grad():
@@ -265,16 +311,54 @@ def cell_cost(arch: Sequence[int], C: int, N: int, input_shape: Sequence[int], n
     return count_params(net), int(macs)
 
 
+class ActionCoding:
+    """How an action becomes a cell, and a cell the next state, in one space (module doc).
+
+    ``space``: None for NB201 (actions 6 x 5, :func:`discretise`, :func:`one_hot`), or the
+    supernet's path space, a :class:`oracles.darts_space.DartsSpace` without ``none``
+    (actions 2 x 14 x 7, :func:`discretise_darts`, the space's ``encode``)."""
+
+    def __init__(self, space: DartsSpace | None = None):
+        self.space = space
+        self.size = ACTION_SIZE if space is None else space.encoding_size
+
+    def discretise(self, action: torch.Tensor):
+        return discretise(action) if self.space is None else discretise_darts(action, self.space.ops)
+
+    def state(self, arch) -> torch.Tensor:
+        """a^d, the next state: the one-hot of ``arch`` in the action's layout."""
+        if self.space is None:
+            return one_hot(arch)
+        return torch.as_tensor(self.space.encode(arch), dtype=torch.float32)
+
+    def cost_key(self, arch):
+        """Cells with equal keys have the same stand-alone cost (NB201: the same live edges)."""
+        return evaluation_key(arch) if self.space is None else self.space.identity(arch)
+
+    def identity(self, arch):
+        """Equal for the same cell: NB201 the six operations, DARTS the space's identity."""
+        return tuple(int(o) for o in arch) if self.space is None else self.space.identity(arch)
+
+    def jsonable(self, arch):
+        """The cell in the run's statistics and state: NB201 a list of six operation indices,
+        DARTS its genotype string (edges as derived, strongest first)."""
+        return [int(o) for o in arch] if self.space is None else self.space.to_string(arch)
+
+    def from_json(self, value):
+        return tuple(int(o) for o in value) if self.space is None else self.space.parse(value)
+
+
 class Replay:
     """DDPG's replay buffer of (s, a, r, s'), a ring of ``capacity``; :meth:`sample` draws
-    with replacement from the last ``window`` entries (§3.4.2: 500 in DDAS-4S's last stage)."""
+    with replacement from the last ``window`` entries (§3.4.2: 500 in DDAS-4S's last stage);
+    states and actions have ``size`` numbers (default NB201's 30)."""
 
-    def __init__(self, capacity: int, device):
+    def __init__(self, capacity: int, device, size: int = ACTION_SIZE):
         self.capacity = int(capacity)
-        self.s = torch.zeros(self.capacity, ACTION_SIZE, device=device)
-        self.a = torch.zeros(self.capacity, ACTION_SIZE, device=device)
+        self.s = torch.zeros(self.capacity, size, device=device)
+        self.a = torch.zeros(self.capacity, size, device=device)
         self.r = torch.zeros(self.capacity, device=device)
-        self.s2 = torch.zeros(self.capacity, ACTION_SIZE, device=device)
+        self.s2 = torch.zeros(self.capacity, size, device=device)
         self.n = 0
 
     def add(self, s, a, r: float, s2) -> None:
@@ -312,13 +396,14 @@ class DdpgAgent:
     gamma: discount (§3.4.2: 0.99).
     seed: initialises both networks (torch's global generator is left alone).
     device: where the networks live.
+    action_size: numbers in a state and an action (NB201: 30; DARTS space: 196).
     """
 
     def __init__(self, hidden: Sequence[int], actor_lr: float, critic_lr: float, betas: tuple[float, float],
-                 mix: float, gamma: float, seed: int, device):
+                 mix: float, gamma: float, seed: int, device, action_size: int = ACTION_SIZE):
         def build():
-            actor = _mlp(torch, (ACTION_SIZE, *hidden, ACTION_SIZE), nn.Sigmoid())
-            critic = _mlp(torch, (2 * ACTION_SIZE, *hidden, 1))
+            actor = _mlp(torch, (action_size, *hidden, action_size), nn.Sigmoid())
+            critic = _mlp(torch, (2 * action_size, *hidden, 1))
             return actor, critic
 
         actor, critic = build_seeded(seed, build)
@@ -369,9 +454,10 @@ class DdpgAgent:
 
 
 class Ddas(OneShotMethod):
-    """DDAS (Mills 2020, chapter 3) on the NB201 supernet: an all-operations warm-up, then a
-    DDPG agent whose every action is a whole cell, each cell trained M mini-batches and
-    rewarded by Eq. 3.3 (module doc; the NB201 discretisation is our extension).
+    """DDAS (Mills 2020, chapter 3) in the DARTS space or on the NB201 supernet: an
+    all-operations warm-up, then a DDPG agent whose every action is a whole cell, each cell
+    trained M mini-batches and rewarded by Eq. 3.3 (module doc; the NB201 discretisation is
+    our extension).
 
     Parameters
     ----------
@@ -398,21 +484,23 @@ class Ddas(OneShotMethod):
     gauss_std: standard deviation of the Gaussian noise (§3.2.1: 0.05).
     ou_theta, ou_sigma: the Ornstein-Uhlenbeck process (Lillicrap et al. 2016, §7: 0.15, 0.2; dt = 1).
     stag_steps: T_stag (§3.2.1: 32).
-    stag_max_diff: most differing edges of two similar cells (the thesis's 6 of 16 pairs scaled
-        to NB201's 6: 2).
+    stag_max_diff: most differing edges (NB201) or activated operation-edge pairs (DARTS) of two
+        similar cells; None: the space's (DARTS: the thesis's "less than 6 of the 16", 5; NB201:
+        that rule scaled to NB201's 6 edges, 2).
     eval_batch: evaluation batch on ``search_valid`` (our choice: 256).
-    preset, dataset, split_seed, C, N, batch_size, max_train, device, threads, cifar_dir: the
-        supernet (:class:`algorithms.one_shot.OneShotMethod`).
-    epochs: warm-up epochs; None: the thesis's 75 (§3.2.1). The run's loop epochs are these
-        plus ceil(steps / steps_per_epoch).
+    preset, dataset, split_seed, C, N, batch_size, max_train, device, threads, cifar_dir, space: the
+        supernet (:class:`algorithms.one_shot.OneShotMethod`); ``space="darts"`` is the thesis's
+        own setting (module doc).
+    epochs: warm-up epochs; None: the thesis's 75 (§3.2.1). The run's loop epochs
+        (:attr:`loop_epochs`) are these plus ceil(steps / steps_per_epoch).
     """
 
     name = "ddas"
-    summary = "DDAS: DDPG agent sampling whole cells while the NB201 supernet trains (thesis ch. 3)"
+    summary = "DDAS: DDPG agent sampling whole cells while a DARTS-space or NB201 supernet trains (thesis ch. 3)"
     paper = ("Mills, 'On the Application of Continuous Deterministic Reinforcement Learning in Neural "
              "Architecture Search' (MSc thesis, 2020), ch. 3: §3.1 (Algorithm 1, Eq. 3.1-3.5), §3.2.1, "
-             "§3.4.1-3.4.2, Table 3.3, Fig. 3.2; DDPG: Lillicrap et al., ICLR 2016; NB201 argmax rule: "
-             "our extension (thesis Algorithm 3)")
+             "§3.4.1-3.4.2, Algorithm 2, Table 3.3, Fig. 3.2; DDPG: Lillicrap et al., ICLR 2016; NB201 "
+             "argmax rule: our extension (thesis Algorithm 3)")
     paper_epochs = 75
     variants = VARIANTS
 
@@ -423,12 +511,12 @@ class Ddas(OneShotMethod):
                  critic_lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.99, target_mix: float = 1e-3,
                  gamma: float = 0.99, replay_batch: int = 64, buffer_size: int = 1_000_000,
                  stage4_buffer: int = 500, nl_noise: float = 1e-5, gauss_std: float = 0.05,
-                 ou_theta: float = 0.15, ou_sigma: float = 0.2, stag_steps: int = 32, stag_max_diff: int = 2,
+                 ou_theta: float = 0.15, ou_sigma: float = 0.2, stag_steps: int = 32, stag_max_diff: int | None = None,
                  eval_batch: int = 256,
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
                  max_train: int | None = None, device: str = "cpu", threads: int = 1,
-                 cifar_dir: str | None = None):
+                 cifar_dir: str | None = None, space: str = "nb201"):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if reward not in REWARDS:
@@ -439,6 +527,8 @@ class Ddas(OneShotMethod):
         exploit_steps = v["exploit_steps"] if exploit_steps is None else exploit_steps
         stage4_steps = v["stage4_steps"] if stage4_steps is None else stage4_steps
         exploit_noise = v["exploit_noise"] if exploit_noise is None else exploit_noise
+        if stag_max_diff is None:
+            stag_max_diff = 5 if space == "darts" else 2
         if exploit_noise not in NOISES:
             raise ValueError(f"exploit_noise must be one of {', '.join(NOISES)}, got {exploit_noise!r}")
         counts = (explore_steps, exploit_steps, stage4_steps)
@@ -463,7 +553,7 @@ class Ddas(OneShotMethod):
         self.nl_noise, self.gauss_std, self.ou_theta, self.ou_sigma = nl_noise, gauss_std, ou_theta, ou_sigma
         self.stag_steps, self.stag_max_diff, self.eval_batch = stag_steps, stag_max_diff, eval_batch
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads, cifar_dir)
+                                  threads, cifar_dir, space)
 
     # -- lengths ---------------------------------------------------------------------------
     @property
@@ -478,11 +568,11 @@ class Ddas(OneShotMethod):
     def search_epochs(self) -> int:
         return math.ceil(self.total_steps / self.steps_per_epoch)
 
-    def supernet_config(self):
-        """The supernet and recipe, with ``epochs`` = the run's loop epochs (warm-up epochs
-        plus search epochs: what :func:`harness.one_shot.planned_epochs` reads; module doc)."""
-        cfg = super().supernet_config()
-        return dataclasses.replace(cfg, epochs=self.warmup_epochs + self.search_epochs)
+    @property
+    def loop_epochs(self) -> int:
+        """The run's loop epochs: warm-up epochs plus search epochs (what
+        :func:`harness.one_shot.planned_epochs` reads; module doc)."""
+        return self.warmup_epochs + self.search_epochs
 
     def phase(self, step: int) -> str:
         """``explore``, ``exploit`` or ``4s`` for 0-based RL step ``step``."""
@@ -505,9 +595,11 @@ class Ddas(OneShotMethod):
         self.x_valid, self.y_valid = part_tensors(data.search_valid, cfg.max_train, self.dev, self.dtype)
         # shuffles, actions and noise: a CPU generator, so a seed draws the same on every device
         self.gen = torch.Generator().manual_seed(torch_seed(rng))
+        self.coding = ActionCoding(supernet.space if cfg.space == "darts" else None)
+        size = self.coding.size
         self.agent = DdpgAgent(self.hidden, self.actor_lr, self.critic_lr, (self.beta1, self.beta2),
-                               self.target_mix, self.gamma, torch_seed(rng), self.dev)
-        self.replay = Replay(min(self.buffer_size, self.total_steps), self.dev)
+                               self.target_mix, self.gamma, torch_seed(rng), self.dev, size)
+        self.replay = Replay(min(self.buffer_size, self.total_steps), self.dev, size)
         self.w_opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, T_max=self.warmup_epochs,
@@ -515,14 +607,15 @@ class Ddas(OneShotMethod):
         self.train_perm = torch.randperm(len(self.y_train), generator=self.gen)
         self.train_pos = 0
         self.stag = Stagnation(self.stag_steps, self.stag_max_diff)
-        self.ou = torch.zeros(ACTION_SIZE)
-        self.state = torch.ones(ACTION_SIZE, device=self.dev)      # s_0: alpha = 1 everywhere
-        self.prev_arch: tuple[int, ...] | None = None
+        self.ou = torch.zeros(size)
+        self.state = torch.ones(size, device=self.dev)      # s_0: alpha = 1 everywhere
+        self.prev_arch = None
         self.acc_os = self.loss_os = self.prev_loss = None
         self.samples: list[dict[str, Any]] = []
         self.best = -1
         self.epoch = self.step = 0
-        self._costs: dict[tuple[int, ...], tuple[int, int]] = {}
+        self._costs: dict[Any, tuple[int, int]] = {}
+        self._distinct: set = set()          # identities of the sampled cells
 
     @property
     def epochs_done(self) -> int:
@@ -564,17 +657,19 @@ class Ddas(OneShotMethod):
         n = len(self.y_valid)
         return correct / n, loss_sum / n
 
-    def cost(self, arch: Sequence[int]) -> tuple[int, int]:
+    def cost(self, arch) -> tuple[int, int]:
         """(parameters, multiply-accumulates) of ``arch`` in the search network (:func:`cell_cost`)."""
-        key = evaluation_key(arch)
+        key = self.coding.cost_key(arch)
         if key not in self._costs:
-            self._costs[key] = cell_cost(key, self.config.C, self.config.N, self.input_shape, self.num_classes)
+            # NB201: the key is itself the cell with its dead edges removed
+            cell = key if self.coding.space is None else arch
+            self._costs[key] = cell_cost(cell, self.config.C, self.config.N, self.input_shape, self.num_classes)
         return self._costs[key]
 
     # -- one epoch ---------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, Any]:
-        if self.epoch >= self.config.epochs:
-            raise ValueError(f"{self.name}: all {self.config.epochs} epochs are done")
+        if self.epoch >= self.loop_epochs:
+            raise ValueError(f"{self.name}: all {self.loop_epochs} epochs are done")
         t0, c0 = time.perf_counter(), time.process_time()
         stats = self._warmup_epoch() if self.epoch < self.warmup_epochs else self._search_epoch()
         self.epoch += 1
@@ -628,7 +723,7 @@ class Ddas(OneShotMethod):
             "critic_loss": float(np.mean([u[0] for u in updates])) if updates else None,
             "actor_q": float(np.mean([u[1] for u in updates])) if updates else None,
             "best_step": best["step"], "best_valid_acc": best["valid_acc"],
-            "distinct_archs": len({tuple(s["arch"]) for s in self.samples}),
+            "distinct_archs": len(self._distinct),
             "ou_on": self.stag.noise_on, "ou_triggers": self.stag.triggers, "replay": len(self.replay),
             # the frontiers over every sample so far, as the steps on them (by increasing
             # cost); each step's cost and accuracy are in its epoch's "steps"
@@ -640,17 +735,17 @@ class Ddas(OneShotMethod):
 
     def action(self, phase: str) -> tuple[torch.Tensor, str]:
         """a_t for the current state (Eq. 3.1) and the name of the noise added."""
+        n = self.coding.size
         if phase == "explore":
-            return uniform(self.gen, (ACTION_SIZE,)).to(self.dev), "uniform(0,1)"
+            return uniform(self.gen, (n,)).to(self.dev), "uniform(0,1)"
         mu = self.agent.act(self.state)
         if phase == "exploit":
-            z, kind = exploit_noise(self.exploit_noise, self.gen, ACTION_SIZE, self.nl_noise, self.gauss_std), \
-                self.exploit_noise
+            z, kind = exploit_noise(self.exploit_noise, self.gen, n, self.nl_noise, self.gauss_std), self.exploit_noise
         elif self.stag.noise_on:
             self.ou = ou_step(self.ou, self.gen, self.ou_theta, self.ou_sigma)
             z, kind = self.ou, "ou"
         else:
-            z, kind = torch.zeros(ACTION_SIZE), "none"
+            z, kind = torch.zeros(n), "none"
         return mu + z.to(self.dev, mu.dtype), kind
 
     def _rl_step(self) -> tuple[dict[str, Any], tuple[float, float] | None]:
@@ -658,7 +753,7 @@ class Ddas(OneShotMethod):
         t = self.step
         phase = self.phase(t)
         a, noise = self.action(phase)
-        arch = discretise(a.cpu())
+        arch = self.coding.discretise(a.cpu())
         self.net.train()
         loss_sum = 0.0
         for _ in range(self.minibatches):
@@ -669,19 +764,20 @@ class Ddas(OneShotMethod):
         acc, vloss = self._score(lambda x: self.net(x, arch))
         w_acc, w_loss = REWARDS[self.reward]
         r = ddas_reward(acc, self.acc_os, vloss, self.prev_loss, w_acc, w_loss)
-        s2 = one_hot(arch).to(self.dev)
+        s2 = self.coding.state(arch).to(self.dev)
         self.replay.add(self.state, a, r, s2)
         update = None
         if phase != "explore":
             window = self.stage4_buffer if phase == "4s" else self.buffer_size
             update = self.agent.update(*self.replay.sample(self.replay_batch, window, self.gen))
         if phase == "4s" and self.stag.observe(arch, self.prev_arch):
-            self.ou = torch.zeros(ACTION_SIZE)             # the process restarts when switched on
+            self.ou = torch.zeros(self.coding.size)        # the process restarts when switched on
         params, macs = self.cost(arch)
-        sample = {"step": t + 1, "phase": phase, "noise": noise, "arch": list(arch), "valid_acc": acc,
+        sample = {"step": t + 1, "phase": phase, "noise": noise, "arch": self.coding.jsonable(arch), "valid_acc": acc,
                   "valid_loss": vloss, "prev_loss": self.prev_loss, "reward": r,
                   "train_loss": loss_sum / self.minibatches, "params": params, "macs": macs}
         self.samples.append(sample)
+        self._distinct.add(self.coding.identity(arch))
         if self.best < 0 or self._better(sample, self.samples[self.best]):
             self.best = len(self.samples) - 1
         self.prev_loss, self.prev_arch, self.state = vloss, arch, s2
@@ -692,12 +788,12 @@ class Ddas(OneShotMethod):
     def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return (a["valid_acc"], -a["valid_loss"]) > (b["valid_acc"], -b["valid_loss"])
 
-    def derive(self) -> tuple[int, ...]:
+    def derive(self):
         """The sampled cell of highest validation accuracy (§3.2.1; module doc); before any
         step, the discretised actor output for the current state."""
         if self.best >= 0:
-            return tuple(self.samples[self.best]["arch"])
-        return discretise(self.agent.act(self.state).cpu())
+            return self.coding.from_json(self.samples[self.best]["arch"])
+        return self.coding.discretise(self.agent.act(self.state).cpu())
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -706,7 +802,7 @@ class Ddas(OneShotMethod):
                 "train_perm": self.train_perm.clone(), "train_pos": self.train_pos,
                 "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
                 "stag": self.stag.state_dict(), "ou": self.ou.clone(), "state": self.state.clone(),
-                "prev_arch": None if self.prev_arch is None else list(self.prev_arch),
+                "prev_arch": None if self.prev_arch is None else self.coding.jsonable(self.prev_arch),
                 "acc_os": self.acc_os, "loss_os": self.loss_os, "prev_loss": self.prev_loss,
                 "samples": [dict(s) for s in self.samples], "best": self.best}
 
@@ -722,8 +818,9 @@ class Ddas(OneShotMethod):
         self.stag.load_state_dict(state["stag"])
         self.ou = state["ou"].clone()
         self.state = state["state"].clone().to(self.dev)
-        self.prev_arch = None if state["prev_arch"] is None else tuple(int(o) for o in state["prev_arch"])
+        self.prev_arch = None if state["prev_arch"] is None else self.coding.from_json(state["prev_arch"])
         self.acc_os, self.loss_os, self.prev_loss = state["acc_os"], state["loss_os"], state["prev_loss"]
         self.samples = [dict(s) for s in state["samples"]]
+        self._distinct = {self.coding.identity(self.coding.from_json(s["arch"])) for s in self.samples}
         self.best = int(state["best"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])

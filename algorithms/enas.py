@@ -1,4 +1,4 @@
-"""ENAS on the NAS-Bench-201 supernet.
+"""ENAS on the NAS-Bench-201 supernet and in the DARTS space.
 
 Pham, Guan, Zoph, Le & Dean, "Efficient Neural Architecture Search via Parameter Sharing",
 ICML 2018, §2-3, with the settings of NAS-Bench-201's ENAS runs (Dong & Yang,
@@ -50,6 +50,31 @@ preset (C=8, N=1, digits, seed 0, one thread, niced on a 2-core machine at load 
 take about 0.3; a reward evaluation costs about 15 ms and a controller sample's forward and
 backward about 12 ms; the final derivation of 100 samples 1.6 s. NB201's 250 epochs are
 then about 1.9 CPU-hours a seed; ``ctl_train_steps`` scales the controller's share.
+
+**The DARTS space** (``space="darts"``; :class:`supernets.darts.DartsSupernet`, the space
+:mod:`oracles.darts_space` without ``none``, which DARTS's derived cells never hold). ENAS
+§2.3 ("Designing convolutional cells") has the controller pick, for each node of the normal
+and then the reduction cell, two inputs among the earlier nodes and an operation for each.
+The decisions here are the space's own token sequence
+(:meth:`oracles.darts_space.DartsSpace.tokens`, 11 per cell): node 2's two operations (its
+inputs are nodes 0 and 1 whatever is chosen), then for nodes 3, 4 and 5 the pair of inputs
+(one pick among the 3, 6 or 10 pairs of distinct earlier nodes) and the operations of the
+lower and the higher input. What changes against ENAS's own cell space: the two inputs are
+one pick of a pair, not two independent picks (the DARTS space wants two distinct inputs,
+ENAS allowed the same node twice); the operations are DARTS's seven (ENAS: five); every
+intermediate node is concatenated into the output (ENAS: only those no node reads); the
+cell has DARTS's 4 intermediate nodes. The controller (:class:`Controller`) keeps one LSTM
+for the whole sequence of both cells, as ENAS shares its controller between the two cells;
+operation picks share one embedding and one softmax head (as the NB201 picks do), the input
+pairs of each node have their own (their choices differ in number and meaning; ENAS points
+at the chosen node's hidden state with an attention head instead). Everything else (the
+REINFORCE update, the baseline, the entropy bonus, the derivation, the weights' recipe) is
+the same code as on NB201; only the decision sequence and the tokens-to-cell step differ
+(:class:`CellCoding`). The cells' batch norms normalise with the batch's own statistics
+(``bn_track`` off, as the NB201 supernet's cells and NB201's ENAS runs): a reward is one
+batch's accuracy in evaluation mode, and running statistics accumulated over thousands of
+different paths fit none of them. Measured on the DARTS ``cpu`` preset: see
+docs/one-shot-loop.md's timing table and the issue.
 """
 
 from __future__ import annotations
@@ -64,6 +89,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from oracles.darts_space import PAIRS, DartsSpace
 from supernets.training import EvalSettings, evaluate_archs
 
 from .base import torch_seed
@@ -72,47 +98,123 @@ from ._torch_common import part_tensors
 from .rsps import best_candidate, derivation_generator, validation_batch
 
 N_EDGES, N_OPS = 6, 5
+OP = "op"   #: the kind of an operation pick (module doc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decisions:
+    """The controller's decision sequence: ``kinds[t]`` is the kind of pick ``t``, which
+    selects its embedding and softmax head; ``sizes[kind]`` its number of choices. Kind
+    :data:`OP` (operations) owns :attr:`Controller.embed` and :attr:`Controller.head`; every
+    other kind has its own in :attr:`Controller.input_embed` / :attr:`Controller.input_head`."""
+
+    kinds: tuple[str, ...]
+    sizes: tuple[tuple[str, int], ...]
+
+    @property
+    def size_of(self) -> dict[str, int]:
+        return dict(self.sizes)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
+#: the six NB201 edges, one operation each (NB201's edge order)
+NB201_DECISIONS = Decisions((OP,) * N_EDGES, ((OP, N_OPS),))
+
+
+def darts_decisions(n_ops: int) -> Decisions:
+    """The DARTS space's token sequence (:meth:`oracles.darts_space.DartsSpace.tokens`) with
+    ``n_ops`` operations: per cell node 2's two operations, then per node j = 3..5 its input
+    pair (kind ``inputs-j``, C(j, 2) choices) and two operations; normal then reduction cell."""
+    per_cell: list[str] = [OP, OP]
+    sizes = [(OP, int(n_ops))]
+    for j, pairs in enumerate(PAIRS[1:], start=3):
+        kind = f"inputs-{j}"
+        per_cell += [kind, OP, OP]
+        sizes.append((kind, len(pairs)))
+    return Decisions(tuple(per_cell) * 2, tuple(sizes))
+
+
+class CellCoding:
+    """How a token sequence of the controller becomes a cell of the searched space, and back.
+
+    NB201: the tokens are the cell (six operation indices). DARTS: the tokens of
+    ``space`` (a :class:`oracles.darts_space.DartsSpace`), its canonical
+    :class:`~oracles.darts_space.DartsArch` from :meth:`~oracles.darts_space.DartsSpace.from_tokens`.
+    """
+
+    def __init__(self, space: DartsSpace | None = None):
+        self.space = space
+        self.decisions = NB201_DECISIONS if space is None else darts_decisions(len(space.ops))
+        if space is not None and tuple(space.decisions) != tuple(self.decisions.size_of[k]
+                                                                 for k in self.decisions.kinds):
+            raise ValueError("the DARTS space's decisions do not match the controller's")
+
+    def arch(self, tokens: Sequence[int]):
+        return tuple(int(t) for t in tokens) if self.space is None else self.space.from_tokens(tokens)
+
+    def tokens(self, arch) -> tuple[int, ...]:
+        return tuple(int(o) for o in arch) if self.space is None else self.space.tokens(arch)
+
+    def jsonable(self, arch):
+        """The cell in a run's diagnostics: NB201, its six operation indices; DARTS, its
+        genotype string."""
+        return [int(o) for o in arch] if self.space is None else self.space.to_string(arch)
 
 
 class Controller(nn.Module):
-    """ENAS's LSTM controller for the six NB201 edges.
+    """ENAS's LSTM controller over a decision sequence (default: the six NB201 edges).
 
     Parameters
     ----------
-    hidden: LSTM width, also of the operation embeddings (NB201's runs: 32).
+    hidden: LSTM width, also of the embeddings (NB201's runs: 32).
     layers: LSTM layers (2).
     tanh_constant, temperature: a pick's logits l become ``tanh_constant * tanh(l / temperature)``
         (ENAS: 2.5 and 5).
     gen: the generator of the uniform [-0.1, 0.1] initialisation.
+    decisions: the picks (:class:`Decisions`; :data:`NB201_DECISIONS` or :func:`darts_decisions`).
+        The operation picks' embedding and head are created first, so the NB201 controller's
+        parameters and their initial values do not depend on the other kinds existing.
     """
 
     def __init__(self, hidden: int = 32, layers: int = 2, tanh_constant: float = 2.5, temperature: float = 5.0,
-                 gen: torch.Generator | None = None):
+                 gen: torch.Generator | None = None, decisions: Decisions = NB201_DECISIONS):
         super().__init__()
         self.tanh_constant, self.temperature = tanh_constant, temperature
+        self.decisions = decisions
+        sizes = decisions.size_of
         self.start_input = nn.Parameter(torch.empty(1, 1, hidden))
         self.lstm = nn.LSTM(hidden, hidden, layers)
-        self.embed = nn.Embedding(N_OPS, hidden)
-        self.head = nn.Linear(hidden, N_OPS)
+        self.embed = nn.Embedding(sizes[OP], hidden)
+        self.head = nn.Linear(hidden, sizes[OP])
+        others = [k for k, _ in decisions.sizes if k != OP]
+        self.input_embed = nn.ModuleDict({k: nn.Embedding(sizes[k], hidden) for k in others})
+        self.input_head = nn.ModuleDict({k: nn.Linear(hidden, sizes[k]) for k in others})
         with torch.no_grad():
             for p in self.parameters():
                 p.uniform_(-0.1, 0.1, generator=gen)
 
+    def _parts(self, kind: str) -> tuple[nn.Embedding, nn.Linear]:
+        return (self.embed, self.head) if kind == OP else (self.input_embed[kind], self.input_head[kind])
+
     def forward(self, gen: torch.Generator | None = None, arch: Sequence[int] | None = None,
                 greedy: bool = False) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
-        """One cell: ``(arch, log p(arch), H)`` with H the sum over the six picks of the
-        entropy of each pick's distribution. The picks are drawn from ``gen``, or are the
-        most likely ones (``greedy``), or are ``arch``'s (teacher forcing: its probability)."""
+        """One token sequence: ``(tokens, log p(tokens), H)`` with H the sum over the picks of
+        the entropy of each pick's distribution. The picks are drawn from ``gen``, or are the
+        most likely ones (``greedy``), or are ``arch``'s (a token sequence; teacher forcing:
+        its probability)."""
         inputs, state = self.start_input, None
         picks: list[int] = []
         log_prob = torch.zeros(())
         entropy = torch.zeros(())
-        for e in range(N_EDGES):
+        for t, kind in enumerate(self.decisions.kinds):
+            embed, head = self._parts(kind)
             out, state = self.lstm(inputs, state)
-            logits = self.tanh_constant * torch.tanh(self.head(out[-1, 0]) / self.temperature)
+            logits = self.tanh_constant * torch.tanh(head(out[-1, 0]) / self.temperature)
             logp = F.log_softmax(logits, dim=-1)
             if arch is not None:
-                k = int(arch[e])
+                k = int(arch[t])
             elif greedy:
                 k = int(logp.detach().argmax())
             else:
@@ -120,7 +222,7 @@ class Controller(nn.Module):
             picks.append(k)
             log_prob = log_prob + logp[k]
             entropy = entropy - (logp.exp() * logp).sum()
-            inputs = self.embed(torch.tensor([[k]]))
+            inputs = embed(torch.tensor([[k]]))
         return tuple(picks), log_prob, entropy
 
 
@@ -141,8 +243,9 @@ def reinforce_loss(log_prob: torch.Tensor, entropy: torch.Tensor, advantage: flo
 
 
 class Enas(OneShotMethod):
-    """ENAS (Pham et al., ICML 2018) on the NB201 supernet: an LSTM controller samples cells,
-    shared weights train on the sampled paths, REINFORCE trains the controller (module doc).
+    """ENAS (Pham et al., ICML 2018) on the NB201 supernet or in the DARTS space: an LSTM
+    controller samples cells, shared weights train on the sampled paths, REINFORCE trains the
+    controller (module doc).
 
     Parameters
     ----------
@@ -161,16 +264,18 @@ class Enas(OneShotMethod):
     w_lr, w_lr_min, w_weight_decay: the shared weights' SGD learning rate, its cosine floor and
         weight decay (NB201's ENAS runs: 0.05, 5e-4, 2.5e-4; momentum 0.9 and clipping 5 as
         the recipe).
-    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir: the
-        supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: NB201's 250 for
-        ENAS; batch_size default: NB201's ENAS runs' 128 (for the weights and the rewards);
-        ``max_train`` also cuts the validation part.
+    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir, space:
+        the supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: NB201's 250
+        for ENAS (in both spaces); batch_size default: NB201's ENAS runs' 128 (for the weights
+        and the rewards); ``max_train`` also cuts the validation part; ``space="darts"``: the
+        DARTS space (module doc), its cells' batch norms without running statistics.
     """
 
     name = "enas"
-    summary = "ENAS: LSTM controller trained by REINFORCE over a shared-weight NB201 supernet"
+    summary = "ENAS: LSTM controller trained by REINFORCE over a shared-weight NB201 or DARTS-space supernet"
     paper = ("Pham, Guan, Zoph, Le & Dean, 'Efficient Neural Architecture Search via Parameter Sharing', "
-             "ICML 2018, §2-3; settings of NB201's ENAS runs (Dong & Yang, ICLR 2020, §5)")
+             "ICML 2018, §2-3 (§2.3: convolutional cells, the DARTS space here); settings of NB201's ENAS "
+             "runs (Dong & Yang, ICLR 2020, §5)")
     paper_epochs = 250
     #: NB201's ENAS runs' batch (the recipe's is 64)
     paper_batch_size = 128
@@ -183,7 +288,7 @@ class Enas(OneShotMethod):
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
                  max_train: int | None = None, device: str = "cpu", threads: int = 1,
-                 cifar_dir: str | None = None):
+                 cifar_dir: str | None = None, space: str = "nb201"):
         for key, value in (("lstm_hidden", lstm_hidden), ("lstm_layers", lstm_layers),
                            ("ctl_train_steps", ctl_train_steps), ("ctl_num_aggregate", ctl_num_aggregate),
                            ("epoch_samples", epoch_samples), ("final_samples", final_samples)):
@@ -202,12 +307,16 @@ class Enas(OneShotMethod):
         self.epoch_samples, self.final_samples = epoch_samples, final_samples
         self.w_lr, self.w_lr_min, self.w_weight_decay = w_lr, w_lr_min, w_weight_decay
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads, cifar_dir)
+                                  threads, cifar_dir, space)
 
     def supernet_config(self):
-        return dataclasses.replace(super().supernet_config(), mode="single-path", lr=self.w_lr,
-                                   lr_min=self.w_lr_min, weight_decay=self.w_weight_decay,
-                                   batch_size=self.batch_size or self.paper_batch_size)
+        cfg = dataclasses.replace(super().supernet_config(), mode="single-path", lr=self.w_lr,
+                                  lr_min=self.w_lr_min, weight_decay=self.w_weight_decay,
+                                  batch_size=self.batch_size or self.paper_batch_size)
+        if cfg.space == "darts":
+            # rewards are one batch's accuracy: the cells normalise with that batch (module doc)
+            cfg = dataclasses.replace(cfg, bn_track=False)
+        return cfg
 
     # -- set-up ------------------------------------------------------------------------------
     def start(self, supernet, data, rng: np.random.Generator) -> None:
@@ -221,8 +330,10 @@ class Enas(OneShotMethod):
         # shuffles and controller samples: a CPU generator, so a seed draws the same
         # sequence on every device (the controller is small and stays on the CPU)
         self.gen = torch.Generator().manual_seed(torch_seed(rng))
+        # the cells the controller's tokens name: the supernet's own path space in DARTS's
+        self.coding = CellCoding(supernet.space if cfg.space == "darts" else None)
         self.controller = Controller(self.lstm_hidden, self.lstm_layers, self.tanh_constant, self.temperature,
-                                     gen=self.gen)
+                                     gen=self.gen, decisions=self.coding.decisions)
         self.w_opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -251,7 +362,7 @@ class Enas(OneShotMethod):
 
     # -- the search ------------------------------------------------------------------------
     @torch.no_grad()
-    def reward(self, arch: Sequence[int], x: torch.Tensor, y: torch.Tensor) -> float:
+    def reward(self, arch, x: torch.Tensor, y: torch.Tensor) -> float:
         """The accuracy of ``arch``'s path on ``(x, y)`` with the shared weights, in
         evaluation mode (left as it was found)."""
         was_training = self.net.training
@@ -271,8 +382,8 @@ class Enas(OneShotMethod):
         self.epoch += 1
         with torch.no_grad():
             greedy, _, greedy_entropy = self.controller(greedy=True)
-        return {"epoch": self.epoch, "lr": lr, **w, **c, "greedy": list(greedy),
-                "greedy_entropy_per_pick": float(greedy_entropy) / N_EDGES,
+        return {"epoch": self.epoch, "lr": lr, **w, **c, "greedy": self.coding.jsonable(self.coding.arch(greedy)),
+                "greedy_entropy_per_pick": float(greedy_entropy) / len(self.coding.decisions),
                 "batch_size": cfg.batch_size,
                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
@@ -286,8 +397,8 @@ class Enas(OneShotMethod):
             idx = order[b * bs:(b + 1) * bs]
             x, y = self.x_train[idx], self.y_train[idx]
             with torch.no_grad():
-                arch, _, _ = self.controller(self.gen)
-            logits = self.net(x, arch)
+                tokens, _, _ = self.controller(self.gen)
+            logits = self.net(x, self.coding.arch(tokens))
             loss = F.cross_entropy(logits, y)
             self.w_opt.zero_grad(set_to_none=True)      # None, not zero: SGD skips off-path weights
             loss.backward()
@@ -300,14 +411,16 @@ class Enas(OneShotMethod):
 
     def controller_sample_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """One REINFORCE sample: draw a cell, reward it on ``(x, y)``, update the baseline;
-        the sample's loss (not yet divided by ``ctl_num_aggregate``) and its numbers."""
-        arch, log_prob, entropy = self.controller(self.gen)
+        the sample's loss (not yet divided by ``ctl_num_aggregate``) and its numbers
+        (``arch`` the cell, ``tokens`` the controller's picks: the same on NB201)."""
+        tokens, log_prob, entropy = self.controller(self.gen)
+        arch = self.coding.arch(tokens)
         r = self.reward(arch, x, y)
         self.baseline = update_baseline(self.baseline, r, self.baseline_decay)
         advantage = r - self.baseline
         return (reinforce_loss(log_prob, entropy, advantage, self.entropy_weight),
                 {"reward": r, "baseline": self.baseline, "advantage": advantage,
-                 "entropy": float(entropy.detach()), "arch": arch})
+                 "entropy": float(entropy.detach()), "arch": arch, "tokens": tokens})
 
     def _train_controller(self) -> dict[str, float]:
         k = self.ctl_num_aggregate
@@ -324,10 +437,10 @@ class Enas(OneShotMethod):
                 self.c_opt.step()
                 self.c_opt.zero_grad(set_to_none=True)
         return {"ctl_reward": sums["reward"] / n, "ctl_baseline": sums["baseline"] / n,
-                "ctl_advantage": sums["advantage"] / n, "ctl_entropy_per_pick": sums["entropy"] / n / N_EDGES,
+                "ctl_advantage": sums["advantage"] / n, "ctl_entropy_per_pick": sums["entropy"] / n / len(self.coding.decisions),
                 "ctl_final_baseline": self.baseline}
 
-    def derive(self) -> tuple[int, ...]:
+    def derive(self):
         """The best of ``final_samples`` (after the last epoch) or ``epoch_samples`` controller
         samples on one validation batch (module doc); the candidates and their scores are
         kept in :attr:`last_derivation`."""
@@ -335,7 +448,7 @@ class Enas(OneShotMethod):
         n = self.final_samples if final else self.epoch_samples
         gen = derivation_generator(self.derive_seed, self.epoch)
         with torch.no_grad():
-            candidates = [self.controller(gen)[0] for _ in range(n)]
+            candidates = [self.coding.arch(self.controller(gen)[0]) for _ in range(n)]
         xb, yb = validation_batch(self.x_valid, self.y_valid, self.config.batch_size, gen)
         scores = evaluate_archs(self.net, candidates, xb, yb,
                                 EvalSettings(batch_size=self.config.batch_size, calib_images=0))

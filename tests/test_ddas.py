@@ -30,7 +30,7 @@ def started(data, seed=0, **params) -> Ddas:
 
 def finished(data, seed=0, **params) -> tuple[Ddas, list[dict]]:
     method = started(data, seed, **params)
-    stats = [method.train_epoch() for _ in range(method.supernet_config().epochs)]
+    stats = [method.train_epoch() for _ in range(method.loop_epochs)]
     return method, stats
 
 
@@ -218,10 +218,10 @@ def test_variants_are_table_3_3():
         "rs": (1500, 0, 0, "gaussian")}
     m = Ddas(variant="g", exploit_steps=7)
     assert [m.phase(t) for t in (0, 499, 500, 506, 507)] == ["explore", "explore", "exploit", "exploit", "4s"]
-    # loop epochs: the warm-up's plus ceil(steps / steps_per_epoch)
-    assert Ddas().supernet_config().epochs == 75 + 1500
-    assert Ddas(epochs=3, explore_steps=2, exploit_steps=1, stage4_steps=0, steps_per_epoch=2
-                ).supernet_config().epochs == 5
+    # loop epochs: the warm-up's plus ceil(steps / steps_per_epoch); the supernet's are the warm-up's
+    assert (Ddas().loop_epochs, Ddas().supernet_config().epochs) == (75 + 1500, 75)
+    short = Ddas(epochs=3, explore_steps=2, exploit_steps=1, stage4_steps=0, steps_per_epoch=2)
+    assert (short.loop_epochs, short.supernet_config().epochs) == (5, 3)
 
 
 def test_exploitation_noises_have_the_tables_scales():
