@@ -1,4 +1,4 @@
-"""DARTS on the NAS-Bench-201 supernet, first and second order.
+"""DARTS on the NAS-Bench-201 supernet or in DARTS's own space, first and second order.
 
 Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019:
 
@@ -24,6 +24,18 @@ Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019:
   (Dong & Yang, "NAS-Bench-201", ICLR 2020, §5: the argmax over every operation of the
   edge); DARTS's own space drops ``none`` from the choice, ``exclude_none=True`` does that.
 
+In DARTS's own space (``space="darts"``, :class:`supernets.darts.DartsSupernet`, DARTS
+§2.1 and §3.1.1): one alpha per cell kind, normal and reduction, each 14 edges x the
+supernet's 8 operations (``none`` included in the relaxation, §2.2), held as one ``(2, 14, 8)``
+parameter (``alpha[0]`` normal, ``alpha[1]`` reduction) so that the optimiser, the state and
+the diagnostics are the NB201 variant's; the derivation is DARTS's §2.4 rule
+(:func:`oracles.darts_space.derive`): per intermediate node the two incoming edges whose
+strongest non-``none`` operation is strongest, each with that operation, on softmax(alpha).
+The weight recipe is DARTS's search recipe with its weight decay 3e-4
+(:meth:`algorithms.one_shot.OneShotMethod.supernet_config`). Only these three things differ
+between the spaces (:meth:`_Differentiable.alpha_shape`, :meth:`_Differentiable.mixed`,
+:func:`derive_arch`).
+
 The NB201 benchmark's Table 5 reports that both orders collapse to cells of skip
 connections (54.30 % CIFAR-10 test); the run's diagnostics hold the derived cell and the
 softmax of alpha after every epoch, so the collapse is visible.
@@ -48,11 +60,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from oracles.darts_space import DARTS_OPS
+from oracles.darts_space import derive as darts_derive
+
 from ._torch_common import part_tensors
 from .base import torch_seed
 from .one_shot import OneShotMethod
 
 N_EDGES, N_OPS = 6, 5
+#: cell kinds of the DARTS space, the first axis of its alpha (normal, reduction)
+DARTS_CELLS = 2
 
 
 def alpha_entropy(alpha: torch.Tensor) -> float:
@@ -68,6 +85,26 @@ def argmax_arch(alpha: torch.Tensor, exclude_none: bool = False) -> tuple[int, .
     if exclude_none:
         a[:, 0] = -math.inf
     return tuple(int(i) for i in a.argmax(dim=-1).tolist())
+
+
+def _rounded(values, digits: int = 6):
+    """Nested lists of floats rounded to ``digits`` (JSON-able diagnostics of any shape)."""
+    if isinstance(values, list):
+        return [_rounded(v, digits) for v in values]
+    return round(float(values), digits)
+
+
+def derive_arch(alpha: torch.Tensor, space: str, ops: Sequence[str] = DARTS_OPS, exclude_none: bool = False):
+    """The architecture alpha stands for. NB201 (``space="nb201"``): :func:`argmax_arch`, six
+    operation indices. DARTS (``space="darts"``, alpha ``(2, 14, len(ops))``): DARTS §2.4's
+    rule on softmax(alpha) of each cell kind (:func:`oracles.darts_space.derive`: two incoming
+    edges per node, ``none`` never chosen; ``exclude_none`` is moot), a
+    :class:`~oracles.darts_space.DartsArch`; ``ops`` are the supernet's operations, alpha's
+    columns."""
+    if space == "darts":
+        w = F.softmax(alpha.detach().cpu().double(), dim=-1).numpy()
+        return darts_derive(w[0], w[1], ops)
+    return argmax_arch(alpha, exclude_none)
 
 
 def hessian_vector_product(loss_at: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
@@ -117,7 +154,7 @@ class _Differentiable(OneShotMethod):
         # shuffles and architecture samples: a CPU generator, so a seed draws the same
         # sequence on every device
         self.gen = torch.Generator().manual_seed(torch_seed(rng))
-        self.alpha = nn.Parameter((1e-3 * torch.randn(N_EDGES, N_OPS, generator=self.gen)).to(self.dev, self.dtype))
+        self.alpha = nn.Parameter((1e-3 * torch.randn(*self.alpha_shape(), generator=self.gen)).to(self.dev, self.dtype))
         self.w_opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -130,6 +167,30 @@ class _Differentiable(OneShotMethod):
     @property
     def epochs_done(self) -> int:
         return self.epoch
+
+    # -- what differs between the spaces -------------------------------------------------------
+    def alpha_shape(self) -> tuple[int, ...]:
+        """NB201: ``(6, 5)``, one alpha shared by every cell; DARTS: ``(2, 14, len(ops))``,
+        the normal cell's alpha then the reduction cell's."""
+        if self.space == "darts":
+            return (DARTS_CELLS, *self.net.alphas_shape())
+        return N_EDGES, N_OPS
+
+    def mixed(self, x: torch.Tensor, weights: torch.Tensor, hard=None) -> torch.Tensor:
+        """The supernet's logits with every edge mixed by ``weights`` (alpha's shape, already
+        normalised: softmax(alpha) or GDAS's straight-through sample). ``hard``: GDAS's one
+        computed operation per edge (NB201: 6 indices; DARTS: the normal and the reduction
+        cell's 14 each)."""
+        if self.space == "darts":
+            hn, hr = (None, None) if hard is None else hard
+            return self.net.forward_weighted(x, weights[0], weights[1], softmax=False, hard_normal=hn,
+                                             hard_reduce=hr)
+        return self.net.forward_weighted(x, weights, hard=hard)
+
+    def _derive(self, exclude_none: bool = False):
+        # the supernet's operations are alpha's columns (DARTS's eight when none is built yet)
+        ops = getattr(getattr(self, "net", None), "ops", DARTS_OPS)
+        return derive_arch(self.alpha, self.space, ops, exclude_none)
 
     def _next_valid(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``search_valid`` batch; a fresh permutation when too few images are left
@@ -176,8 +237,7 @@ class _Differentiable(OneShotMethod):
                  "valid_loss": sums["valid_loss"] / max(sums["valid_seen"], 1),
                  "valid_acc": sums["valid_correct"] / max(sums["valid_seen"], 1),
                  "alpha_entropy": alpha_entropy(self.alpha),
-                 "alpha_softmax": [[round(float(p), 6) for p in row]
-                                   for row in F.softmax(self.alpha.detach().double(), -1).cpu()],
+                 "alpha_softmax": _rounded(F.softmax(self.alpha.detach().double(), -1).cpu().tolist()),
                  "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
         stats.update(self._epoch_extra())
         return stats
@@ -218,8 +278,9 @@ class _Differentiable(OneShotMethod):
 
 
 class Darts(_Differentiable):
-    """DARTS (Liu, Simonyan & Yang, ICLR 2019) on the NB201 supernet: softmax-relaxed
-    operations, alpha by Adam on the validation loss, weights by SGD (module doc).
+    """DARTS (Liu, Simonyan & Yang, ICLR 2019) on the NB201 supernet or in the DARTS space:
+    softmax-relaxed operations, alpha by Adam on the validation loss, weights by SGD (module
+    doc).
 
     Parameters
     ----------
@@ -229,14 +290,16 @@ class Darts(_Differentiable):
     arch_beta1: Adam's first beta for alpha (DARTS: 0.5; the second is 0.999).
     arch_weight_decay: weight decay on alpha (DARTS: 1e-3).
     hvp_r: the finite-difference step's numerator, eps = hvp_r / ||v|| (DARTS Eq. 8: 0.01).
-    exclude_none: derive the strongest operation other than ``none`` (DARTS's own space);
-        False: the argmax over all five, as NB201's DARTS runs (module doc).
-    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir: the
-        supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: DARTS's 50.
+    exclude_none: NB201: derive the strongest operation other than ``none``; False: the
+        argmax over all five, as NB201's DARTS runs (module doc). The DARTS space's rule always
+        excludes ``none``.
+    space, preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads,
+        cifar_dir: the supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default:
+        DARTS's 50.
     """
 
     name = "darts"
-    summary = "DARTS: differentiable architecture search (first or second order) on the NB201 supernet"
+    summary = "DARTS: differentiable architecture search (first or second order), NB201 or DARTS space"
     paper = ("Liu, Simonyan & Yang, 'DARTS: Differentiable Architecture Search', ICLR 2019, §2.2-2.4, "
              "§3.1.1 (settings); NB201's DARTS runs (Dong & Yang, ICLR 2020, §5)")
     paper_epochs = 50
@@ -246,7 +309,7 @@ class Darts(_Differentiable):
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
                  max_train: int | None = None, device: str = "cpu", threads: int = 1,
-                 cifar_dir: str | None = None):
+                 cifar_dir: str | None = None, space: str = "nb201"):
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {order!r}")
         if not (arch_lr > 0 and 0 <= arch_beta1 < 1 and arch_weight_decay >= 0 and hvp_r > 0):
@@ -254,10 +317,10 @@ class Darts(_Differentiable):
         self.order, self.arch_lr, self.arch_beta1 = order, arch_lr, arch_beta1
         self.arch_weight_decay, self.hvp_r, self.exclude_none = arch_weight_decay, hvp_r, exclude_none
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads, cifar_dir)
+                                  threads, cifar_dir, space)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_weighted(x, F.softmax(self.alpha, dim=-1))
+        return self.mixed(x, F.softmax(self.alpha, dim=-1))
 
     def alpha_gradient(self, xt, yt, xv, yv, xi: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """alpha's gradient for one step: (gradient, validation logits, validation loss).
@@ -297,10 +360,12 @@ class Darts(_Differentiable):
         grad, logits_v, loss_v = self.alpha_gradient(xt, yt, xv, yv, lr)
         self._alpha_step(grad)
         self._tally(sums, "valid", loss_v, logits_v, yv)
-        logits = self.net.forward_weighted(xt, F.softmax(self.alpha.detach(), dim=-1))
+        logits = self.mixed(xt, F.softmax(self.alpha.detach(), dim=-1))
         loss = F.cross_entropy(logits, yt)
         self._weight_step(loss)
         self._tally(sums, "train", loss, logits, yt)
 
-    def derive(self) -> tuple[int, ...]:
-        return argmax_arch(self.alpha, self.exclude_none)
+    def derive(self):
+        """NB201: the argmax per edge (``exclude_none`` drops ``none``); DARTS space: DARTS
+        §2.4's top-2 incoming edges per node (:func:`derive_arch`)."""
+        return self._derive(self.exclude_none)

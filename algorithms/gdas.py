@@ -1,4 +1,4 @@
-"""GDAS on the NAS-Bench-201 supernet.
+"""GDAS on the NAS-Bench-201 supernet or in DARTS's own space.
 
 Dong & Yang, "Searching for a Robust Neural Architecture in Four GPU Hours", CVPR 2019,
 §3.2-3.3, as NAS-Bench-201's GDAS runs use it (Dong & Yang, ICLR 2020, §5):
@@ -18,6 +18,15 @@ Dong & Yang, "Searching for a Robust Neural Architecture in Four GPU Hours", CVP
 * 250 epochs in NB201's runs (the default); derivation: argmax of alpha per edge over all
   five operations, as NB201's GDAS runs.
 
+In the DARTS space (``space="darts"``): one Gumbel sample per edge of both cells (the
+``(2, 14, 8)`` alpha of :mod:`algorithms.darts`, ``none`` among the choices as in the
+relaxation), only the sampled operation of each of the 14 edges computed in every cell
+(:meth:`supernets.darts.DartsSupernet.forward_weighted` with ``hard_normal``/``hard_reduce``;
+every edge of a node is summed, as in GDAS's search), and DARTS's derivation (two incoming
+edges per node, ``none`` excluded), as GDAS derives its CIFAR cells. GDAS's §3.3 hand-designed
+reduction cell (GDAS-FRC) is not used: both cells are searched, its ablation setting. The
+default length stays NB201's 250 epochs in both spaces.
+
 NB201's Table 5: GDAS reaches 93.61 +- 0.09 % CIFAR-10 test (validation 89.89 +- 0.08),
 far from DARTS's collapse to skip connections.
 """
@@ -29,7 +38,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .darts import _Differentiable, argmax_arch
+from .darts import _Differentiable
+
+
+def _nested(values) -> tuple:
+    """``tensor.tolist()`` as nested tuples of ints (hashable; one level per dimension)."""
+    if isinstance(values, list):
+        return tuple(_nested(v) for v in values)
+    return int(values)
 
 
 def temperature(epoch: int, epochs: int, tau_max: float = 10.0, tau_min: float = 0.1) -> float:
@@ -41,12 +57,13 @@ def temperature(epoch: int, epochs: int, tau_max: float = 10.0, tau_min: float =
 
 
 def gumbel_straight_through(alpha: torch.Tensor, tau: float, gen: torch.Generator,
-                            max_tries: int = 100) -> tuple[torch.Tensor, tuple[int, ...], int]:
-    """One straight-through Gumbel-softmax sample per row of ``alpha``.
+                            max_tries: int = 100) -> tuple[torch.Tensor, tuple, int]:
+    """One straight-through Gumbel-softmax sample per row (last axis) of ``alpha``.
 
     Returns ``(h, index, tries)``: ``h = one_hot(index) - p.detach() + p`` (value: the one-hot
-    rows; gradient: that of p), the sampled operation of each row, and how many draws it
-    took (more than one when a draw was not finite). The noise comes from ``gen`` (a CPU
+    rows; gradient: that of p), the sampled operation of each row (a tuple of ints for a
+    ``(6, 5)`` NB201 alpha, a tuple per cell kind for the DARTS space's ``(2, 14, 8)``), and how
+    many draws it took (more than one when a draw was not finite). The noise comes from ``gen`` (a CPU
     generator) and is moved to ``alpha``'s device.
     """
     for tries in range(1, max_tries + 1):
@@ -57,13 +74,13 @@ def gumbel_straight_through(alpha: torch.Tensor, tau: float, gen: torch.Generato
         index = p.detach().argmax(dim=-1)
         h = F.one_hot(index, alpha.shape[-1]).to(p.dtype) - p.detach() + p
         if bool(torch.isfinite(gumbels).all() and torch.isfinite(p).all() and torch.isfinite(h).all()):
-            return h, tuple(int(i) for i in index.tolist()), tries
+            return h, _nested(index.tolist()), tries
     raise FloatingPointError(f"no finite Gumbel-softmax sample in {max_tries} draws (alpha not finite?)")
 
 
 class Gdas(_Differentiable):
-    """GDAS (Dong & Yang, CVPR 2019) on the NB201 supernet: one sampled operation per edge,
-    straight-through Gumbel-softmax gradients to alpha (module doc).
+    """GDAS (Dong & Yang, CVPR 2019) on the NB201 supernet or in the DARTS space: one sampled
+    operation per edge, straight-through Gumbel-softmax gradients to alpha (module doc).
 
     Parameters
     ----------
@@ -71,13 +88,13 @@ class Gdas(_Differentiable):
     arch_lr: Adam's learning rate for alpha (3e-4, as DARTS).
     arch_beta1: Adam's first beta for alpha (0.5; the second is 0.999).
     arch_weight_decay: weight decay on alpha (1e-3).
-    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir: the
-        supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: NB201's 250
-        for GDAS.
+    space, preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads,
+        cifar_dir: the supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default:
+        NB201's 250 for GDAS (both spaces).
     """
 
     name = "gdas"
-    summary = "GDAS: Gumbel-softmax sampled differentiable search on the NB201 supernet"
+    summary = "GDAS: Gumbel-softmax sampled differentiable search, NB201 or DARTS space"
     paper = ("Dong & Yang, 'Searching for a Robust Neural Architecture in Four GPU Hours', CVPR 2019, "
              "§3.2-3.3; settings of NB201's GDAS runs (Dong & Yang, ICLR 2020, §5)")
     paper_epochs = 250
@@ -87,7 +104,7 @@ class Gdas(_Differentiable):
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
                  max_train: int | None = None, device: str = "cpu", threads: int = 1,
-                 cifar_dir: str | None = None):
+                 cifar_dir: str | None = None, space: str = "nb201"):
         if not (tau_max >= tau_min > 0):
             raise ValueError(f"need tau_max >= tau_min > 0, got {tau_max}, {tau_min}")
         if not (arch_lr > 0 and 0 <= arch_beta1 < 1 and arch_weight_decay >= 0):
@@ -95,7 +112,7 @@ class Gdas(_Differentiable):
         self.tau_max, self.tau_min = tau_max, tau_min
         self.arch_lr, self.arch_beta1, self.arch_weight_decay = arch_lr, arch_beta1, arch_weight_decay
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads, cifar_dir)
+                                  threads, cifar_dir, space)
 
     @property
     def tau(self) -> float:
@@ -109,7 +126,7 @@ class Gdas(_Differentiable):
     def _epoch_extra(self) -> dict[str, Any]:
         return {"tau": self._tau_now, "resamples": self._resamples}
 
-    def _sample(self, alpha: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    def _sample(self, alpha: torch.Tensor) -> tuple[torch.Tensor, tuple]:
         h, index, tries = gumbel_straight_through(alpha, self._tau_now, self.gen)
         self._resamples += tries - 1
         return h, index
@@ -118,14 +135,14 @@ class Gdas(_Differentiable):
         """(gradient of the validation loss with respect to alpha through a fresh sample,
         logits, loss)."""
         h, index = self._sample(self.alpha)
-        logits = self.net.forward_weighted(xv, h, hard=index)
+        logits = self.mixed(xv, h, hard=index)
         loss = F.cross_entropy(logits, yv)
         return torch.autograd.grad(loss, [self.alpha])[0], logits, loss
 
     def _step(self, xt, yt, xv, yv, lr: float, sums: dict) -> None:
         # the weights first, then alpha, each with its own sample (NB201's GDAS search loop)
         h, index = self._sample(self.alpha.detach())
-        logits = self.net.forward_weighted(xt, h, hard=index)
+        logits = self.mixed(xt, h, hard=index)
         loss = F.cross_entropy(logits, yt)
         self._weight_step(loss)
         self._tally(sums, "train", loss, logits, yt)
@@ -133,6 +150,8 @@ class Gdas(_Differentiable):
         self._alpha_step(grad)
         self._tally(sums, "valid", loss_v, logits_v, yv)
 
-    def derive(self) -> tuple[int, ...]:
-        return argmax_arch(self.alpha)
+    def derive(self):
+        """NB201: the argmax of alpha per edge over all five operations; DARTS space: DARTS's
+        rule (:func:`algorithms.darts.derive_arch`)."""
+        return self._derive()
 

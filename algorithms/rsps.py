@@ -1,4 +1,5 @@
-"""Random search with parameter sharing (RSPS) on the NAS-Bench-201 supernet.
+"""Random search with parameter sharing (RSPS) on the NAS-Bench-201 supernet or in DARTS's
+own space.
 
 Li & Talwalkar, "Random Search and Reproducibility for Neural Architecture Search", UAI
 2020, §3-4, on the uniform single-path supernet of Guo et al., "Single Path One-Shot Neural
@@ -29,6 +30,14 @@ machine at load about 16), five epochs: training 0.27-0.41 CPU-seconds an epoch 
 training and the per-epoch derivation 0.83-1.09 (mean 1.0), the final derivation of 100
 architectures 7.1. NB201's 250 epochs are then about 4 CPU-minutes a seed.
 
+In the DARTS space (``space="darts"``, :class:`supernets.darts.DartsSupernet`; Li &
+Talwalkar's own benchmark is this space, §4): training draws each mini-batch's path with
+:meth:`oracles.darts_space.DartsSpace.sample` (per node a uniform input pair and two uniform
+operations, ``none`` excluded, both cells), which the trainer does for a DARTS supernet, and the
+derivation draws its candidates the same way (:func:`supernets.training.draw_path`); scoring
+is the same, by inherited weights after re-estimating batch-norm statistics through each
+candidate's path. The weights' weight decay is DARTS's 3e-4.
+
 The derivation draws its architectures and its batch from a generator seeded by the run's
 seed and the epoch (:func:`derivation_generator`), not from the training generator: deriving
 changes nothing in the search, and deriving twice gives the same architecture.
@@ -42,7 +51,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from supernets.training import EvalSettings, SupernetTrainer, evaluate_archs, sample_path
+from supernets.training import EvalSettings, SupernetTrainer, draw_path, evaluate_archs
 
 from ._torch_common import part_tensors
 from .base import torch_seed
@@ -75,8 +84,9 @@ def validation_batch(x: torch.Tensor, y: torch.Tensor, n: int,
 
 
 class Rsps(OneShotMethod):
-    """RSPS (Li & Talwalkar, UAI 2020) on the NB201 supernet: uniform single-path training
-    (SPOS), then the best of N random architectures by inherited weights (module doc).
+    """RSPS (Li & Talwalkar, UAI 2020) on the NB201 supernet or in the DARTS space: uniform
+    single-path training (SPOS), then the best of N random architectures by inherited weights
+    (module doc).
 
     Parameters
     ----------
@@ -89,13 +99,13 @@ class Rsps(OneShotMethod):
     calib_images: training images re-estimating the skeleton's batch-norm statistics per
         candidate before scoring (SPOS §3.3; :class:`supernets.training.EvalSettings`'s
         512); 0: score with the statistics accumulated in training.
-    preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads, cifar_dir: the
-        supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default: NB201's 250
-        for RSPS; ``max_train`` also cuts the validation part.
+    space, preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device, threads,
+        cifar_dir: the supernet (:class:`algorithms.one_shot.OneShotMethod`); epochs default:
+        NB201's 250 for RSPS (both spaces); ``max_train`` also cuts the validation part.
     """
 
     name = "rsps"
-    summary = "RSPS: random search with parameter sharing (uniform single-path supernet) on NB201"
+    summary = "RSPS: random search with parameter sharing (uniform single-path supernet), NB201 or DARTS space"
     paper = ("Li & Talwalkar, 'Random Search and Reproducibility for Neural Architecture Search', UAI 2020, "
              "§3-4; supernet: Guo et al., 'Single Path One-Shot NAS with Uniform Sampling', ECCV 2020, "
              "§3.2-3.3; settings of NB201's RSPS runs (Dong & Yang, ICLR 2020, §5)")
@@ -106,7 +116,7 @@ class Rsps(OneShotMethod):
                  preset: str = "cpu", dataset: str = "digits", split_seed: int = 0, C: int | None = None,
                  N: int | None = None, epochs: int | None = None, batch_size: int | None = None,
                  max_train: int | None = None, device: str = "cpu", threads: int = 1,
-                 cifar_dir: str | None = None):
+                 cifar_dir: str | None = None, space: str = "nb201"):
         for key, value in (("n_archs", n_archs), ("epoch_archs", epoch_archs)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
@@ -117,7 +127,7 @@ class Rsps(OneShotMethod):
         self.n_archs, self.epoch_archs = n_archs, epoch_archs
         self.eval_images, self.calib_images = eval_images, calib_images
         self._set_supernet_params(preset, dataset, split_seed, C, N, epochs, batch_size, max_train, device,
-                                  threads, cifar_dir)
+                                  threads, cifar_dir, space)
 
     def supernet_config(self):
         return dataclasses.replace(super().supernet_config(), mode="single-path")
@@ -145,14 +155,14 @@ class Rsps(OneShotMethod):
         stats["distinct_paths"] = len(set(self.trainer.last_paths))
         return stats
 
-    def derive(self) -> tuple[int, ...]:
+    def derive(self):
         """The best of ``n_archs`` (after the last epoch) or ``epoch_archs`` uniformly drawn
         architectures on one validation batch (module doc); the candidates and their scores
         are kept in :attr:`last_derivation`."""
         final = self.epochs_done >= self.config.epochs
         n = self.n_archs if final else self.epoch_archs
         gen = derivation_generator(self.derive_seed, self.epochs_done)
-        candidates = [sample_path(gen) for _ in range(n)]
+        candidates = [draw_path(self.net, gen) for _ in range(n)]
         size = self.eval_images or self.config.batch_size
         xb, yb = validation_batch(self.x_valid, self.y_valid, size, gen)
         scores = evaluate_archs(self.net, candidates, xb, yb,

@@ -178,15 +178,21 @@ def _one_shot_cell(exp: Experiment, spec: str, name: str, params: dict, oracle_s
     names the derived architectures and which is their ground truth where
     :func:`harness.one_shot.ground_truth` accepts it. Its budget is the epochs trained."""
     from algorithms.one_shot import make_one_shot
+    from oracles.darts_space import DartsSpace
     from oracles.nb201_space import NB201Space
 
     from .one_shot import planned_epochs
     method = make_one_shot(name, params)
     # a partial ground truth serves a subset of the NB201 cells; its derived cells outside the
     # subset are recorded without a true value (harness.one_shot)
-    if not isinstance(getattr(oracle.space, "parent", oracle.space), NB201Space):
+    space = getattr(oracle.space, "parent", oracle.space)
+    if method.space == "darts" and not isinstance(space, DartsSpace):
+        raise UserError(f"{name} with space=darts searches the DARTS space; {oracle_spec} is another space "
+                        "(name a DARTS-space oracle: supernet/NAME of 'nas-harness supernet train darts')")
+    if method.space == "nb201" and not isinstance(space, NB201Space):
+        hint = f"; for the DARTS space give {name}:space=darts" if isinstance(space, DartsSpace) else ""
         raise UserError(f"{name} searches the NB201 cell space; {oracle_spec} is another space "
-                        "(use an NB201 oracle, e.g. nb201/cifar10)")
+                        f"(use an NB201 oracle, e.g. nb201/cifar10{hint})")
     rc = RunConfig(algorithm=name, params=method.get_params(), oracle=oracle_spec,
                    **{f.name: getattr(exp, f.name) for f in RunConfig.settings()})
     config = {"algorithm": name, "params": rc.params, "oracle": oracle_spec, **rc.settings_dict(),

@@ -22,7 +22,18 @@ trained so far, ``cost``/``cum_cost`` the measured wall seconds of the epoch and
 architecture equals the previous epoch's, ``algo_cpu_s`` the method's CPU seconds so far,
 ``measured_s`` NaN (no live oracle measured anything). The method's own numbers per epoch
 (losses, accuracies, alpha entropy, its softmax, GDAS's tau), the derived cell and its
-fraction of skip connections go to the summary's ``diagnostics["epochs"]``.
+fraction of skip connections (:func:`skip_diagnostics`) go to the summary's
+``diagnostics["epochs"]``.
+
+Spaces. A method searching NB201's cell (``space=nb201``) runs on an oracle of the NB201 space
+(a table, or a partial one); a method searching the DARTS space (``space=darts``) on an oracle
+of the DARTS space: today the supernet oracle ``supernet/NAME`` of a DARTS supernet
+(``nas-harness supernet train darts ...``; ``--until 0`` writes one in seconds). That oracle
+only names the space: it is no ground truth (:func:`ground_truth`), so ``search``/``report``
+are NaN, and the run trains its own supernet. In the DARTS space ``arch`` and ``arch_id`` are
+DARTS genotype strings (as printed, and canonical), ``arch_index`` is -1 (the space is not
+enumerated), and the final architecture's stand-alone number comes from ``nas-harness
+supernet retrain`` (:mod:`supernets.retrain`), written beside the runs.
 
 Checkpoints (``<run folder>/seed-NNNNNN.ckpt/``, :func:`checkpoint_dir`): ``state.pt`` holds
 the method's state, the loop's (epoch, rows, diagnostics) and every random generator
@@ -56,6 +67,30 @@ from .runner import RunConfig, describe_exception
 FORMAT = "nas-harness-one-shot/1"
 STATE, META = "state.pt", "meta.json"
 SKIP = 1   # skip_connect's operation index in the NB201 cell (oracles.nb201_space.OPS)
+DARTS_SKIP = "skip_connect"   # the DARTS space's skip connection (oracles.darts_space.OPS)
+
+
+def derived_arch(arch):
+    """A method's derived architecture as the loop stores it: NB201's operation indices as a
+    tuple of ints (methods may return numpy integers or a list); a DARTS architecture
+    (anything with ``normal`` and ``reduce`` cells) as it is."""
+    if hasattr(arch, "normal") and hasattr(arch, "reduce"):
+        return arch
+    return tuple(int(o) for o in arch)
+
+
+def skip_diagnostics(arch) -> dict[str, float]:
+    """The fraction of skip connections in a derived architecture, the measure of DARTS's
+    collapse (NB201 Table 5: cells of skip connections). NB201: of its 6 edges
+    (``skip_fraction``). DARTS space: of the 16 edges of both cells (``skip_fraction``) and of
+    the normal cell's 8 (``skip_fraction_normal``: the collapse shows in the normal cell,
+    whose skip connections keep the resolution)."""
+    if hasattr(arch, "normal"):
+        normal = [op for op, _ in arch.normal]
+        both = normal + [op for op, _ in arch.reduce]
+        return {"skip_fraction": sum(op == DARTS_SKIP for op in both) / len(both),
+                "skip_fraction_normal": sum(op == DARTS_SKIP for op in normal) / len(normal)}
+    return {"skip_fraction": sum(o == SKIP for o in arch) / len(arch)}
 
 #: oracle families whose tables were trained on a dataset the supernets can train on, by
 #: dataset name (:mod:`supernets.data`): NB201's CIFAR-10 tables
@@ -194,7 +229,7 @@ def _run(config: RunConfig, oracle, seed: int, method, ckpt: Path | None, every:
         while method.epochs_done < total and not (config.until_optimum and reached is not None):
             t0, c0 = time.perf_counter(), time.process_time()
             stats = method.train_epoch()
-            arch = tuple(int(o) for o in method.derive())
+            arch = derived_arch(method.derive())
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             e = method.epochs_done
             ident = space.identity(arch)
@@ -210,8 +245,8 @@ def _run(config: RunConfig, oracle, seed: int, method, ckpt: Path | None, every:
             rows.append({"sample": e, "arch_index": int(space.index(arch)) if space.is_finite and in_space else -1,
                          "arch_id": ident, "arch": space.to_string(arch), "search": search, "report": report,
                          "cost": wall, "cpu": cpu, "repeat": prev is not None and prev["arch_id"] == ident})
-            diag.append({**stats, "derived": list(arch), "skip_fraction": sum(o == SKIP for o in arch) / len(arch),
-                         "loop_seconds": wall, "loop_cpu_seconds": cpu})
+            diag.append({**stats, "derived": space.to_string(arch) if hasattr(arch, "normal") else list(arch),
+                         **skip_diagnostics(arch), "loop_seconds": wall, "loop_cpu_seconds": cpu})
             if reached is None and ident in optimum:
                 reached = e
             if ckpt is not None and (e % every == 0 or e == total):
