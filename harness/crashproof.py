@@ -6,9 +6,12 @@ Usage (the data directory must hold the oracle's table, e.g. after
 
     python -m harness.crashproof run --kills 30 --seeds 12 --budget 3000 --workers 2
     python -m harness.crashproof collect --kills 10 --subset 8
+    python -m harness.crashproof oneshot --kills 10 --method darts --method gdas --seeds 2
 
 What one check does (:func:`prove_run`; :func:`prove_collect` is the same for
-``nas-harness collect convnet``):
+``nas-harness collect convnet``, :func:`prove_oneshot` for ``nas-harness run`` of one-shot
+methods on tiny supernets, whose progress is counted in epochs and whose checkpoints are
+checked too):
 
 1. runs the command once, uninterrupted, into a reference folder and times it;
 2. starts the same command on a second folder as a subprocess in its own process group and,
@@ -60,6 +63,11 @@ from harness.interrupts import restore_sigint
 MEASURED_SUMMARY = ("wall_s", "algo_cpu_s")
 #: collector metrics that are measured (wall-clock training time)
 MEASURED_METRICS = ("train_time",)
+#: record columns that are measured in every run (the algorithm's CPU seconds so far)
+MEASURED_COLUMNS = ("algo_cpu_s",)
+#: record columns that are measured in a one-shot run (harness.one_shot: an epoch's cost is
+#: its wall seconds)
+MEASURED_ONE_SHOT_COLUMNS = ("cost", "cum_cost")
 RESUME_MESSAGE = "run the same command again to resume"
 MODES = ("int", "kill", "kill-parent")
 
@@ -141,15 +149,36 @@ def interrupt_once(cmd: list[str], mode: str, delay: float, env: dict[str, str] 
 
 
 def _measured(key: str) -> bool:
-    return key in MEASURED_SUMMARY or key.endswith(("_seconds", "_s"))
+    return key in MEASURED_SUMMARY or key == "seconds" or key.endswith(("_seconds", "_s"))
 
 
-def comparable_summary(summary: dict[str, Any]) -> dict[str, Any]:
+def _comparable(value: Any) -> Any:
+    """``value`` without measured keys at any depth (a one-shot run's per-epoch statistics
+    are a list of dicts) and with NaN as a string, so that two equal results compare equal
+    (``nan != nan``; a one-shot run without a ground truth records NaN values)."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if not _measured(k)}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return value
+
+
+def comparable_summary(summary: dict[str, Any], one_shot: bool = False) -> dict[str, Any]:
     """A run summary without what is measured rather than determined: wall and CPU times,
-    and the timings algorithms report among their diagnostics (``*_seconds``, ``*_s``)."""
-    out = {k: v for k, v in summary.items() if not _measured(k)}
-    if isinstance(out.get("diagnostics"), dict):
-        out["diagnostics"] = {k: v for k, v in out["diagnostics"].items() if not _measured(k)}
+    and the timings algorithms report among their diagnostics (``*_seconds``, ``*_s``,
+    ``seconds``, at any depth).
+
+    ``one_shot``: the summary of a one-shot run (:mod:`harness.one_shot`; default False), whose
+    ``total_cost`` is measured seconds and whose ``diagnostics["resume"]`` says how the last
+    start found its checkpoint, which is the run's history, not its result: both dropped.
+    """
+    out = _comparable(summary)
+    if one_shot:
+        out.pop("total_cost", None)
+        if isinstance(out.get("diagnostics"), dict):
+            out["diagnostics"].pop("resume", None)
     return out
 
 
@@ -163,6 +192,8 @@ def check_interruption(mode: str, rc: int | None, interrupted: bool, err: str) -
         return problems
     if "Traceback" in err:
         problems.append(f"a traceback after {mode}: {err.strip()[-600:]}")
+    elif len([ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[crashproof:")]) > 1:
+        problems.append(f"more than one line of errors after {mode}: {err.strip()[-600:]}")
     if mode == "int":
         # 0: the run finished while the signal was on its way
         if rc not in (130, 0):
@@ -174,19 +205,32 @@ def check_interruption(mode: str, rc: int | None, interrupted: bool, err: str) -
 
 # --- experiments -------------------------------------------------------------------------------
 def run_folder_state(out: Path) -> tuple[dict[str, Any], list[str]]:
-    """Comparable contents of a results folder, and the problems found reading it."""
+    """Comparable contents of a results folder, and the problems found reading it.
+
+    Returns ``(state, problems)``; ``state`` holds ``cells`` (experiment.json's), ``runs``
+    (per run file: metadata and records without measured values), ``temporaries`` (files of
+    interrupted atomic writes, also inside one-shot checkpoints), ``checkpoints`` (one-shot
+    checkpoint folders ``seed-NNNNNN.ckpt``, by relative path: the epoch their ``state.pt``
+    holds, or None without one) and ``resume`` (per one-shot run file: its summary's
+    ``diagnostics["resume"]``). An unreadable checkpoint file (a torn write) is a problem.
+    """
     import pyarrow.parquet as pq
 
     from harness.results import ResultsStore, fingerprint
 
     problems: list[str] = []
-    state: dict[str, Any] = {"cells": None, "runs": {}}
+    state: dict[str, Any] = {"cells": None, "runs": {}, "checkpoints": {}, "resume": {}}
     store = ResultsStore(out)
     if not out.exists():
         return state, problems
-    tmp = store.temporaries()
+    tmp = [*store.temporaries(), *sorted(out.glob("runs/*/*/seed-*.ckpt/.*.tmp"))]
     if tmp:
         state["temporaries"] = [str(p.relative_to(out)) for p in tmp]
+    for ckpt in sorted(out.glob("runs/*/*/seed-*.ckpt")):
+        epoch, why = _checkpoint_epoch(ckpt)
+        state["checkpoints"][str(ckpt.relative_to(out))] = epoch
+        if why:
+            problems.append(f"{ckpt.relative_to(out)}: {why}")
     if not store.manifest_path.exists():
         if list(out.glob("runs/*/*/seed-*.parquet")):
             problems.append("run files without experiment.json")
@@ -200,8 +244,8 @@ def run_folder_state(out: Path) -> tuple[dict[str, Any], list[str]]:
     by_folder = {c.folder: c for c in cells.values()}
     for path in sorted(out.glob("runs/*/*/*")):
         rel = str(path.relative_to(out))
-        if path.name.startswith((".", "_")):
-            continue  # temporaries (reported above) and records of failed runs (retried)
+        if path.name.startswith((".", "_")) or path.name.endswith(".ckpt"):
+            continue  # temporaries and checkpoints (both above), records of failed runs (retried)
         cell = by_folder.get(str(path.parent.relative_to(out)))
         if cell is None:
             problems.append(f"{rel}: in no cell of experiment.json")
@@ -220,10 +264,40 @@ def run_folder_state(out: Path) -> tuple[dict[str, Any], list[str]]:
         # when, by which commit and on which machine it ran (others may commit meanwhile) is
         # not the result
         meta = {k: v for k, v in meta.items() if k not in ("finished", "code", "machine")}
-        meta["summary"] = comparable_summary(meta["summary"])
-        records = table.drop_columns([c for c in ("algo_cpu_s",) if c in table.column_names]).to_pydict()
-        state["runs"][rel] = {"meta": meta, "records": records}
+        one_shot = cell.config.get("kind") == "one-shot"
+        if one_shot:
+            state["resume"][rel] = (meta["summary"].get("diagnostics") or {}).get("resume")
+        meta["summary"] = comparable_summary(meta["summary"], one_shot=one_shot)
+        measured = MEASURED_COLUMNS + (MEASURED_ONE_SHOT_COLUMNS if one_shot else ())
+        records = table.drop_columns([c for c in measured if c in table.column_names]).to_pydict()
+        state["runs"][rel] = {"meta": meta, "records": _comparable(records)}
     return state, problems
+
+
+def _checkpoint_epoch(ckpt: Path) -> tuple[int | None, str | None]:
+    """(the epoch a one-shot checkpoint folder's ``state.pt`` holds, or None without one;
+    why it is damaged, or None). Both files are written atomically, so either may be
+    missing but neither may be unreadable."""
+    import torch
+    try:
+        meta = json.loads((ckpt / "meta.json").read_text())
+        if not isinstance(meta, dict) or "fingerprint" not in meta:
+            return None, "meta.json is not a checkpoint's"
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        return None, f"meta.json unreadable ({type(exc).__name__})"
+    if not (ckpt / "state.pt").exists():
+        return None, None
+    # state.pt without meta.json is no damage: a kill during the removal of a finished run's
+    # checkpoint (reported as a leftover at the end) or of another configuration's
+    try:
+        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
+        return int(state["loop"]["epoch"]), None
+    except FileNotFoundError:
+        return None, None     # the run finished meanwhile and removed it
+    except Exception as exc:  # the point is to report any failure, whatever it is
+        return None, f"state.pt unreadable ({type(exc).__name__}: {exc})"
 
 
 def compare_states(ref: dict[str, Any], got: dict[str, Any]) -> list[str]:
@@ -240,8 +314,29 @@ def compare_states(ref: dict[str, Any], got: dict[str, Any]) -> list[str]:
         problems.append(f"{len(extra)} unexpected run file(s): {extra[:5]}")
     for rel in sorted(set(ref["runs"]) & set(got["runs"])):
         if ref["runs"][rel] != got["runs"][rel]:
-            problems.append(f"{rel} differs from the uninterrupted run's")
+            where = _first_difference(ref["runs"][rel], got["runs"][rel])
+            problems.append(f"{rel} differs from the uninterrupted run's (first at {where})")
+    left = sorted(set(got.get("checkpoints", {})) - set(ref.get("checkpoints", {})))
+    if left:
+        problems.append(f"{len(left)} checkpoint folder(s) left after the runs finished: {left[:5]}")
     return problems
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    """The path of the first place where two nested values differ (e.g. ``records.search[3]``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                return f"{where}.{k} (only in one)"
+            if a[k] != b[k]:
+                return _first_difference(a[k], b[k], f"{where}.{k}" if where else str(k))
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{where} (length {len(a)} vs {len(b)})"
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{where}[{i}]")
+    return f"{where}: {str(a)[:80]} vs {str(b)[:80]}"
 
 
 def run_command(out: Path, oracle: str, algorithms: list[str], seeds: int, budget: int,
@@ -355,6 +450,214 @@ def prove_run(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, seed:
     return attempts, problems
 
 
+# --- one-shot runs ------------------------------------------------------------------------------
+#: the tiny one-shot configuration the mode runs by default: an NB201 supernet of 4 channels
+#: and one cell a stage on 64 of scikit-learn's digits (tests/test_one_shot.py's TINY)
+ONE_SHOT_TINY = {"C": 4, "N": 1, "max_train": 64, "batch_size": 32}
+
+
+def oneshot_command(out: Path, methods: list[str], seeds: int, epochs: int, workers: int,
+                    oracle: str = "nb201/cifar10", params: dict[str, Any] | None = None) -> list[str]:
+    """``nas-harness run`` of one-shot ``methods`` (names of algorithms.one_shot's registry,
+    each optionally ``name:k=v,...`` whose values win) with ``params`` (default
+    :data:`ONE_SHOT_TINY`) and ``epochs`` epochs, ``seeds`` seeds, on ``oracle`` (the NB201
+    space names the derived cells; a CIFAR-10 table is no ground truth for digits, so the
+    records' search and report values are NaN)."""
+    args = ["run", "--oracle", oracle, "--seeds", str(seeds), "--workers", str(workers),
+            "--out", str(out), "--quiet"]
+    for m in methods:
+        name, _, own = m.partition(":")
+        spec = {**(ONE_SHOT_TINY if params is None else params), "epochs": epochs}
+        spec.update(kv.split("=", 1) for kv in own.split(",") if kv)
+        args += ["--algorithm", f"{name}:" + ",".join(f"{k}={v}" for k, v in spec.items())]
+    return _cli(*args)
+
+
+class _EpochsDone:
+    """Epochs a one-shot results folder holds: ``epochs`` per run file plus the epoch of
+    every checkpoint of a run not yet written. Polled every 10 ms while a command runs, so a
+    checkpoint's epoch is read once per version of its file."""
+
+    def __init__(self, out: Path, epochs: int):
+        self.out, self.epochs = out, epochs
+        self._seen: dict[tuple[str, int, int], int] = {}
+
+    def __call__(self) -> int:
+        n = 0
+        for run in self.out.glob("runs/*/*/seed-*.parquet"):
+            n += self.epochs
+        for ckpt in self.out.glob("runs/*/*/seed-*.ckpt"):
+            if ckpt.with_suffix(".parquet").exists():
+                continue
+            try:
+                st = (ckpt / "state.pt").stat()
+            except FileNotFoundError:
+                continue
+            key = (str(ckpt), st.st_ino, st.st_mtime_ns)
+            if key not in self._seen:
+                self._seen[key] = _checkpoint_epoch(ckpt)[0] or 0
+            n += self._seen[key]
+        return n
+
+
+def _snapshot_checkpoints(out: Path, into: Path) -> None:
+    """Copy every checkpoint's ``state.pt`` under ``into``/<checkpoint path>/epoch-E.pt (once
+    an epoch), to compare its weights with an uninterrupted run's at the same epoch."""
+    for ckpt in out.glob("runs/*/*/seed-*.ckpt"):
+        epoch, why = _checkpoint_epoch(ckpt)
+        if epoch is None or why:
+            continue
+        dest = into / ckpt.relative_to(out) / f"epoch-{epoch:04d}.pt"
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ckpt / "state.pt", dest)
+
+
+def _same(a: Any, b: Any, where: str = "") -> str | None:
+    """None when two checkpoint states are equal (tensors element for element, NaN equal to
+    NaN), else where they first differ."""
+    import torch
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        ok = (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+              and a.dtype == b.dtype and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b))
+              and (not a.is_floating_point() or torch.equal(a.isnan(), b.isnan())))
+        return None if ok else where
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return f"{where} (keys {sorted(set(a) ^ set(b), key=str)[:5]})"
+        return next((w for k in a if (w := _same(a[k], b[k], f"{where}.{k}")) is not None), None)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return f"{where} (length {len(a)} vs {len(b)})"
+        return next((w for i, (x, y) in enumerate(zip(a, b)) if (w := _same(x, y, f"{where}[{i}]")) is not None),
+                    None)
+    return None if _comparable(a) == _comparable(b) else f"{where}: {str(a)[:60]} vs {str(b)[:60]}"
+
+
+def _state_without_measured(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state without what is measured or owed to the process rather than the
+    run: each record row's wall and CPU seconds (``cost``, ``cpu``), the per-epoch timings of
+    the diagnostics, and torch's global generators. The methods draw from generators of their
+    own (in their state, compared); the global ones are saved for the methods that would not,
+    and hold whatever the process drew before the run, which differs between a ``nas-harness
+    run`` worker and this process even when nothing of the run drew from them (at any depth:
+    a method's trainer saves them too)."""
+    loop = dict(state["loop"])
+    loop["rows"] = [{k: v for k, v in r.items() if k not in ("cost", "cpu")} for r in loop["rows"]]
+    loop["diag"] = _comparable(loop["diag"])
+    return _without_global_rng({**state, "loop": loop})
+
+
+def _without_global_rng(value: Any) -> Any:
+    """``value`` without torch's global generator states (keys ``torch_cpu``, ``torch_cuda``)
+    at any depth: the loop's and those a method's trainer saves (supernets.training)."""
+    if isinstance(value, dict):
+        return {k: _without_global_rng(v) for k, v in value.items() if k not in ("torch_cpu", "torch_cuda")}
+    return value
+
+
+def compare_snapshots(out: Path, snapshots: Path, log=print) -> tuple[int, list[str]]:
+    """Run every snapshotted (cell, seed) of results folder ``out`` again, uninterrupted, in
+    this process, and compare its checkpoint at each snapshotted epoch with the snapshot:
+    weights, optimiser and architecture state, random generators and the loop's rows, all
+    exactly (measured seconds aside). Returns (checkpoints compared, problems)."""
+    from harness.one_shot import run_one_shot
+    from harness.results import ResultsStore
+    from harness.runner import RunConfig
+    from oracles.registry import load_oracle
+    import torch
+
+    by_folder = {c.folder: c for c in ResultsStore(out).cells()}
+    problems: list[str] = []
+    compared = 0
+    for ckpt in sorted(snapshots.glob("runs/*/*/seed-*.ckpt")):
+        cell = by_folder[str(ckpt.parent.relative_to(snapshots))]
+        seed = int(ckpt.name[len("seed-"):-len(".ckpt")])
+        wanted = {int(p.stem[len("epoch-"):]): p for p in ckpt.glob("epoch-*.pt")}
+        c = cell.config
+        config = RunConfig.from_settings(c["algorithm"], c["params"], c["oracle"], c)
+        with tempfile.TemporaryDirectory(prefix="crashproof-ref-") as tmp:
+            ref_ckpt = Path(tmp) / "run.ckpt"
+
+            def check(epoch: int) -> None:
+                nonlocal compared
+                if epoch not in wanted:
+                    return
+                ref = torch.load(ref_ckpt / "state.pt", map_location="cpu", weights_only=True)
+                got = torch.load(wanted[epoch], map_location="cpu", weights_only=True)
+                where = _same(_state_without_measured(ref), _state_without_measured(got))
+                compared += 1
+                if where is not None:
+                    problems.append(f"{ckpt.relative_to(snapshots)} after epoch {epoch} differs from an "
+                                    f"uninterrupted run's checkpoint (first at {where})")
+
+            _, summary = run_one_shot(config, load_oracle(c["oracle"]), seed, ckpt=ref_ckpt, on_epoch=check)
+            if summary.get("failed"):
+                problems.append(f"the uninterrupted run of {cell.key}, seed {seed}, failed: {summary['failed']}")
+    log(f"  {compared} checkpoint(s) of the interrupted runs compared with uninterrupted runs' at the same epoch")
+    return compared, problems
+
+
+def prove_oneshot(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, seed: int = 0,
+                  methods: tuple[str, ...] = ("darts", "gdas"), seeds: int = 2, epochs: int = 4,
+                  workers: int = 2, oracle: str = "nb201/cifar10", params: dict[str, Any] | None = None,
+                  weights: bool = True, log=print) -> tuple[list[Attempt], list[str]]:
+    """Kill/resume ``nas-harness run`` of one-shot ``methods`` ``kills`` times; return the
+    attempts and all problems.
+
+    As :func:`prove_run`, with one-shot runs (:func:`oneshot_command`: ``seeds`` seeds of
+    each method, ``epochs`` epochs each, ``workers`` processes, the supernet ``params``,
+    default :data:`ONE_SHOT_TINY`), whose unit of progress is an epoch (a checkpoint
+    written), not a run. Besides the folder comparison (records and summaries, measured
+    seconds and the resume note aside), every start must have found its checkpoint usable
+    (a final summary's ``diagnostics["resume"]`` is None or "resumed after epoch E"), no
+    checkpoint may be unreadable after an interruption or left once its run is written, and,
+    with ``weights`` (default True), the checkpoint found after each interruption must equal,
+    weights, optimisers and random generators included, an uninterrupted run's at the same
+    epoch (:func:`compare_snapshots`; the harness removes a run's checkpoint once its file is
+    written, so the final weights are only seen through the final records).
+    """
+    import torch  # noqa: F401 -- imported now, not while the first kill waits for a checkpoint
+    rng = random.Random(seed)
+    ref, victim, snaps = work / "oneshot-reference", work / "oneshot-interrupted", work / "oneshot-snapshots"
+    for d in (ref, victim, snaps):
+        shutil.rmtree(d, ignore_errors=True)
+    t_ref = _timed(oneshot_command(ref, list(methods), seeds, epochs, workers, oracle, params))
+    ref_state, problems = run_folder_state(ref)
+    n_runs = len(ref_state["runs"])
+    cmd = oneshot_command(victim, list(methods), seeds, epochs, workers, oracle, params)
+    t_start = _timed(oneshot_command(ref, list(methods), seeds, epochs, workers, oracle, params))
+    log(f"reference: {n_runs} one-shot runs of {epochs} epochs in {t_ref:.1f}s (start-up and finding them "
+        f"done: {t_start:.1f}s)")
+    count_done = _EpochsDone(victim, epochs)
+
+    def folder_problems():
+        state, probs = run_folder_state(victim)
+        if weights:
+            _snapshot_checkpoints(victim, snaps)
+        return frozenset(state.get("temporaries", [])), probs
+
+    t_unit = max(t_ref - t_start, 0.1) * workers / max(n_runs * epochs, 1)
+    attempts = _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_unit, log,
+                          complete=lambda: len(list(victim.glob("runs/*/*/seed-*.parquet"))) >= n_runs)
+    final = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if final.returncode != 0:
+        problems.append(f"the final resume failed: {final.stderr.decode()[-500:]}")
+    state, more = run_folder_state(victim)
+    problems += more + compare_states(ref_state, state)
+    resumed = {rel: note for rel, note in state["resume"].items() if note}
+    for rel, note in sorted(resumed.items()):
+        if not note.startswith("resumed after epoch "):
+            problems.append(f"{rel}: its last start did not resume its checkpoint: {note}")
+    log(f"  {len(resumed)} of {n_runs} run(s) finished by a resumed start: "
+        + (", ".join(sorted(set(resumed.values()))) or "none"))
+    if weights and snaps.exists():
+        problems += compare_snapshots(victim, snaps, log)[1]
+    for a in attempts:
+        problems += [f"attempt {a.mode} after {a.delay:.2f}s: {p}" for p in a.problems]
+    return attempts, problems
+
+
 # --- the table collector --------------------------------------------------------------------------
 def collect_command(out: Path, table: Path, subset: int, epochs: int, workers: int, seeds: int) -> list[str]:
     return _cli("collect", "convnet", "--preset", "digits", "--dataset", "digits", "--seeds", str(seeds),
@@ -446,11 +749,23 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--budget", type=int, default=2000)
     r.add_argument("--no-until-optimum", action="store_true")
     r.add_argument("--executor", choices=("local", "ray"), default="local")
+    o = sub.add_parser("oneshot", help="kill and resume `nas-harness run` of one-shot methods (tiny supernets)")
+    o.add_argument("--method", action="append", dest="methods",
+                   help="a one-shot method, optionally with parameters (darts:order=2); repeat for "
+                        "several (default: darts and gdas)")
+    o.add_argument("--seeds", type=int, default=2)
+    o.add_argument("--epochs", type=int, default=4, help="epochs of each run (default 4)")
+    o.add_argument("--oracle", default="nb201/cifar10",
+                   help="an NB201 oracle (names the derived cells; default nb201/cifar10, no ground "
+                        "truth for digits)")
+    o.add_argument("--no-weights", action="store_true",
+                   help="skip comparing the checkpoints found after each interruption with "
+                        "uninterrupted runs' (which runs every interrupted run again in this process)")
     c = sub.add_parser("collect", help="kill and resume `nas-harness collect convnet` (digits)")
     c.add_argument("--subset", type=int, default=6, help="networks to train")
     c.add_argument("--epochs", type=int, default=1)
     c.add_argument("--seeds", type=int, default=1)
-    for q in (r, c):
+    for q in (r, o, c):
         q.add_argument("--kills", type=int, default=20, help="interruptions (default 20)")
         q.add_argument("--signals", default=",".join(MODES),
                        help="comma-separated: int (Ctrl-C to the group), kill (SIGKILL to the group), "
@@ -470,6 +785,10 @@ def main(argv: list[str] | None = None) -> int:
                                        tuple(args.algorithms or ("random", "evolution")), args.seeds,
                                        args.budget, args.workers, not args.no_until_optimum,
                                        executor=args.executor)
+    elif args.what == "oneshot":
+        attempts, problems = prove_oneshot(work, args.kills, modes, args.seed,
+                                           tuple(args.methods or ("darts", "gdas")), args.seeds, args.epochs,
+                                           args.workers, args.oracle, weights=not args.no_weights)
     else:
         attempts, problems = prove_collect(work, args.kills, modes, args.seed, args.subset, args.epochs,
                                            args.workers, args.seeds)

@@ -28,6 +28,41 @@ def test_random_kills_and_resumes_lose_nothing(nb201_env, tmp_path):
     assert any(a.interrupted and a.done_after < 4 for a in attempts), attempts
 
 
+def test_killed_and_resumed_one_shot_runs_equal_an_uninterrupted_one(nb201_env, tmp_path):
+    """`python -m harness.crashproof oneshot`, CI-sized: one GDAS run of 4 epochs on a tiny
+    supernet, Ctrl-C then SIGKILL, each after the first or second checkpoint (seed 0 of the
+    kill moments ties both to progress: see crashproof._kill_loop)."""
+    require_module("torch")
+    require_module("sklearn")
+    # the weight check reruns the run in this process: run_one_shot sets the method's one
+    # torch thread itself
+    attempts, problems = crashproof.prove_oneshot(
+        tmp_path, kills=2, modes=("int", "kill"), seed=0, methods=("gdas",), seeds=1, epochs=4,
+        workers=1, log=lambda *a: None)
+    assert problems == []
+    assert any(a.interrupted and a.done_after < 4 for a in attempts), attempts
+    # the run was finished by a start that resumed its checkpoint, so resuming was tested
+    [(_, meta, _)] = list(ResultsStore(tmp_path / "oneshot-interrupted").iter_runs())
+    assert meta["summary"]["diagnostics"]["resume"].startswith("resumed after epoch "), meta["summary"]
+    # the checkpoints seen after the interruptions were compared with an uninterrupted run's
+    assert list((tmp_path / "oneshot-snapshots").rglob("epoch-*.pt"))
+
+
+def test_one_shot_comparison_ignores_measured_values_and_the_resume_note_only():
+    nan = float("nan")
+    a = {"wall_s": 3.0, "best_report": nan, "total_cost": 2.5, "n_queries": 4,
+         "diagnostics": {"resume": None, "process_cpu_s": 1.0,
+                         "epochs": [{"seconds": 0.3, "loop_cpu_seconds": 0.2, "train_loss": 2.25}]}}
+    b = {"wall_s": 9.0, "best_report": nan, "total_cost": 7.5, "n_queries": 4,
+         "diagnostics": {"resume": "resumed after epoch 2", "process_cpu_s": 4.0,
+                         "epochs": [{"seconds": 0.9, "loop_cpu_seconds": 0.8, "train_loss": 2.25}]}}
+    assert crashproof.comparable_summary(a, one_shot=True) == crashproof.comparable_summary(b, one_shot=True)
+    # a query run's total cost is its simulated clock: compared
+    assert crashproof.comparable_summary(a) != crashproof.comparable_summary(b)
+    b["diagnostics"]["epochs"][0]["train_loss"] = 2.5
+    assert crashproof.comparable_summary(a, one_shot=True) != crashproof.comparable_summary(b, one_shot=True)
+
+
 # Ctrl-C in the instant between starting a spawned worker and handing it its start-up data
 # (a window of microseconds, hit about once in 120 random Ctrl-Cs around pool start-up): the
 # worker used to read a closed pipe and print a bootstrap traceback (EOFError). This script
