@@ -1,7 +1,10 @@
 """DDAS mechanics (algorithms.ddas) on a tiny NB201 supernet (C=4, N=1) on a few dozen digits:
 the DDPG target update and critic target, the actor's step against dQ/da, the reward of
 Eq. 3.3 and its ablations, the discretisation, the exploration phases and noises of
-Table 3.3, the Pareto frontier, determinism for a seed and resume after a kill."""
+Table 3.3, the Pareto frontier, determinism for a seed and resume after a kill; in the DARTS
+space (the thesis's own, a tiny DARTS supernet: C=4, 3 cells): Algorithm 2's top-2 rule, the
+thesis's similarity, the stand-alone DARTS network's cost, and runs from the command line,
+deterministic and resumable."""
 
 from __future__ import annotations
 
@@ -10,14 +13,17 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from algorithms.ddas import (REWARDS, VARIANTS, Ddas, DdpgAgent, Replay, Stagnation, cell_cost,  # noqa: E402
-                             ddas_reward, discretise, exploit_noise, one_hot, ou_step, pareto_front, similar,
-                             soft_update)
+import numpy as np  # noqa: E402
+
+from algorithms.ddas import (REWARDS, VARIANTS, ActionCoding, Ddas, DdpgAgent, Replay, Stagnation,  # noqa: E402
+                             cell_cost, ddas_reward, discretise, discretise_darts, exploit_noise, one_hot, ou_step,
+                             pareto_front, similar, soft_update)
 from algorithms.one_shot import ONE_SHOT_REGISTRY, make_one_shot  # noqa: E402
+from oracles.darts_space import DARTS_OPS, EDGE_INDEX, OPS, DartsArch, DartsSpace  # noqa: E402
 from supernets.nb201 import build_network, count_params  # noqa: E402
 # the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
-from one_shot_helpers import (digits, one_torch_thread, resume_after_kill, start_method,  # noqa: E402,F401
-                              torch_threads)
+from one_shot_helpers import (assert_same_records, digits, one_torch_thread, resume_after_kill,  # noqa: E402,F401
+                              start_method, torch_threads)
 
 #: 1 warm-up epoch, then 3 exploration, 3 exploitation and 4 fourth-stage steps of 1 batch
 TINY = dict(C=4, N=1, max_train=64, batch_size=32, epochs=1, explore_steps=3, exploit_steps=3, stage4_steps=4,
@@ -335,3 +341,190 @@ def test_registered_and_parameters_checked():
                 {"gamma": 1.0}, {"minibatches": 0}):
         with pytest.raises(ValueError):
             Ddas(**bad)
+
+
+# --- the DARTS space (the thesis's own) ---------------------------------------------------------------
+def darts_weights(entries: dict[tuple[int, int, str], float], base: float = 0.1) -> np.ndarray:
+    """A (14, 7) weight matrix of one cell: ``base`` everywhere but ``entries`` ((node, input,
+    operation) -> weight)."""
+    w = np.full((14, len(OPS)), base)
+    for (j, i, op), v in entries.items():
+        w[EDGE_INDEX[(j, i)], OPS.index(op)] = v
+    return w
+
+
+def test_darts_discretisation_keeps_each_nodes_two_strongest_edges_with_their_strongest_operation():
+    normal = darts_weights({
+        (2, 0, "sep_conv_3x3"): 0.9, (2, 1, "skip_connect"): 0.5,
+        # an edge's strength is its strongest operation: (3, 0) loses to (3, 1) and (3, 2)
+        (3, 0, "dil_conv_3x3"): 0.6, (3, 0, "sep_conv_5x5"): 0.55, (3, 1, "avg_pool_3x3"): 0.8,
+        (3, 2, "sep_conv_5x5"): 0.7,
+        # ties: between edges to the lower input, between operations to the lower one
+        (4, 3, "dil_conv_5x5"): 0.95, (4, 0, "max_pool_3x3"): 0.3, (4, 0, "skip_connect"): 0.3,
+        (4, 1, "skip_connect"): 0.3,
+        (5, 4, "sep_conv_3x3"): 0.4, (5, 2, "skip_connect"): 0.35})
+    # two strong operations on one edge give that edge once: a node's two inputs differ
+    reduce = darts_weights({(2, 0, "dil_conv_3x3"): 0.99, (2, 0, "max_pool_3x3"): 0.98})
+    action = torch.as_tensor(np.stack([normal, reduce])).reshape(-1)
+    arch = discretise_darts(action)
+    assert arch == DartsArch(
+        normal=(("sep_conv_3x3", 0), ("skip_connect", 1), ("avg_pool_3x3", 1), ("sep_conv_5x5", 2),
+                ("dil_conv_5x5", 3), ("max_pool_3x3", 0), ("sep_conv_3x3", 4), ("skip_connect", 2)),
+        reduce=(("dil_conv_3x3", 0), ("max_pool_3x3", 1), ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+                ("max_pool_3x3", 0), ("max_pool_3x3", 1), ("max_pool_3x3", 0), ("max_pool_3x3", 1)))
+    # the next state a^d is the cell's one-hot in the action's layout: 16 ones, and it discretises to itself
+    coding = ActionCoding(DartsSpace())
+    state = coding.state(arch)
+    assert coding.size == 196 and state.shape == (196,) and float(state.sum()) == 16
+    assert DartsSpace().identity(discretise_darts(state)) == DartsSpace().identity(arch)
+    # with none among the operations, it is never chosen, however strong
+    with_none = np.concatenate([np.full((2, 14, 1), 5.0), np.stack([normal, reduce])], axis=2)
+    assert discretise_darts(torch.as_tensor(with_none).reshape(-1), DARTS_OPS) == arch
+
+
+def algorithm_2(alpha: np.ndarray) -> list[tuple[int, int]]:
+    """The thesis's Algorithm 2 on one cell's (14, |O|) alpha, as printed: per node the row-major
+    argmax of its rows, then the argmax over its other rows; (edge row, operation) pairs."""
+    out, start = [], 0
+    for n in range(1, 5):
+        block = alpha[start:start + n + 1]
+        i1, j1 = np.unravel_index(np.argmax(block), block.shape)
+        rest = block.copy()
+        rest[i1] = -np.inf
+        i2, j2 = np.unravel_index(np.argmax(rest), rest.shape)
+        out += [(start + int(i1), int(j1)), (start + int(i2), int(j2))]
+        start += n + 1
+    return out
+
+
+def test_darts_discretisation_is_the_theses_algorithm_2_on_random_actions():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        action = torch.rand(2 * 14 * 7, generator=g)
+        arch = discretise_darts(action)
+        cells = action.reshape(2, 14, 7).numpy()
+        for cell, edges in zip(cells, (arch.normal, arch.reduce)):
+            expected = [(row, OPS[j]) for row, j in algorithm_2(cell)]
+            got = [(EDGE_INDEX[(2 + k // 2, i)], op) for k, (op, i) in enumerate(edges)]
+            assert got == expected
+
+
+def test_darts_cells_are_similar_when_fewer_than_6_of_their_16_pairs_differ():
+    space = DartsSpace()
+    a = space.sample(np.random.default_rng(0))
+
+    def change_ops(arch, k):
+        """``arch`` with the operations of its first ``k`` edges (normal, then reduce) changed."""
+        cells = [list(arch.normal), list(arch.reduce)]
+        for e in range(k):
+            cell = cells[e // 8]
+            op, i = cell[e % 8]
+            cell[e % 8] = (OPS[(OPS.index(op) + 1) % len(OPS)], i)
+        return DartsArch(tuple(cells[0]), tuple(cells[1]))
+
+    assert Ddas(space="darts").stag_max_diff == 5 and Ddas().stag_max_diff == 2
+    assert similar(a, change_ops(a, 5), 5) and not similar(a, change_ops(a, 6), 5)
+    assert similar(a, a, 0)
+    # an edge moved to another input is a differing pair too
+    moved = list(a.normal)
+    op, i = moved[7]                                     # node 5's second edge
+    moved[7] = (op, next(x for x in range(5) if x not in (i, moved[6][1])))
+    assert not similar(a, DartsArch(tuple(moved), a.reduce), 0) and similar(a, DartsArch(tuple(moved), a.reduce), 1)
+
+
+def test_darts_cell_cost_counts_the_stand_alone_darts_network():
+    from supernets.darts import build_network as build_darts
+    space = DartsSpace()
+    a = space.sample(np.random.default_rng(1))
+    normal = list(a.normal)
+    normal[1] = ("skip_connect", normal[1][1])
+    skip = DartsArch(tuple(normal), a.reduce)
+    normal[1] = ("sep_conv_3x3", normal[1][1])
+    conv = DartsArch(tuple(normal), a.reduce)
+    # C=4, 3 cells: cell 0 is the one normal cell, at width 4 on the 8x8 images
+    p_skip, m_skip = cell_cost(skip, 4, 3, (1, 8, 8), 10)
+    p_conv, m_conv = cell_cost(conv, 4, 3, (1, 8, 8), 10)
+    assert p_conv == count_params(build_darts(conv, 4, 3, 1, 10))
+    # sep_conv_3x3 = twice (depthwise 3x3, pointwise 1x1, affine batch norm) at 4 channels
+    assert p_conv - p_skip == 2 * (4 * 9 + 4 * 4 + 2 * 4)
+    assert m_conv - m_skip == 2 * (4 * 64 * 9 + 4 * 64 * 4)
+
+
+#: a tiny DARTS-space run: 1 warm-up epoch, then 2 exploration, 2 exploitation and 2 fourth-stage steps
+DARTS_TINY = dict(TINY, space="darts", N=3, max_train=32, explore_steps=2, exploit_steps=2, stage4_steps=2,
+                  stag_steps=1)
+
+
+@pytest.fixture(scope="module")
+def darts_oracle(tmp_path_factory):
+    """A DARTS-space oracle as the command line names one: ``supernet/tiny:mode=live``, the
+    untrained DARTS supernet of ``nas-harness supernet train darts --until 0`` (it names the
+    space; it is no ground truth, and a one-shot run trains its own supernet). Returns the
+    data folder and the oracle."""
+    from harness.cli import main
+    from oracles.registry import load_oracle
+    data = tmp_path_factory.mktemp("darts-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_HARNESS_DATA", str(data))
+        assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "3", "--until", "0",
+                     "--name", "tiny", "--no-progress"]) == 0
+        return data, load_oracle("supernet/tiny:mode=live")
+
+
+def darts_config():
+    from harness.runner import RunConfig
+    return RunConfig(algorithm="ddas", params=dict(DARTS_TINY, hidden="16/16"), oracle="supernet/tiny:mode=live")
+
+
+def test_ddas_runs_in_the_darts_space_from_the_command_line(darts_oracle, tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    from harness.cli import main
+    from harness.results import ResultsStore
+    data, _ = darts_oracle
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(data))
+    spec = "ddas:" + ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                              for k, v in DARTS_TINY.items())
+    assert main(["run", "--oracle", "supernet/tiny:mode=live", "--algorithm", spec, "--seeds", "1",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    assert "1 run(s) executed" in capsys.readouterr().out
+    [path] = tmp_path.glob("runs/*/*/seed-*.parquet")
+    rows = pq.read_table(path).to_pydict()
+    assert rows["sample"] == list(range(1, 8))                  # 1 warm-up epoch and 6 steps
+    space = DartsSpace()
+    for text in rows.get("arch", rows["arch_id"]):
+        space.parse(text)                                       # a valid cell pair of the 7 operations
+    [(_, meta, _)] = list(ResultsStore(tmp_path).iter_runs(with_records=True))
+    epochs = meta["summary"]["diagnostics"]["epochs"]
+    steps = [x for e in epochs for x in e.get("steps", [])]
+    assert [x["phase"] for x in steps] == ["explore"] * 2 + ["exploit"] * 2 + ["4s"] * 2
+    # every step's cell, its Pareto data at the supernet's size, the best one derived
+    for x in steps:
+        arch = space.parse(x["arch"])
+        assert (x["params"], x["macs"]) == cell_cost(arch, 4, 3, (1, 8, 8), 10)
+    accs = [x["valid_acc"] for x in steps]
+    assert epochs[-1]["pareto_params"] == [steps[i]["step"] for i in pareto_front([x["params"] for x in steps], accs)]
+    best = max(steps, key=lambda x: (x["valid_acc"], -x["valid_loss"], -x["step"]))
+    assert rows["arch_id"][-1] == space.identity(space.parse(best["arch"]))
+
+
+def test_in_the_darts_space_a_seed_gives_the_same_run_and_a_killed_run_resumes(darts_oracle, tmp_path):
+    """An uninterrupted run against one killed after epoch 4 (inside the exploitation phase)
+    and resumed: the killed run's first epochs are a second run of the seed from scratch, the
+    rest come from its checkpoint; record for record they equal the uninterrupted run's."""
+    _, oracle = darts_oracle
+    res = resume_after_kill(darts_config(), oracle, tmp_path, kill_after=4)
+    assert res.ref_summary.get("failed") is None and len(res.ref_records["sample"]) == 7
+    assert_same_records(res.ref_records, res.records)
+    ref_steps = [x for e in res.ref_summary["diagnostics"]["epochs"] for x in e.get("steps", [])]
+    steps = [x for e in res.summary["diagnostics"]["epochs"] for x in e.get("steps", [])]
+    assert [x["arch"] for x in steps] == [x["arch"] for x in ref_steps] and len(steps) == 6
+    for s, r in zip(steps, ref_steps):
+        assert s["reward"] == pytest.approx(r["reward"], abs=1e-5)
+        assert s["valid_loss"] == pytest.approx(r["valid_loss"], abs=1e-5)
+    for k in res.ref_state["model"]:
+        assert torch.allclose(res.ref_state["model"][k].double(), res.state["model"][k].double(), atol=1e-5), k
+    for net in ("actor", "critic"):
+        for k in res.ref_state["agent"][net]:
+            assert torch.allclose(res.ref_state["agent"][net][k], res.state["agent"][net][k], atol=1e-5), (net, k)
+    assert res.state["replay"]["s"].shape == (6, 196) and res.state["prev_arch"].startswith("Genotype(")

@@ -1,6 +1,9 @@
 """ENAS mechanics on a tiny NB201 supernet (C=4, N=1) on a few dozen digits: the controller's
 REINFORCE gradient sign, the moving-average baseline, the entropy bonus, the bounded
-logits, the derivation rule, determinism for a seed and resume after a kill."""
+logits, the derivation rule, determinism for a seed and resume after a kill; in the DARTS
+space (a tiny DARTS supernet, C=4 and 3 cells): the controller's decisions are the space's
+tokens, the derived cells are valid, and runs from the command line are deterministic and
+resume after a kill."""
 
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from algorithms.enas import Controller, Enas, reinforce_loss, update_baseline  # noqa: E402
+from algorithms.enas import (NB201_DECISIONS, CellCoding, Controller, Enas, darts_decisions,  # noqa: E402
+                             reinforce_loss, update_baseline)
 from algorithms.rsps import derivation_generator, validation_batch  # noqa: E402
 from harness import one_shot  # noqa: E402
 from harness.runner import RunConfig  # noqa: E402
+from oracles.darts_space import PAIRS, DartsArch, DartsSpace  # noqa: E402
 from supernets.training import EvalSettings, evaluate_archs  # noqa: E402
 # the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
 from one_shot_helpers import (assert_same_records, digits, one_torch_thread, resume_after_kill,  # noqa: E402,F401
@@ -216,3 +221,101 @@ def test_with_the_papers_controller_settings_a_rewarded_operation_gains_probabil
         stats = method._train_controller()
     assert before < 0.25 and conv3_fraction() > before + 0.15
     assert stats["ctl_advantage"] > 0
+
+
+# --- the DARTS space -----------------------------------------------------------------------------
+#: a tiny DARTS-space run: C=4, 3 cells (cell 0 normal, 1 and 2 reduction), 2 epochs
+DARTS_TINY = {**TINY, "space": "darts", "N": 3, "max_train": 32, "epochs": 2}
+
+
+def test_in_the_darts_space_the_controller_picks_the_spaces_tokens():
+    space = DartsSpace()
+    coding = CellCoding(space)
+    d = coding.decisions
+    assert len(d) == 22 and tuple(d.size_of[k] for k in d.kinds) == space.decisions
+    # per cell: node 2's two operations, then per node j = 3..5 its input pair and two operations
+    assert d.kinds[:11] == ("op", "op", "inputs-3", "op", "op", "inputs-4", "op", "op", "inputs-5", "op", "op")
+    assert d.kinds[11:] == d.kinds[:11] and d.size_of == {"op": 7, "inputs-3": 3, "inputs-4": 6, "inputs-5": 10}
+    controller = Controller(gen=torch.Generator().manual_seed(0), decisions=d)
+    assert {k: m.out_features for k, m in controller.input_head.items()} == {"inputs-3": 3, "inputs-4": 6,
+                                                                             "inputs-5": 10}
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(10):
+        tokens, log_prob, entropy = controller(gen)
+        arch = coding.arch(tokens)
+        assert isinstance(arch, DartsArch) and space.check(arch) == arch
+        for cell in (arch.normal, arch.reduce):
+            for n in range(4):                          # two distinct earlier inputs per node, no none
+                (oa, ia), (ob, ib) = cell[2 * n:2 * n + 2]
+                assert ia < ib < n + 2 and (ia, ib) in PAIRS[n] and "none" not in (oa, ob)
+        assert coding.tokens(arch) == tokens
+        assert log_p(controller, tokens) == pytest.approx(float(log_prob.detach()))      # teacher forcing
+        # the entropy sums each pick's: at most log(choices) a pick
+        assert 0 < float(entropy) <= sum(math.log(d.size_of[k]) for k in d.kinds) + 1e-5
+
+
+def test_the_nb201_controller_is_the_same_whatever_other_kinds_exist():
+    nb201 = Controller(gen=torch.Generator().manual_seed(4))
+    assert NB201_DECISIONS.kinds == ("op",) * 6
+    assert list(nb201.state_dict()) == ["start_input", *[f"lstm.{n}" for n, _ in nb201.lstm.named_parameters()],
+                                        "embed.weight", "head.weight", "head.bias"]
+    darts = Controller(gen=torch.Generator().manual_seed(4), decisions=darts_decisions(5))
+    # the operation picks' parameters come first, drawn identically
+    for k, v in nb201.state_dict().items():
+        assert torch.equal(v, darts.state_dict()[k]), k
+
+
+@pytest.fixture(scope="module")
+def darts_oracle(tmp_path_factory):
+    """A DARTS-space oracle as the command line names one: ``supernet/tiny:mode=live``, the
+    untrained DARTS supernet of ``nas-harness supernet train darts --until 0`` (it names the
+    space; it is no ground truth, and a one-shot run trains its own supernet). Returns the
+    data folder and the oracle."""
+    from harness.cli import main
+    from oracles.registry import load_oracle
+    data = tmp_path_factory.mktemp("darts-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_HARNESS_DATA", str(data))
+        assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "3", "--until", "0",
+                     "--name", "tiny", "--no-progress"]) == 0
+        return data, load_oracle("supernet/tiny:mode=live")
+
+
+def darts_config(**params) -> RunConfig:
+    return RunConfig(algorithm="enas", params={**DARTS_TINY, **params}, oracle="supernet/tiny:mode=live")
+
+
+def test_enas_runs_in_the_darts_space_from_the_command_line(darts_oracle, tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    from harness.cli import main
+    data, _ = darts_oracle
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(data))
+    spec = "enas:" + ",".join(f"{k}={v}" for k, v in DARTS_TINY.items())
+    assert main(["run", "--oracle", "supernet/tiny:mode=live", "--algorithm", spec, "--seeds", "1",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    assert "1 run(s) executed" in capsys.readouterr().out
+    [path] = tmp_path.glob("runs/*/*/seed-*.parquet")
+    rows = pq.read_table(path).to_pydict()
+    space = DartsSpace()
+    assert rows["sample"] == [1, 2] and rows["arch_index"] == [-1, -1]
+    for text, ident in zip(rows.get("arch", rows["arch_id"]), rows["arch_id"]):
+        arch = space.parse(text)                          # a valid cell pair of the 7 operations
+        assert space.identity(arch) == ident and "none" not in text
+
+
+def test_in_the_darts_space_a_seed_gives_the_same_run_and_a_killed_run_resumes(darts_oracle, tmp_path):
+    """An uninterrupted run against one killed after its first epoch and resumed: the killed
+    run's first epoch is a second run of the seed from scratch, the rest comes from its
+    checkpoint; record for record they equal the uninterrupted run's."""
+    _, oracle = darts_oracle
+    res = resume_after_kill(darts_config(), oracle, tmp_path, kill_after=1)
+    assert res.ref_summary.get("failed") is None
+    assert_same_records(res.ref_records, res.records)
+    for x, y in zip(res.ref_summary["diagnostics"]["epochs"], res.summary["diagnostics"]["epochs"]):
+        assert x["derived"] == y["derived"] and x["greedy"] == y["greedy"]
+        assert x["ctl_reward"] == pytest.approx(y["ctl_reward"]) and x["greedy"].startswith("Genotype(")
+    for part in ("controller", "model"):
+        for k in res.ref_state[part]:
+            assert torch.allclose(res.ref_state[part][k].double(), res.state[part][k].double(), atol=1e-6), (part, k)
+    assert any(k.startswith("input_head.") for k in res.state["controller"])
