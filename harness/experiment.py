@@ -340,6 +340,11 @@ def execute(exp: Experiment, on_result: Callable[[dict[str, Any]], None] | None 
                 close()
             if bar is not None:
                 bar.close()
+        # the oracles' reference results (a live MLP oracle's MLPClassifier), after the runs
+        # and once per oracle and folder: harness.summary.write_oracle_references
+        from .summary import write_oracle_references
+        write_oracle_references(store.root, {o: _ORACLES[o] for o in dict.fromkeys(c.oracle for c in cells)
+                                             if o in _ORACLES})
     return cells, done, len(tasks)
 
 

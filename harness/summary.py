@@ -292,6 +292,40 @@ def write_references(folder: str | os.PathLike, entries: list[dict[str, Any]]) -
     return refs
 
 
+def write_oracle_references(folder: str | os.PathLike, oracles: dict[str, Any], warn=None) -> list[dict[str, Any]]:
+    """Write the reference results of ``oracles`` (the folder's oracle names as its cells
+    spell them -> the oracle objects) that results folder ``folder`` does not hold yet: what
+    each oracle's :meth:`~oracles.oracle.Oracle.references` returns, named after its cell
+    spelling. An oracle with any reference in the folder is not asked again, so a second
+    ``nas-harness run`` into the folder trains nothing. A reference is a nicety, never a
+    reason to fail a run: an oracle whose references fail (or a damaged references file) is
+    one line to ``warn`` (default: ``nas-harness: warning: ...`` on stderr); Ctrl-C still
+    stops. Returns the entries written."""
+    import sys
+    if warn is None:
+        def warn(line: str) -> None:
+            print(f"nas-harness: warning: {line}", file=sys.stderr)
+    try:
+        have = {e["oracle"] for e in read_references(folder)}
+    except UserError as exc:
+        warn(f"reference results not written: {exc}")
+        return []
+    written: list[dict[str, Any]] = []
+    for spec, oracle in oracles.items():
+        if spec in have:
+            continue
+        try:
+            entries = [{**e, "oracle": spec} for e in oracle.references()]
+            if entries:
+                write_references(folder, entries)
+                written += entries
+        except Exception as exc:  # noqa: BLE001 -- a reference never fails the runs
+            why = " ".join(str(exc).split())     # one line, whatever the message
+            warn(f"the reference results of {spec} were not written ({type(exc).__name__}: {why}); "
+                 "the runs are unaffected, the next run into this folder tries again")
+    return written
+
+
 def references_of(source) -> list[dict[str, Any]]:
     """The reference results of a results folder (a :class:`~harness.metrics.ResultSet` read
     from one, or its path); a baseline file has none."""

@@ -36,6 +36,9 @@ Options (``NAME:key=value,...``):
 * ``device=cpu|cuda`` (default cpu), ``threads=N`` (torch threads, default 1).
 * ``split_seed=N`` (default 0): the data split (:mod:`oracles.collectors.datasets`).
 * Recipe overrides: ``epochs``, ``batch_size``, ``lr``, ``patience`` (MLP only).
+* ``reference_seeds=N`` (MLP only, default 5): seeds of the ``MLPClassifier`` reference that
+  ``nas-harness run`` writes into a results folder of runs on this oracle
+  (:meth:`LiveOracle.references`); 0: none.
 * ``bigram_sharing=true`` (MLP only): MLPNAS's one-shot option, the run's networks share the
   weights of identical consecutive layer pairs (:class:`LiveOracle`); never through the store.
 * ``fidelities=1+3+10``: the epochs the oracle answers at, for multi-fidelity searches
@@ -105,6 +108,10 @@ from .errors import UserError
 from .mlp_space import BIGRAM_SHARING, bigram_keys
 from .oracle import Evaluation, Fidelities, Observation, Oracle
 from .space import Arch, SearchSpace
+
+#: seeds of an MLP oracle's ``MLPClassifier`` reference (:meth:`LiveOracle.references`): the
+#: paper gives one number; the spread over five says how far one number can be trusted
+REFERENCE_SEEDS = 5
 
 #: bumped whenever a training function changes what a (recipe, data, seed) key trains, so
 #: older rows are no longer served as results of the new code
@@ -459,6 +466,8 @@ class LiveOracle(Oracle):
     fidelities: epochs the oracle answers at (restart fidelities: each is its own training
         with the recipe's epochs set to it); default only the recipe's epochs. The largest is
         the default fidelity, and must be the recipe's epochs.
+    reference_seeds: seeds of the ``MLPClassifier`` reference (:meth:`references`; default 5,
+        0: no reference).
     bigram_sharing: MLPNAS's one-shot option (§4.1): the networks this oracle trains share
         the weights of identical consecutive layer pairs through one bank per oracle object
         (the harness builds an oracle that is not deterministic anew for every run, so the
@@ -474,7 +483,8 @@ class LiveOracle(Oracle):
 
     def __init__(self, name: str, trainer: Trainer, store: str | os.PathLike, mode: str = "deterministic",
                  seed: int = 0, threads: int = 1, description: str = "",
-                 fidelities: Sequence[int] | None = None, bigram_sharing: bool = False):
+                 fidelities: Sequence[int] | None = None, bigram_sharing: bool = False,
+                 reference_seeds: int = REFERENCE_SEEDS):
         super().__init__()
         if mode not in MODES:
             raise UserError(f"oracle {name}: mode must be deterministic or stochastic, got {mode!r}")
@@ -482,6 +492,9 @@ class LiveOracle(Oracle):
         self.mode, self.seed, self.threads = mode, int(seed), int(threads)
         self.deterministic = mode == "deterministic" and not bigram_sharing
         self.bigram_sharing = bool(bigram_sharing)
+        if int(reference_seeds) < 0:
+            raise UserError(f"oracle {name}: reference_seeds must be >= 0, got {reference_seeds}")
+        self.reference_seeds = int(reference_seeds)
         #: what this oracle offers beyond answering queries (algorithms may require features)
         self.features = frozenset({BIGRAM_SHARING}) if bigram_sharing else frozenset()
         self._bank = None
@@ -582,6 +595,18 @@ class LiveOracle(Oracle):
         measured = float(row["train_cpu"] if trainer.device == "cpu" else row["train_time"]) if trained else 0.0
         return Evaluation(Observation(float(row["valid_acc"]), cost, float(row["train_acc"])), float(row["test_acc"]),
                           measured)
+
+    def references(self) -> list[dict[str, Any]]:
+        """An MLP oracle's reference: scikit-learn's ``MLPClassifier`` with its defaults on
+        the same split, one result per seed of ``range(reference_seeds)`` (default 5;
+        :func:`oracles.finetune.mlp_classifier_reference`, kept in this oracle's store, so
+        asked again it trains nothing), as Minutoli & Ciranni §5.2 set every MLPNAS result
+        against it. A ConvNet oracle has none, and neither has an oracle built with
+        ``reference_seeds=0``."""
+        if self.trainer.kind != "mlp" or self.reference_seeds < 1:
+            return []
+        from .finetune import mlp_classifier_reference   # finetune imports this module
+        return [mlp_classifier_reference(self, seeds=range(self.reference_seeds))]
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -700,7 +725,7 @@ def reference_mlp_classifier(data: Split, seed: int = 0, store: str | os.PathLik
 
 # --- the factory -----------------------------------------------------------------------------
 _OPTIONS = {"mode", "seed", "store", "device", "threads", "split_seed", "epochs", "batch_size", "lr", "patience",
-            "max_hidden", "sampler", "preset", "cifar_dir", "fidelities", "bigram_sharing"}
+            "max_hidden", "sampler", "preset", "cifar_dir", "fidelities", "bigram_sharing", "reference_seeds"}
 
 
 def _int(name: str, options: dict[str, str], key: str, default: int | None) -> int | None:
@@ -759,7 +784,7 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Live
     else:
         if dataset == "wine":
             raise UserError(f"oracle {name}: ConvNets need images; wine is a table of 13 features")
-        for k in ("max_hidden", "sampler", "patience"):
+        for k in ("max_hidden", "sampler", "patience", "reference_seeds"):
             if k in options:
                 raise UserError(f"oracle {name}: option {k} is for live/mlp oracles")
         from .collectors.train import DEFAULT_RECIPES
@@ -789,7 +814,8 @@ def build_oracle(name: str, options: dict[str, str], shared: Any = None) -> Live
     return LiveOracle(spec, trainer, store, mode=options.get("mode", "deterministic"),
                       seed=_int(name, options, "seed", 0), threads=_int(name, options, "threads", 1),
                       description=description, fidelities=fidelities,
-                      bigram_sharing=_flag(name, options, "bigram_sharing"))
+                      bigram_sharing=_flag(name, options, "bigram_sharing"),
+                      reference_seeds=_int(name, options, "reference_seeds", REFERENCE_SEEDS))
 
 
 # --- one-shot: bigram weight sharing (the oracle's side of MLPNAS's one-shot option) --------

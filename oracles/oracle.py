@@ -155,6 +155,15 @@ class Oracle(ABC):
         return {"name": self.name, "space": self.space.describe(),
                 "search_metric": self.search_metric, "report_metric": self.report_metric}
 
+    def references(self) -> list[dict[str, Any]]:
+        """Reference results a results folder of runs on this oracle should carry: results
+        that are not search algorithms, set beside the runs on the same data (e.g. a
+        library's default model trained on the same split), each a dict in
+        :func:`harness.summary.reference_entry`'s form. Default: none. It may train, so
+        ``nas-harness run`` asks once per oracle and results folder
+        (:func:`harness.summary.write_oracle_references`)."""
+        return []
+
 
 #: search-metric values this close to the maximum are tied with it (see ``optimum``)
 TIE_TOLERANCE = 1e-10

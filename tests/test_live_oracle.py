@@ -153,7 +153,9 @@ def test_random_search_through_nas_harness_run(tmp_path, live_family, capsys):
 
     from harness.cli import main
     store = tmp_path / "store"
-    name = f"live/mlp-digits:epochs=1,max_hidden=2,sampler=depth,store={store}"
+    # reference_seeds=0: MLPClassifier takes ~12 CPU-s a seed on digits (its reference rows:
+    # test_a_run_on_an_mlp_oracle_writes_its_reference_row, on wine)
+    name = f"live/mlp-digits:epochs=1,max_hidden=2,reference_seeds=0,sampler=depth,store={store}"
     rc = main(["run", "--oracle", name, "--algorithm", "random", "--seeds", "2", "--budget", "3",
                "--out", str(tmp_path / "out"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
@@ -188,7 +190,7 @@ def test_concurrent_runs_asking_for_the_same_networks_train_each_once(tmp_path, 
     if executor == "ray":
         request.getfixturevalue("ray_local")
     store = tmp_path / "store"
-    base = f"live/mlp-digits:epochs=1,max_hidden=2,sampler=depth,store={store}"
+    base = f"live/mlp-digits:epochs=1,max_hidden=2,reference_seeds=0,sampler=depth,store={store}"
     execute(Experiment(oracles=[base, base + ",threads=1"], algorithms=["random"], seeds=1, budget=4, workers=2,
                        executor=executor, out=str(tmp_path / "out")), progress=False)
     df = pd.read_parquet(tmp_path / "out" / "runs")
@@ -283,6 +285,66 @@ def test_the_mlp_classifier_reference_on_the_same_split(tmp_path):
     assert again == ref
     other = reference_mlp_classifier(data, seed=1)
     assert other["train_time"] != ref["train_time"] and 0.8 < other["test_acc"] <= 1
+
+
+def test_a_run_on_an_mlp_oracle_writes_its_reference_row(tmp_path, live_family, capsys, monkeypatch):
+    from harness.cli import main
+    from harness.summary import read_references
+    calls = []
+    references = LiveOracle.references
+
+    def counted(self):
+        calls.append(self.name)
+        return references(self)
+
+    monkeypatch.setattr(LiveOracle, "references", counted)
+    out = tmp_path / "out"
+    name = f"live/mlp-wine:epochs=1,max_hidden=2,reference_seeds=2,sampler=depth,store={tmp_path / 'store'}"
+    args = ["run", "--oracle", name, "--algorithm", "random", "--seeds", "1", "--budget", "2", "--out", str(out),
+            "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    [ref] = read_references(out)
+    assert ref["oracle"] == name and ref["name"] == "MLPClassifier (scikit-learn defaults)"
+    assert len(ref["search"]) == len(ref["report"]) == 2 and all(0.8 < v <= 1 for v in ref["report"])
+    assert ref["provenance"]["random_state"] == [0, 1] and calls == [calls[0]]
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "MLPClassifier (scikit-learn defaults)" in text, text
+    # a second run into the folder (one more seed) neither asks nor rewrites the reference
+    written = (out / "references.json").stat().st_mtime_ns, (out / "references.json").read_bytes()
+    assert main([*args[:args.index("--seeds") + 1], "2", *args[args.index("--seeds") + 2:]]) == 0
+    assert len(list(out.glob("runs/*/*/seed-*.parquet"))) == 2
+    assert len(calls) == 1
+    assert ((out / "references.json").stat().st_mtime_ns, (out / "references.json").read_bytes()) == written
+
+
+def test_a_table_oracle_and_a_convnet_oracle_have_no_reference_row(tmp_path, live_family):
+    from harness.experiment import Experiment, execute
+    execute(Experiment(oracles=["convnet-digits"], algorithms=["random"], seeds=1, budget=2, out=str(tmp_path)),
+            progress=False)
+    assert not (tmp_path / "references.json").exists()
+    assert build_oracle("live/convnet-digits", {"epochs": "1", "store": str(tmp_path / "s")}).references() == []
+    with pytest.raises(UserError, match="reference_seeds"):
+        build_oracle("live/convnet-digits", {"reference_seeds": "2", "store": str(tmp_path / "s")})
+    assert oracle(tmp_path / "s", reference_seeds=0).references() == []
+
+
+def test_a_failing_reference_is_one_warning_and_the_run_goes_on(tmp_path, live_family, capsys, monkeypatch):
+    from harness.cli import main
+
+    def broken(self):
+        raise RuntimeError("no scikit-learn today\nsecond line")
+
+    monkeypatch.setattr(LiveOracle, "references", broken)
+    out = tmp_path / "out"
+    name = f"live/mlp-wine:epochs=1,max_hidden=2,sampler=depth,store={tmp_path / 'store'}"
+    assert main(["run", "--oracle", name, "--algorithm", "random", "--seeds", "1", "--budget", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: the reference results of " + name in err, err
+    assert "no scikit-learn today second line" in err and list(out.glob("runs/*/*/seed-*.parquet"))
+    assert not (out / "references.json").exists()
 
 
 def test_bigram_sharing_trains_from_the_runs_bank_and_never_through_the_store(tmp_path):
