@@ -8,6 +8,10 @@ supernet is not trained again. The supernet is then the oracle ``supernet/NAME``
 ``nas-harness supernet list`` shows the supernets there. ``nas-harness supernet rank NAME...
 --truth DIR --out DIR`` measures how well supernets rank NB201 cells against a ground truth
 (:mod:`supernets.rank`): a markdown report, figures and every number as JSON.
+``nas-harness supernet retrain FOLDER [--preset cpu|paper] [--seed S]`` trains the final
+architecture of every DARTS-space one-shot run in results folder FOLDER from scratch
+(:mod:`supernets.retrain`, a scaled DARTS §3.1.2 recipe), writes ``FOLDER/retrained.json`` and
+prints the table; finished trainings are not redone.
 """
 
 from __future__ import annotations
@@ -70,7 +74,52 @@ def register(subparsers) -> None:
                                       "epochs trained, skeleton, data, batch norm, mode, snapshots.")
     ls.set_defaults(func=_list)
     _register_rank(verbs)
+    _register_retrain(verbs)
     p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _register_retrain(verbs) -> None:
+    r = verbs.add_parser("retrain", help="train DARTS-space search results from scratch (resumable)",
+                         description="Train the final architecture of every finished DARTS-space one-shot run "
+                                     "in a results folder from scratch (supernets/retrain.py: DARTS §3.1.2's "
+                                     "evaluation recipe, scaled to digits on a CPU by the cpu preset), measure "
+                                     "validation and test accuracy on the run's data split, write "
+                                     "FOLDER/retrained.json (the run files are not touched) and print a table. "
+                                     "A finished training is not redone: run again after an interruption.")
+    r.add_argument("folder", metavar="FOLDER", help="a results folder of nas-harness run")
+    r.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
+                   help="cpu (default): C=16, 8 cells, 30 epochs, batch 64; paper: C=36, 20 cells, 600 epochs, "
+                        "batch 96 (DARTS §3.1.2 without cutout and auxiliary towers); both SGD 0.025 cosine to 0, "
+                        "momentum 0.9, weight decay 3e-4, path dropout 0.2")
+    r.add_argument("--C", type=int, metavar="C", help="override the preset's initial width")
+    r.add_argument("--layers", type=int, metavar="L", help="override the preset's number of cells")
+    r.add_argument("--epochs", type=int, metavar="E", help="override the preset's epochs")
+    r.add_argument("--batch-size", type=int, metavar="B", help="override the preset's batch")
+    r.add_argument("--drop-path", type=float, metavar="P", help="override the path dropout (0.2)")
+    r.add_argument("--max-train", type=int, metavar="N", help="train on the first N training images only")
+    r.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="training seed (default 0); another seed adds a training per architecture")
+    r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    r.add_argument("--cifar-dir", metavar="DIR", help="the CIFAR-10 folder, for runs on cifar10 (default: the run's)")
+    r.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
+    r.set_defaults(func=_retrain)
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    import sys
+
+    from supernets.retrain import preset_recipe, retrain_folder, summary_table
+
+    if args.threads < 1:
+        raise UserError("--threads must be >= 1")
+    recipe = preset_recipe(args.preset, C=args.C, layers=args.layers, epochs=args.epochs,
+                           batch_size=args.batch_size, drop_path_prob=args.drop_path, max_train=args.max_train)
+    import torch
+    torch.set_num_threads(args.threads)
+    data = retrain_folder(args.folder, recipe, seed=args.seed, device=args.device, cifar_dir=args.cifar_dir,
+                          log=lambda m: print(m, file=sys.stderr))
+    print(summary_table(data))
+    return 0
 
 
 def _register_rank(verbs) -> None:
