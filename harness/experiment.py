@@ -302,6 +302,11 @@ def pending_tasks(exp: Experiment, cells: list[Cell], store: ResultsStore) -> tu
         for seed in exp.seed_list:
             if store.is_done(cell, seed):
                 done += 1
+                if cell.config.get("kind") == "one-shot":
+                    # a kill between write_task's run file and its removal of the checkpoint
+                    # left a finished run's checkpoint, which nothing else would remove
+                    from .one_shot import checkpoint_dir, remove_checkpoint
+                    remove_checkpoint(checkpoint_dir(store.root, cell, seed))
             else:
                 tasks.append(Task(cell, seed, str(store.root), target, factory))
     return tasks, done

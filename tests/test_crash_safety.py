@@ -48,6 +48,24 @@ def test_killed_and_resumed_one_shot_runs_equal_an_uninterrupted_one(nb201_env, 
     assert list((tmp_path / "oneshot-snapshots").rglob("epoch-*.pt"))
 
 
+def test_a_resume_removes_the_checkpoint_of_a_run_killed_after_its_file_was_written(nb201_env, tmp_path):
+    # write_task writes the run file, then removes the checkpoint: a kill in between left the
+    # checkpoint of a finished run, which no later start removed (the run is done, never rerun)
+    require_module("torch")
+    require_module("sklearn")
+    from harness.experiment import Experiment, execute
+    from harness.one_shot import checkpoint_dir
+    exp = Experiment(oracles=["nb201/cifar10"], algorithms=["gdas:C=4,N=1,max_train=32,batch_size=32,epochs=1"],
+                     seeds=1, out=str(tmp_path))
+    [cell], _, ran = execute(exp, progress=False)
+    assert ran == 1
+    left = checkpoint_dir(tmp_path, cell, 0)
+    left.mkdir()
+    (left / "meta.json").write_text("{}")     # what the kill left (its content does not matter)
+    assert execute(exp, progress=False)[1:] == (1, 0)
+    assert not left.exists()
+
+
 def test_one_shot_comparison_ignores_measured_values_and_the_resume_note_only():
     nan = float("nan")
     a = {"wall_s": 3.0, "best_report": nan, "total_cost": 2.5, "n_queries": 4,
