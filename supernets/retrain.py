@@ -7,7 +7,9 @@ protocol gives the searched cell its number by training a larger network of it f
 (Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019, §3.1.2); this
 module does that for every finished DARTS-space one-shot run of a results folder, with
 :func:`supernets.darts.build_network`, and writes the numbers beside the runs
-(``FOLDER/retrained.json``; the run files are never modified).
+(``FOLDER/retrained.json``; the run files are never modified), and as reference results of the
+folder (``references.json``, :func:`harness.summary.write_references`: one per algorithm cell,
+recipe and seed), which ``nas-harness report`` prints beside the runs and the figures draw.
 
 The recipe (:class:`RetrainRecipe`, presets :data:`RETRAIN_PRESETS`). DARTS §3.1.2 (CIFAR-10
 evaluation): 20 cells, initial width C = 36, 600 epochs, batch 96, SGD with learning rate
@@ -311,7 +313,36 @@ def retrain_folder(folder: str | Path, recipe: RetrainRecipe, seed: int = 0, dev
                 f"({numbers['cpu_s']:.0f} CPU-s)")
         data_all["runs"] = _merge_runs(data_all.get("runs", []), runs)
         _write(folder, data_all)
+        _write_references(folder, runs, trainings, recipe, seed)
     return data_all
+
+
+def recipe_label(recipe: RetrainRecipe) -> str:
+    """``C16x8 e30``: the recipe in a few characters (tables, reference names)."""
+    return f"C{recipe.C}x{recipe.layers} e{recipe.epochs}"
+
+
+def _write_references(folder: Path, runs: list[dict[str, Any]], trainings: dict[str, Any],
+                      recipe: RetrainRecipe, seed: int) -> None:
+    """The numbers as reference results of the folder (:func:`harness.summary.write_references`),
+    one per algorithm cell, recipe and seed: its runs' stand-alone validation accuracies as the
+    search metric's values (the supernet oracle's is accuracy on the same ``search_valid``
+    part) and their test accuracies as the report metric's, so ``nas-harness report`` and the
+    figures show them beside the runs."""
+    from harness.summary import reference_entry, write_references
+    groups: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for run in runs:
+        t = trainings.get(run.get("training"))
+        if t is not None:
+            groups.setdefault((run["oracle"], run["label"]), []).append((run["training"], t))
+    entries = [reference_entry(oracle, f"{label} retrained ({recipe_label(recipe)}, seed {seed})",
+                               [t["valid_acc"] for _, t in ts], [t["test_acc"] for _, t in ts],
+                               provenance={"file": FILENAME, "recipe": recipe.to_dict(), "seed": int(seed),
+                                           "trainings": [k for k, _ in ts]},
+                               note=f"each run's final cell trained from scratch ({len(ts)} runs; supernets/retrain.py)")
+               for (oracle, label), ts in groups.items()]
+    if entries:
+        write_references(folder, entries)
 
 
 def _merge_runs(old: Iterable[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -332,8 +363,7 @@ def summary_table(data: dict[str, Any]) -> str:
         t = trainings.get(r.get("training"))
         if t is None:
             continue
-        rec = t["recipe"]
-        recipe = f"C{rec['C']}x{rec['layers']} e{rec['epochs']} s{t['seed']}"
+        recipe = f"{recipe_label(RetrainRecipe(**t['recipe']))} s{t['seed']}"
         rows.append((r["label"], r["seed"], recipe, 100 * t["valid_acc"], 100 * t["test_acc"], r.get("training")))
         groups.setdefault((r["label"], recipe), []).append((100 * t["valid_acc"], 100 * t["test_acc"]))
     if not rows:
@@ -351,5 +381,5 @@ def summary_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FORMAT", "FILENAME", "RetrainRecipe", "RETRAIN_PRESETS", "preset_recipe", "training_key",
+__all__ = ["FORMAT", "FILENAME", "RetrainRecipe", "RETRAIN_PRESETS", "preset_recipe", "recipe_label", "training_key",
            "train_from_scratch", "darts_runs", "read_results", "retrain_folder", "summary_table"]

@@ -175,6 +175,13 @@ def test_the_command_line_runs_and_retrains_darts_space_results(data_dir, monkey
     assert len(first["trainings"]) == len({r["arch"] for r in first["runs"]})   # one training per cell
     table = capsys.readouterr().out
     assert all(f"{m}:" in table for m in ("darts", "gdas", "rsps")) and "valid %" in table
+    # ...and as the folder's reference results, which the report prints beside the runs
+    from harness.summary import read_references
+    refs = read_references(out)
+    assert len(refs) == 3 and all(r["oracle"] == "supernet/darts-tiny" for r in refs)
+    per_run = [first["trainings"][r["training"]]["test_acc"] for r in first["runs"]]
+    assert sorted(v for r in refs for v in r["report"]) == sorted(per_run)
+    assert main(["report", str(out)]) == 0 and "retrained (C4x3 e1, seed 0)" in capsys.readouterr().out
     # a finished training is not redone, and the run files are untouched
     import supernets.retrain as retrain_module
     monkeypatch.setattr(retrain_module, "train_from_scratch",
