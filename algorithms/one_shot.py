@@ -10,7 +10,7 @@ docs/one-shot-loop.md)::
     cfg = method.supernet_config()                # the supernet and weight recipe it trains
     method.start(supernet, data, rng)             # optimisers, initial architecture weights
     stats = method.train_epoch()                  # one epoch; a JSON-able dict
-    arch = method.derive()                        # six NB201 operation indices
+    arch = method.derive()                        # six NB201 operation indices, or a DartsArch
     state = method.state_dict()                   # tensors, numbers, strings, lists, dicts
 
 The method sees the ``supernet_train`` and ``search_valid`` parts of the data
@@ -148,8 +148,9 @@ class OneShotMethod(Configured, ABC):
         accuracies, alpha entropy), JSON-able."""
 
     @abstractmethod
-    def derive(self) -> tuple[int, ...]:
-        """The architecture the method would return now."""
+    def derive(self):
+        """The architecture the method would return now: NB201 (``space="nb201"``), a tuple of
+        six operation indices; DARTS space, a :class:`oracles.darts_space.DartsArch`."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
