@@ -375,8 +375,9 @@ def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_u
     """Interrupt ``cmd`` up to ``kills`` times, at moments tied to progress rather than to
     a clock (a busy machine makes clocks meaningless): a quarter of the signals land during
     start-up (uniform in [0, ``t_start``)); the others after 0, 1 or 2 more units of work
-    (runs, networks) have been written, plus a uniform delay in [0, ``t_unit``), about one
-    unit's time: between writes, in the middle of a unit or of its write. So every attempt
+    (runs, networks, epochs) have been written, plus a uniform delay in [0, ``t_unit``), about
+    one unit's time (after 0 more units: plus ``t_start``, past the start-up): between
+    writes, in the middle of a unit or of its write. So every attempt
     makes a little progress and the work lasts for all the kills."""
     attempts: list[Attempt] = []
     for i in range(kills):
@@ -394,6 +395,9 @@ def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_u
         else:
             more = rng.randint(0, 2)
             delay, when = rng.uniform(0.0, t_unit), f"{more} more done"
+            # with no unit to wait for, the signal would land during start-up whenever that
+            # takes longer than a unit (one-shot epochs on a busy machine: 15 s against 2 s)
+            delay += t_start if more == 0 else 0.0
             wait_for = (lambda target: lambda: count_done() >= target)(before + more)
         left_before, _ = folder_problems()
         rc, interrupted, err = interrupt_once(cmd, mode, delay, env=env, cwd=cwd, wait_for=wait_for,
