@@ -410,7 +410,7 @@ def _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_u
         # cleaned them; a clean stop must add none of its own
         new_tmp = left - left_before
         if mode == "int" and interrupted and new_tmp:
-            problems.append(f"Ctrl-C left {len(new_tmp)} new temporary file(s)")
+            problems.append(f"Ctrl-C left {len(new_tmp)} new temporary file(s): {sorted(new_tmp)[:3]}")
         a = Attempt(mode, delay, rc, interrupted, before, count_done(), n_tmp, problems)
         attempts.append(a)
         log(f"  #{i + 1:3d} {mode:11s} {when:12s} +{delay:5.2f}s: status {rc}, done {before} -> {a.done_after}"
