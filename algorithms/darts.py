@@ -46,7 +46,9 @@ on NB201's 25,000-image CIFAR-10 half, so 50 epochs give alpha only 850 Adam ste
 nearly uniform (mean entropy 1.6071 nats against 1.6094 for uniform; no entry beyond
 0.17-0.23) and the derived cell has no skip connection, so no collapse can show at that
 length; ``epochs`` near 1,150 gives NB201's number of alpha steps (about 45 CPU minutes a
-seed at 2.4 CPU-seconds an epoch).
+seed at 2.4 CPU-seconds an epoch). In the DARTS space (``cpu`` preset: C 8, 5 cells; every
+batch runs the all-operations network forward and backward twice) an epoch on digits costs
+45 CPU-seconds first order and 112 second order (measured once each, docs/supernets.md).
 """
 
 from __future__ import annotations

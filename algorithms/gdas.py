@@ -25,7 +25,8 @@ relaxation), only the sampled operation of each of the 14 edges computed in ever
 every edge of a node is summed, as in GDAS's search), and DARTS's derivation (two incoming
 edges per node, ``none`` excluded), as GDAS derives its CIFAR cells. GDAS's §3.3 hand-designed
 reduction cell (GDAS-FRC) is not used: both cells are searched, its ablation setting. The
-default length stays NB201's 250 epochs in both spaces.
+default length stays NB201's 250 epochs in both spaces. An epoch of the DARTS space's ``cpu``
+preset (C 8, 5 cells) on digits costs 7.2-7.7 CPU-seconds (docs/supernets.md).
 
 NB201's Table 5: GDAS reaches 93.61 +- 0.09 % CIFAR-10 test (validation 89.89 +- 0.08),
 far from DARTS's collapse to skip connections.
