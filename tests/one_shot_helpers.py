@@ -128,3 +128,27 @@ def resume_after_kill(cfg, oracle, tmp_path: Path, kill_after: int, seed: int = 
     ref_state = torch.load(whole / "state.pt", weights_only=True)["method"]
     state = torch.load(killed / "state.pt", weights_only=True)["method"]
     return Resumed(ref_records, ref_summary, records, summary, ref_state, state)
+
+
+def tiny_darts_supernet(tmp_path_factory, name: str = "tiny", cells: int = 3, epochs: int | None = None) -> Path:
+    """A fresh data directory holding a DARTS-space supernet of C 4 on digits, as the command
+    line makes one: untrained (``--until 0``: it only names the space, for ``supernet/NAME:mode=live``)
+    when ``epochs`` is None, else trained that many epochs on 16 images (a frozen
+    ``supernet/NAME`` needs a trained one). It is no ground truth: a one-shot run trains its
+    own supernet."""
+    from harness.cli import main
+    path = tmp_path_factory.mktemp(f"darts-{name}")
+    length = ["--until", "0"] if epochs is None else ["--epochs", str(epochs), "--max-train", "16"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_HARNESS_DATA", str(path))
+        assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", str(cells), *length,
+                     "--name", name, "--no-progress"]) == 0
+    return path
+
+
+def live_darts_oracle(data: Path, name: str = "tiny"):
+    """The oracle ``supernet/NAME:mode=live`` of :func:`tiny_darts_supernet`'s directory."""
+    from oracles.registry import load_oracle
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_HARNESS_DATA", str(data))
+        return load_oracle(f"supernet/{name}:mode=live")

@@ -23,7 +23,7 @@ from oracles.darts_space import DARTS_OPS, EDGE_INDEX, OPS, DartsArch, DartsSpac
 from supernets.nb201 import build_network, count_params  # noqa: E402
 # the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
 from one_shot_helpers import (assert_same_records, digits, one_torch_thread, resume_after_kill,  # noqa: E402,F401
-                              start_method, torch_threads)
+                              start_method, torch_threads, tiny_darts_supernet, live_darts_oracle)
 
 #: 1 warm-up epoch, then 3 exploration, 3 exploitation and 4 fourth-stage steps of 1 batch
 TINY = dict(C=4, N=1, max_train=64, batch_size=32, epochs=1, explore_steps=3, exploit_steps=3, stage4_steps=4,
@@ -457,18 +457,10 @@ DARTS_TINY = dict(TINY, space="darts", N=3, max_train=32, explore_steps=2, explo
 
 @pytest.fixture(scope="module")
 def darts_oracle(tmp_path_factory):
-    """A DARTS-space oracle as the command line names one: ``supernet/tiny:mode=live``, the
-    untrained DARTS supernet of ``nas-harness supernet train darts --until 0`` (it names the
-    space; it is no ground truth, and a one-shot run trains its own supernet). Returns the
-    data folder and the oracle."""
-    from harness.cli import main
-    from oracles.registry import load_oracle
-    data = tmp_path_factory.mktemp("darts-data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NAS_HARNESS_DATA", str(data))
-        assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "3", "--until", "0",
-                     "--name", "tiny", "--no-progress"]) == 0
-        return data, load_oracle("supernet/tiny:mode=live")
+    """The data folder of a tiny untrained DARTS supernet and its ``supernet/tiny:mode=live``
+    oracle, which names the DARTS space (tests/one_shot_helpers.py)."""
+    data = tiny_darts_supernet(tmp_path_factory)
+    return data, live_darts_oracle(data)
 
 
 def darts_config():

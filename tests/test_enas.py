@@ -24,7 +24,7 @@ from oracles.darts_space import PAIRS, DartsArch, DartsSpace  # noqa: E402
 from supernets.training import EvalSettings, evaluate_archs  # noqa: E402
 # the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
 from one_shot_helpers import (assert_same_records, digits, one_torch_thread, resume_after_kill,  # noqa: E402,F401
-                              same_run_twice, start_method)
+                              same_run_twice, start_method, tiny_darts_supernet, live_darts_oracle)
 
 TINY = {"C": 4, "N": 1, "max_train": 64, "batch_size": 32, "epochs": 3, "ctl_train_steps": 2,
         "ctl_num_aggregate": 3, "epoch_samples": 3, "final_samples": 5}
@@ -267,18 +267,10 @@ def test_the_nb201_controller_is_the_same_whatever_other_kinds_exist():
 
 @pytest.fixture(scope="module")
 def darts_oracle(tmp_path_factory):
-    """A DARTS-space oracle as the command line names one: ``supernet/tiny:mode=live``, the
-    untrained DARTS supernet of ``nas-harness supernet train darts --until 0`` (it names the
-    space; it is no ground truth, and a one-shot run trains its own supernet). Returns the
-    data folder and the oracle."""
-    from harness.cli import main
-    from oracles.registry import load_oracle
-    data = tmp_path_factory.mktemp("darts-data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NAS_HARNESS_DATA", str(data))
-        assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "3", "--until", "0",
-                     "--name", "tiny", "--no-progress"]) == 0
-        return data, load_oracle("supernet/tiny:mode=live")
+    """The data folder of a tiny untrained DARTS supernet and its ``supernet/tiny:mode=live``
+    oracle, which names the DARTS space (tests/one_shot_helpers.py)."""
+    data = tiny_darts_supernet(tmp_path_factory)
+    return data, live_darts_oracle(data)
 
 
 def darts_config(**params) -> RunConfig:

@@ -22,7 +22,7 @@ from oracles.darts_space import DARTS_OPS, EDGE_INDEX, OPS, DartsSpace  # noqa: 
 from oracles.errors import UserError  # noqa: E402
 # the fixtures take effect by being imported: ``one_torch_thread`` (autouse) and ``digits``
 from one_shot_helpers import (assert_same_records, digits, one_torch_thread, resume_after_kill,  # noqa: E402,F401
-                              same_run_twice, start_method)
+                              same_run_twice, start_method, tiny_darts_supernet)
 
 #: the runs' supernet: one cell (a reduction cell: DARTS puts them at cells N // 3 and 2N // 3),
 #: whose all-operations step costs a third of three cells'; the alpha test has a normal cell too
@@ -40,15 +40,9 @@ def config(method: str) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """A data directory holding a tiny DARTS supernet: the oracle that names the DARTS space
-    (it is no ground truth; the runs train their own supernets)."""
-    from harness.cli import main
-    path = tmp_path_factory.mktemp("darts-space")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NAS_HARNESS_DATA", str(path))
-        assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "2", "--epochs", "1",
-                     "--max-train", "16", "--name", "darts-tiny", "--no-progress"]) == 0
-    return path
+    """A data directory holding a tiny DARTS supernet trained one epoch: the oracle that names
+    the DARTS space (tests/one_shot_helpers.py)."""
+    return tiny_darts_supernet(tmp_path_factory, name="darts-tiny", cells=2, epochs=1)
 
 
 @pytest.fixture
