@@ -478,18 +478,26 @@ def oneshot_command(out: Path, methods: list[str], seeds: int, epochs: int, work
 
 
 class _EpochsDone:
-    """Epochs a one-shot results folder holds: ``epochs`` per run file plus the epoch of
-    every checkpoint of a run not yet written. Polled every 10 ms while a command runs, so a
-    checkpoint's epoch is read once per version of its file."""
+    """Loop epochs a one-shot results folder holds: the records of every run file (one row
+    an epoch; DDAS's loop epochs are more than its ``epochs``) plus the epoch of every
+    checkpoint of a run not yet written. Polled every 10 ms while a command runs, so each
+    file is read once per version."""
 
-    def __init__(self, out: Path, epochs: int):
-        self.out, self.epochs = out, epochs
+    def __init__(self, out: Path):
+        self.out = out
         self._seen: dict[tuple[str, int, int], int] = {}
 
     def __call__(self) -> int:
+        import pyarrow.parquet as pq
         n = 0
         for run in self.out.glob("runs/*/*/seed-*.parquet"):
-            n += self.epochs
+            key = (str(run), 0, 0)     # written once, atomically: never another version
+            if key not in self._seen:
+                try:
+                    self._seen[key] = pq.ParquetFile(run).metadata.num_rows
+                except Exception:  # noqa: BLE001 -- reported by folder_problems
+                    continue
+            n += self._seen[key]
         for ckpt in self.out.glob("runs/*/*/seed-*.ckpt"):
             if ckpt.with_suffix(".parquet").exists():
                 continue
@@ -631,9 +639,10 @@ def prove_oneshot(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, s
     n_runs = len(ref_state["runs"])
     cmd = oneshot_command(victim, list(methods), seeds, epochs, workers, oracle, params)
     t_start = _timed(oneshot_command(ref, list(methods), seeds, epochs, workers, oracle, params))
-    log(f"reference: {n_runs} one-shot runs of {epochs} epochs in {t_ref:.1f}s (start-up and finding them "
-        f"done: {t_start:.1f}s)")
-    count_done = _EpochsDone(victim, epochs)
+    count_done = _EpochsDone(victim)
+    n_epochs = sum(len(r["records"]["sample"]) for r in ref_state["runs"].values())
+    log(f"reference: {n_runs} one-shot runs, {n_epochs} loop epochs in all, in {t_ref:.1f}s (start-up and "
+        f"finding them done: {t_start:.1f}s)")
 
     def folder_problems():
         state, probs = run_folder_state(victim)
@@ -641,7 +650,7 @@ def prove_oneshot(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, s
             _snapshot_checkpoints(victim, snaps)
         return frozenset(state.get("temporaries", [])), probs
 
-    t_unit = max(t_ref - t_start, 0.1) * workers / max(n_runs * epochs, 1)
+    t_unit = max(t_ref - t_start, 0.1) * workers / max(n_epochs, 1)
     attempts = _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_unit, log,
                           complete=lambda: len(list(victim.glob("runs/*/*/seed-*.parquet"))) >= n_runs)
     final = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
