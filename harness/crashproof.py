@@ -650,7 +650,16 @@ def prove_oneshot(work: Path, kills: int = 10, modes: tuple[str, ...] = MODES, s
             _snapshot_checkpoints(victim, snaps)
         return frozenset(state.get("temporaries", [])), probs
 
-    t_unit = max(t_ref - t_start, 0.1) * workers / max(n_epochs, 1)
+    # the reference's own measured epoch seconds give the unit; the rest of its time is the
+    # start-up of its workers (spawning, data, supernets), longer than t_start's start-up of
+    # a command that finds everything done, and on a busy machine far longer than an epoch
+    from harness.results import ResultsStore
+    costs = [c for _, _, table in ResultsStore(ref).iter_runs(with_records=True)
+             for c in table.column("cost").to_pylist()]
+    t_unit = max(sorted(costs)[len(costs) // 2], 0.01) if costs else \
+        max(t_ref - t_start, 0.1) * workers / max(n_epochs, 1)
+    t_start = max(t_start, t_ref - sum(costs) / workers)
+    log(f"  an epoch takes {t_unit:.2f}s (median), start-up about {t_start:.1f}s")
     attempts = _kill_loop(cmd, kills, modes, rng, count_done, folder_problems, t_start, t_unit, log,
                           complete=lambda: len(list(victim.glob("runs/*/*/seed-*.parquet"))) >= n_runs)
     final = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
