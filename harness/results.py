@@ -216,8 +216,11 @@ class ResultsStore:
                 self.sweep_temporaries()
 
     def temporaries(self) -> list[Path]:
-        """Temporary files of interrupted atomic writes (see :func:`harness.files.atomic_write_bytes`)."""
-        return sorted([*self.root.glob(".*.tmp"), *self.root.glob("runs/*/*/.*.tmp")])
+        """Temporary files of interrupted atomic writes (see :func:`harness.files.atomic_write_bytes`):
+        the folder's, the run files' and the one-shot checkpoints' (a pool worker stopped by
+        Ctrl-C while it wrote ``seed-NNNNNN.ckpt/state.pt`` leaves one there)."""
+        return sorted([*self.root.glob(".*.tmp"), *self.root.glob("runs/*/*/.*.tmp"),
+                       *self.root.glob("runs/*/*/seed-*.ckpt/.*.tmp")])
 
     def sweep_temporaries(self) -> int:
         n = 0

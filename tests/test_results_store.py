@@ -216,14 +216,16 @@ def test_temporaries_are_only_those_of_atomic_writes(tmp_path):
     store = ResultsStore(tmp_path)
     folder = tmp_path / "runs" / "o" / "a"
     folder.mkdir(parents=True)
+    ckpt = folder / "seed-000002.ckpt"           # a one-shot run's checkpoint folder
+    ckpt.mkdir()
     torn = [tmp_path / ".experiment.json.ab.tmp", folder / ".seed-000003.parquet.cd.tmp",
-            folder / ".seed-000001.parquet.ef.tmp"]
+            folder / ".seed-000001.parquet.ef.tmp", ckpt / ".state.pt.gh.tmp"]
     kept = [tmp_path / "experiment.json", tmp_path / "notes.tmp", folder / "seed-000001.parquet",
-            folder / "x.tmp", tmp_path / "runs" / ".deep.tmp", tmp_path / ".lock"]
+            folder / "x.tmp", tmp_path / "runs" / ".deep.tmp", tmp_path / ".lock", ckpt / "state.pt"]
     for p in torn + kept:
         p.write_bytes(b"x")
     assert store.temporaries() == sorted(torn)
-    assert store.sweep_temporaries() == 3
+    assert store.sweep_temporaries() == 4
     assert store.temporaries() == [] and all(p.exists() for p in kept)
     assert store.sweep_temporaries() == 0
 
