@@ -92,6 +92,7 @@ def skip_diagnostics(arch) -> dict[str, float]:
                 "skip_fraction_normal": sum(op == DARTS_SKIP for op in normal) / len(normal)}
     return {"skip_fraction": sum(o == SKIP for o in arch) / len(arch)}
 
+
 #: oracle families whose tables were trained on a dataset the supernets can train on, by
 #: dataset name (:mod:`supernets.data`): NB201's CIFAR-10 tables
 _TABLE_DATASETS = {"nb201/cifar10": "cifar10", "nb201-12ep/cifar10": "cifar10"}
