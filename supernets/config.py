@@ -89,6 +89,13 @@ class SupernetConfig:
     seed: seeds the initialisation, the shuffles and the paths.
     max_train: train on only the first ``max_train`` images of the training part (tests and
         quick looks); None: all of it.
+    partial_channels: DARTS space only: PC-DARTS's K (Xu et al., "PC-DARTS: Partial Channel
+        Connections for Memory-Efficient Architecture Search", ICLR 2020, §3.2): only ``C / K``
+        channels of every edge go through its operation, the rest bypass it, then the channels
+        are shuffled (:class:`supernets.darts.DartsSupernet`). Default 1: DARTS, every channel;
+        PC-DARTS uses 4. ``C / K`` must be even. The value 1 is left out of :meth:`to_dict`,
+        so the configurations (and checkpoints, names and oracle checksums) written before
+        this field existed stay what they were.
     """
 
     space: str = "nb201"
@@ -108,6 +115,7 @@ class SupernetConfig:
     grad_clip: float = 5.0
     seed: int = 0
     max_train: int | None = None
+    partial_channels: int = 1
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -121,13 +129,25 @@ class SupernetConfig:
             raise ValueError("need lr > 0, 0 <= lr_min <= lr, momentum >= 0, weight_decay >= 0, grad_clip > 0")
         if self.max_train is not None and self.max_train < 1:
             raise ValueError("max_train must be >= 1 or None")
+        k = self.partial_channels
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"partial_channels must be an integer >= 1, got {k!r}")
+        if k > 1 and self.space != "darts":
+            raise ValueError(f"partial channels (PC-DARTS) are for the darts space only, not {self.space}")
+        if k > 1 and (self.C % k or (self.C // k) % 2):
+            raise ValueError(f"partial_channels={k} must divide C={self.C} into even parts (C / K even)")
 
     @property
     def bn(self) -> BNOptions:
         return BNOptions(self.bn_affine, self.bn_track)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a dict; ``partial_channels`` only when it is not 1 (the field came
+        after checkpoints whose stored configuration must still compare equal)."""
+        d = dataclasses.asdict(self)
+        if d["partial_channels"] == 1:
+            del d["partial_channels"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SupernetConfig":

@@ -517,7 +517,8 @@ class DartsSupernet(_Skeleton):
         output equals :meth:`forward` with ``arch``. Not for ``partial_channels > 1``, whose
         paths are not stand-alone DARTS networks."""
         if self.partial > 1:
-            raise ValueError("extract: a PC-DARTS path (partial_channels > 1) is not a stand-alone DARTS network")
+            raise ValueError("extract: a PC-DARTS path (partial_channels > 1) is not a stand-alone DARTS network; "
+                             "score it with forward(x, arch), as the supernet oracle does")
         p = self.path(arch)
         net = DartsNetwork(self._paths.check(arch), self.C, self.layers, self.in_channels, self.num_classes,
                            affine=self.affine, pool_bn=True, track_running_stats=self.track_running_stats)

@@ -48,6 +48,12 @@ trial: a promotion by successive halving is thus charged exactly its own epochs 
 evaluation. (A new trial of an architecture the run asked before, not marked as a
 continuation, is charged that sum again: the runner takes it for a training from scratch.)
 
+A PC-DARTS supernet (``supernet train darts --partial-channels K``) answers the same way: a
+query runs the path through the supernet itself (:meth:`supernets.darts.DartsSupernet.forward`,
+each operation on ``C / K`` channels, the rest bypassing it and shuffled back, as in its
+training), never through a stand-alone copy (:meth:`~supernets.darts.DartsSupernet.extract`,
+which a partial-channel path is not).
+
 Either way the oracle is deterministic and caches its answers per (epoch, distinct network)
 (:func:`supernets.training.path_key`). The space is the supernet's: NB201's 15,625 cells,
 or the DARTS space without ``none`` (infinite for practical purposes: give runs a budget). Many architectures are scored at once with

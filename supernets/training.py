@@ -17,6 +17,19 @@ Two training modes:
   through :meth:`supernets.nb201.NB201Supernet.forward_weighted` (DARTS:
   :meth:`supernets.darts.DartsSupernet.forward_weighted`).
 
+PC-DARTS supernets (``partial_channels=K > 1``, DARTS space only; Xu et al., "PC-DARTS:
+Partial Channel Connections for Memory-Efficient Architecture Search", ICLR 2020): in
+``single-path`` mode a path's operations see ``C / K`` channels of their input, the rest
+bypass them, and no edge normalisation is used: Mills ("On the Application of Continuous
+Deterministic Reinforcement Learning in Neural Architecture Search", MSc thesis 2020, §4.1.3)
+trains its PC-DARTS supernet on discrete paths, where "the need for beta can be omitted". The
+thesis draws a path by discretising a uniformly random ``alpha`` with DARTS's top-2 rule
+(its Algorithm 2); with i.i.d. entries each node's two strongest edges are a uniform pair and
+each edge's strongest operation a uniform one, which is the distribution of
+:meth:`oracles.darts_space.DartsSpace.sample` that draws the paths here. In ``all-ops`` mode
+the edge normalisation sits at its initial value (beta = 0: each of a node's ``j`` incoming
+edges weighs ``1/j``), as alpha does.
+
 The recipe (:class:`SupernetConfig` defaults) is NB201's search recipe (Dong & Yang,
 "NAS-Bench-201", ICLR 2020, §5 / appendix, the settings its weight-sharing runs share with
 DARTS §3.1.1): SGD, learning rate 0.025 decayed by a cosine schedule to 0.001 over the epochs,
@@ -54,7 +67,7 @@ def build_supernet(config: SupernetConfig, in_channels: int, num_classes: int) -
     if config.space == "darts":
         from .darts import DartsSupernet
         return DartsSupernet(config.C, config.N, in_channels, num_classes, affine=config.bn_affine,
-                             track_running_stats=config.bn_track)
+                             track_running_stats=config.bn_track, partial_channels=config.partial_channels)
     return NB201Supernet(config.C, config.N, in_channels, num_classes, bn=config.bn)
 
 
@@ -72,6 +85,10 @@ def forward_uniform(supernet: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(supernet, NB201Supernet):
         return supernet.forward_weighted(x, torch.full((N_EDGES, N_OPS), 1.0 / N_OPS, device=x.device))
     zeros = torch.zeros(14, len(supernet.ops), device=x.device)     # softmax(0) = uniform
+    if supernet.partial > 1:
+        # PC-DARTS mixes a node's incoming edges by softmax(beta) too: beta at zero, 1/j each
+        betas = torch.zeros(14, device=x.device)
+        return supernet.forward_weighted(x, zeros, zeros, betas, betas)
     return supernet.forward_weighted(x, zeros, zeros)
 
 

@@ -524,3 +524,89 @@ def test_darts_supernet_trains_resumes_and_answers(tmp_path, monkeypatch, digits
     assert main(["run", "--oracle", f"supernet/{name}:calib=64", "--algorithm", "evolution", "--seeds", "1",
                  "--budget", "6", "--out", str(out), "--quiet"]) == 0
     assert "1 run(s) executed" in capsys.readouterr().out
+
+
+# --- PC-DARTS: partial channels (supernets/config.py partial_channels) ------------------------
+def test_partial_channels_config_round_trips_and_leaves_darts_configs_as_they_were(tmp_path):
+    import dataclasses
+    import json
+
+    from harness.commands.supernet import default_name
+    cfg = preset_config("cpu", space="darts", C=4, N=3, epochs=2, max_train=16)
+    pc = preset_config("cpu", space="darts", C=4, N=3, epochs=2, max_train=16, partial_channels=2)
+    # partial_channels = 1 (DARTS) is left out: the dict, the name and therefore checkpoint
+    # compatibility and oracle checksums are those of configurations written before the field
+    legacy = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "partial_channels"}
+    assert cfg.partial_channels == 1 and cfg.to_dict() == legacy
+    assert SupernetConfig.from_dict(legacy) == cfg
+    assert default_name(cfg, "cpu") == "darts-digits-cpu-e2-s0-C4-N3-n16"
+    assert default_name(tiny(), "cpu") == "nb201-digits-cpu-e2-s0-C4-n192"
+    # a PC-DARTS configuration keeps its K everywhere
+    assert pc.to_dict() == {**legacy, "partial_channels": 2}
+    assert SupernetConfig.from_dict(json.loads(json.dumps(pc.to_dict()))) == pc
+    assert default_name(pc, "cpu") == "darts-digits-cpu-e2-s0-C4-N3-n16-pc2"
+    for bad, match in (({"space": "nb201", "partial_channels": 2}, "darts space only"),
+                       ({"space": "darts", "C": 4, "partial_channels": 4}, "even parts"),
+                       ({"space": "darts", "C": 6, "partial_channels": 4}, "even parts"),
+                       ({"space": "darts", "partial_channels": 0}, ">= 1")):
+        with pytest.raises(ValueError, match=match):
+            SupernetConfig(**bad)
+
+
+def test_pc_supernet_trains_checkpoints_and_loads_with_weights_only(digits, tmp_path):
+    import dataclasses
+    import io
+
+    from supernets.darts import DartsSupernet
+    from supernets.training import forward_uniform
+    cfg = preset_config("cpu", space="darts", C=4, N=3, epochs=2, max_train=64, partial_channels=2)
+    a = SupernetTrainer(cfg, digits)
+    assert isinstance(a.supernet, DartsSupernet) and a.supernet.partial == 2
+    a.train_epoch()
+    ck.save_checkpoint(a.state_dict(), tmp_path / "pc")
+    raw = (tmp_path / "pc" / ck.CHECKPOINT).read_bytes()
+    state = torch.load(io.BytesIO(raw.partition(b"\n")[2]), weights_only=True)
+    assert state["config"]["partial_channels"] == 2
+    # resuming needs the same K: a DARTS trainer is refused, a PC one continues as the original
+    with pytest.raises(UserError, match="partial_channels"):
+        ck.resume(SupernetTrainer(dataclasses.replace(cfg, partial_channels=1), digits), tmp_path / "pc")
+    b = SupernetTrainer(cfg, digits)
+    assert ck.resume(b, tmp_path / "pc")
+    a.train_epoch()
+    b.train_epoch()
+    _assert_close(_weights(a), _weights(b))
+    # all-ops mode: PC-DARTS's edge normalisation at beta = 0, each of node j's edges 1/j
+    x = torch.as_tensor(digits.supernet_train[0][:8])
+    net = a.supernet.eval()
+    zeros = torch.zeros(14, len(net.ops))
+    with torch.no_grad():
+        np.testing.assert_allclose(forward_uniform(net, x).numpy(),
+                                   net.forward_weighted(x, zeros, zeros, torch.zeros(14), torch.zeros(14)).numpy())
+        assert not np.allclose(forward_uniform(net, x).numpy(), net.forward_weighted(x, zeros, zeros).numpy())
+
+
+def test_cli_trains_a_pc_darts_supernet(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from oracles.registry import load_oracle
+    monkeypatch.setenv("NAS_HARNESS_DATA", str(tmp_path))
+    args = ["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--N", "3", "--epochs", "2",
+            "--max-train", "16", "--partial-channels", "2", "--no-progress"]
+    assert main([*args, "--until", "1"]) == 0
+    name = "darts-digits-cpu-e2-s0-C4-N3-n16-pc2"
+    assert f"supernet {name} stopped at epoch 1" in capsys.readouterr().out
+    assert main(args) == 0                                   # resumes to the end
+    assert "resuming supernet" in capsys.readouterr().err
+    assert main(["supernet", "list"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[0] == f"supernet/{name}" and row[1] == "2/2" and "single-path,pc2" in row
+    oracle = load_oracle(f"supernet/{name}:calib=16")
+    assert oracle.scorer.partial == 2 and oracle.describe()["supernet"]["partial_channels"] == 2
+    arch = oracle.space.sample(np.random.default_rng(0))
+    assert 0.0 <= oracle.query(arch).observation.value <= 1.0
+    # one line, before anything is built: partial channels are PC-DARTS's, DARTS space only
+    assert main(["supernet", "train", "nb201", "--dataset", "digits", "--partial-channels", "2",
+                 "--no-progress"]) == 2
+    assert main(["supernet", "train", "darts", "--dataset", "digits", "--C", "4", "--partial-channels", "4",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "darts space only" in err[0] and "even parts" in err[1]

@@ -1,10 +1,11 @@
 """``nas-harness supernet``: train weight-sharing supernets (see docs/supernets.md).
 
 ``nas-harness supernet train nb201|darts --dataset digits --preset cpu [--epochs E] [--seed S]
-[--device cpu|cuda] [--name NAME]`` trains a supernet into the data directory
+[--device cpu|cuda] [--name NAME] [--partial-channels K]`` trains a supernet into the data directory
 (``$NAS_HARNESS_DATA/supernets/NAME/``), writing a checkpoint after every epoch; running the
 same command again after an interruption resumes from the last checkpoint, and a finished
 supernet is not trained again. The supernet is then the oracle ``supernet/NAME``.
+``--partial-channels K`` (darts only) makes it a PC-DARTS supernet (:mod:`supernets.training`).
 ``nas-harness supernet list`` shows the supernets there. ``nas-harness supernet rank NAME...
 --truth DIR --out DIR`` measures how well supernets rank NB201 cells against a ground truth
 (:mod:`supernets.rank`): a markdown report, figures and every number as JSON.
@@ -59,6 +60,9 @@ def register(subparsers) -> None:
     t.add_argument("--batch-size", type=int, metavar="B", help="default 64")
     t.add_argument("--lr", type=float, help="default 0.025")
     t.add_argument("--max-train", type=int, metavar="N", help="train on the first N training images only")
+    t.add_argument("--partial-channels", type=int, metavar="K",
+                   help="darts only: PC-DARTS's partial channels, 1/K of each edge's channels through its "
+                        "operation, the rest bypassing it (PC-DARTS: 4; default 1, DARTS); C/K must be even")
     t.add_argument("--until", type=int, metavar="U",
                    help="stop after epoch U of the schedule (run again without it to continue); --until 0 "
                         "writes the untrained supernet, which the oracle's mode=live trains itself")
@@ -216,7 +220,7 @@ def default_name(config, preset: str) -> str:
     base = preset_config(preset, space=config.space, dataset=config.dataset, epochs=config.epochs, seed=config.seed)
     name = f"{config.space}-{config.dataset}-{preset}-e{config.epochs}-s{config.seed}"
     short = {"split_seed": "split", "bn_affine": "affine", "bn_track": "track", "batch_size": "b",
-             "max_train": "n", "mode": "", "C": "C", "N": "N", "lr": "lr"}
+             "max_train": "n", "mode": "", "C": "C", "N": "N", "lr": "lr", "partial_channels": "pc"}
     for key, value in config.to_dict().items():
         if value != getattr(base, key):
             value = int(value) if isinstance(value, bool) else value
@@ -239,8 +243,9 @@ def _list(args: argparse.Namespace) -> int:
             meta = json.loads((folder / CONFIG).read_text())
             c = meta["config"]
             bn = f"affine={int(c['bn_affine'])},track={int(c['bn_track'])}"
+            mode = c["mode"] + (f",pc{c['partial_channels']}" if c.get("partial_channels", 1) != 1 else "")
             line = (f"{'supernet/' + folder.name:<40} {meta['epoch']:>4}/{c['epochs']:<4}  {c['C']:>3} {c['N']:>2}  "
-                    f"{c['dataset']:<10} {bn:<16} {c['mode']:<12} "
+                    f"{c['dataset']:<10} {bn:<16} {mode:<12} "
                     f"{','.join(map(str, list_snapshots(folder))) or '-'}")
         except (OSError, ValueError, KeyError, TypeError):
             line = f"{'supernet/' + folder.name:<40} (no readable {CONFIG}: not a supernet, or its first epoch "
@@ -259,6 +264,8 @@ def _train(args: argparse.Namespace) -> int:
     from supernets.config import BNOptions, preset_config
     from supernets.training import SupernetTrainer
 
+    if args.partial_channels is not None and args.space != "darts":
+        raise UserError(f"--partial-channels is PC-DARTS's, for the darts space only (not {args.space})")
     try:
         bn = BNOptions.parse(args.bn) if args.bn is not None else None
         config = preset_config(args.preset, space=args.space, dataset=args.dataset, split_seed=args.split_seed,
@@ -266,7 +273,7 @@ def _train(args: argparse.Namespace) -> int:
                                bn_affine=None if bn is None else bn.affine,
                                bn_track=None if bn is None else bn.track_running_stats,
                                C=args.C, N=args.N, batch_size=args.batch_size, lr=args.lr,
-                               max_train=args.max_train)
+                               max_train=args.max_train, partial_channels=args.partial_channels)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.threads < 1:
