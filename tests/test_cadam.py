@@ -141,8 +141,9 @@ def test_default_actor_rate_is_the_one_that_reproduces_table_4_1_and_printed_is_
     # get_params() rebuilds the same configuration (what a worker does with a run's metadata)
     p = Cadam(preset="printed").get_params()
     assert Cadam(**p).get_params() == p
-    assert set(Cadam.presets) == {"table41", "printed"}
-    with pytest.raises(UserError, match="preset must be one of table41, printed"):
+    # darts / darts-cpu: the DARTS-supernet setting of §4.2.2 (tests/test_cadam_supernet.py)
+    assert set(Cadam.presets) == {"table41", "printed", "darts", "darts-cpu"}
+    with pytest.raises(UserError, match="preset must be one of table41, printed, darts, darts-cpu"):
         make_algorithm("cadam", {"preset": "paper"})
 
 
