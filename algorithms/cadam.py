@@ -94,7 +94,8 @@ architecture by the search metric, the supernet's ``search_valid`` accuracy (the
 test accuracy is recorded as the report metric, never shown to the algorithm), so our pick
 is the thesis's "Val" row of Table 4.4, not its "Test" row.
 
-A scaled variant, ``preset="darts-cpu"``, for runs a CPU finishes (500 queries): the darts
+A scaled variant, ``preset="darts-cpu"``, for runs a CPU finishes (500 steps: ``--budget
+500 --charge-repeats``, at most 5.6 CPU-minutes on the cpu-preset supernets): the darts
 preset with the counts tied to the run's length divided by 40, the ratio of 500 to 20,000
 steps: W = 75, the last 125 experiences, K = 13 (12.5 rounded up); networks, tau, xi,
 |B_R| and C_max unchanged. It is not the thesis's setting, only its proportions.
@@ -155,7 +156,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "printed": {"actor_lr": 1e-8, **NB201_SETTINGS},
     # §4.2.2 on a DARTS or PC-DARTS supernet, actor rate as table41 (module docstring)
     "darts": {"actor_lr": 1e-4, **DARTS_SETTINGS},
-    # the same scaled to 500 queries: counts tied to the run's length divided by 40
+    # the same scaled to 500 steps: counts tied to the run's length divided by 40
     "darts-cpu": {"actor_lr": 1e-4, **DARTS_SETTINGS, "top_k": 13, "warmup": 75, "replay_size": 125},
 }
 DISCRETISE = ("argmax", "darts")
@@ -208,7 +209,7 @@ class Cadam(SearchAlgorithm):
     ----------
     preset: ``"table41"`` (default: NAS-Bench-201, actor_lr 1e-4, reproduces Table 4.1),
         ``"printed"`` (the same with actor_lr 1e-8 as printed in §4.4.3), ``"darts"`` (a
-        DARTS-space supernet, §4.2.2) or ``"darts-cpu"`` (that scaled to 500 queries); see
+        DARTS-space supernet, §4.2.2) or ``"darts-cpu"`` (that scaled to 500 steps); see
         the module docstring. Every parameter below whose default is ``None`` takes the
         preset's value unless given.
     top_k: K, the number of best architectures averaged into the state (§4.2.1: 64; §4.2.2:
