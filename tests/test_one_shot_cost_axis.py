@@ -53,3 +53,19 @@ def test_first_reach_is_where_the_median_run_gets_there(analyse):
     assert got["reached_runs"] == 2
     never = analyse.first_reach(cpu, true, 0.95, grid, n_boot=200)
     assert never["cpu"] is None and never["reached_runs"] == 0
+
+
+def test_incumbent_rows_point_at_the_record_that_set_the_best(analyse):
+    assert analyse.incumbent_rows([np.nan, 0.3, 0.3, 0.5, 0.1]).tolist() == [-1, 1, 1, 3, 3]
+
+
+def test_a_one_seed_incumbent_is_judged_by_the_training_it_did_not_see(analyse):
+    truth = analyse.Truth()
+    search, report = truth.per_seed["valid_acc"], truth.per_seed["test_acc"]
+    # a cell whose two trainings differ in both numbers, so the seen one is unambiguous
+    i = int(np.flatnonzero((search[:, 0] != search[:, 1]) & (report[:, 0] != report[:, 1]))[0])
+    arch = truth.oracle.space.to_string(truth.oracle.space.arch(i))
+    for seen, other in ((0, 1), (1, 0)):
+        assert truth.held_out(arch, search[i, seen], report[i, seen]) == report[i, other]
+    with pytest.raises(ValueError):
+        truth.held_out(arch, search[i, 0], report[i, 1] + 0.5)

@@ -28,6 +28,11 @@ sorts each cell of runs into one of three kinds by its oracle and configuration:
   run). With ``runs=random`` a query answers one of the table's two seeds and is charged that
   training's seconds; the default oracle answers the 2-seed mean and is charged the mean of
   the two trainings' seconds (one training's price for two trainings' information).
+  **Judged**: with ``runs=random`` by the test accuracy of the cell's *other* training (the
+  seed the search never saw: a fresh training of the chosen cell), because the seed a search
+  selected on shares its training with that seed's test accuracy (winner's curse); with the
+  2-seed mean by the 2-seed mean, which holds the very trainings the search selected on
+  (optimistic: no held-out training exists there).
 * **supernet** (oracle ``supernet/NAME``): the incumbent as for a table; its search cost is
   the supernet's training (CPU seconds from its ``config.json`` history, paid once), plus the
   measured CPU seconds of every query (``measured_s``) plus the algorithm's own.
@@ -76,6 +81,7 @@ SEARCH_COLOURS = ("#1b1b1b", "#b8860b", "#008080", "#c51b7d", "#556b2f", "#4b008
 KIND_WORDS = {"one-shot": "one-shot (supernet trained in the run)",
               "table": "table, one seed a query (one stand-alone training a query)",
               "table-mean": "table, 2-seed mean a query (charged one training)",
+              "table-mean-2x": "table, 2-seed mean a query (charged two trainings)",
               "supernet": "through the supernet oracle (its training paid once)"}
 
 
@@ -88,6 +94,11 @@ class Truth:
         self.oracle = load_oracle(name)
         self.name = name
         self.test = np.asarray(self.oracle.report_values, dtype=float)
+        t = self.oracle.table
+        fi = t.fidelity_index(self.oracle.fidelity)
+        #: per cell and seed: (search metric, report metric) of each of the table's trainings
+        self.per_seed = {m: np.asarray(t.values[:, :, fi, t.metric_index(m)], dtype=float)
+                         for m in (self.oracle.search_metric, self.oracle.report_metric)}
         self._cache: dict[str, tuple[float, float]] = {}
 
     def of(self, arch: str) -> tuple[float, float]:
@@ -97,6 +108,20 @@ class Truth:
             ev = self.oracle.query(cell)
             self._cache[arch] = (float(self.test[self.oracle.space.index(cell)]), float(ev.observation.cost))
         return self._cache[arch]
+
+    def held_out(self, arch: str, search: float, report: float) -> float:
+        """The report metric of the training of ``arch`` that a one-seed query did *not* see:
+        the query answered one seed's (search, report) pair, found here by matching both; the
+        other seed is a fresh training of the cell, untouched by the search's selection. The
+        mean of the other seeds where several are left; NaN where none is."""
+        i = self.oracle.space.index(string_to_arch(arch))
+        sv, rv = self.per_seed[self.oracle.search_metric][i], self.per_seed[self.oracle.report_metric][i]
+        seen = np.flatnonzero(np.isclose(sv, search, rtol=0, atol=1e-12) & np.isclose(rv, report, rtol=0, atol=1e-12))
+        if len(seen) == 0:
+            raise ValueError(f"{arch}: no seed of the table answers ({search}, {report})")
+        others = np.delete(rv, seen[0])
+        others = others[np.isfinite(others)]
+        return float(others.mean()) if len(others) else math.nan
 
     def rank(self, value: float) -> int:
         """1 + the cells whose true test accuracy is higher (ties share the best rank)."""
@@ -115,15 +140,20 @@ def supernet_train_cpu(name: str, given: dict[str, Path]) -> float:
     return float(sum(h.get("cpu_seconds", 0.0) for h in meta["history"]))
 
 
-def incumbent_archs(archs, search) -> list[str | None]:
-    """Per record: the best search value's arch so far, the first of ties (as the runner's
-    ``best_search`` counts it; every oracle here is maximised)."""
-    best, inc, out = -np.inf, None, []
-    for a, s in zip(archs, search):
+def incumbent_rows(search) -> np.ndarray:
+    """Per record: the record holding the best search value so far, the first of ties (as
+    the runner's ``best_search`` counts it; every oracle here is maximised); -1 before any."""
+    best, inc, out = -np.inf, -1, []
+    for i, s in enumerate(search):
         if s is not None and np.isfinite(s) and s > best:
-            best, inc = s, a
+            best, inc = s, i
         out.append(inc)
-    return out
+    return np.array(out, dtype=np.int64)
+
+
+def incumbent_archs(archs, search) -> list[str | None]:
+    """Per record: the incumbent's arch (:func:`incumbent_rows`), None before any."""
+    return [archs[i] if i >= 0 else None for i in incumbent_rows(search)]
 
 
 def one_shot_cpu(epochs: list[dict], algo_cpu: np.ndarray) -> np.ndarray:
@@ -193,7 +223,17 @@ def collect(folders: list[Path], truth: Truth, supernets: dict[str, Path]) -> tu
                 else:
                     cpu = np.array([cols["cum_cost"][i] for i in order], dtype=float) + algo
             true = np.array([np.nan if a is None else truth.of(a)[0] for a in answers])
-            run.update({"cpu": cpu, "true": true, "archs": archs, "final": answers[-1],
+            if kind == "table":
+                # a one-seed search chose its incumbent on that seed's validation accuracy, which
+                # shares the training with that seed's test accuracy: judged by the other seed
+                # (a fresh training of the chosen cell), the selection cannot flatter it
+                report = [cols["report"][i] for i in order]
+                held = {}
+                for r in set(incumbent_rows(search)) - {-1}:
+                    held[r] = truth.held_out(archs[r], search[r], report[r])
+                run["true_2seed"] = true
+                true = np.array([held[r] if r >= 0 else np.nan for r in incumbent_rows(search)])
+            run.update({"cpu": cpu, "true": true, "archs": archs, "final": answers[-1], "algo_cpu": float(algo[-1]),
                         "final_true": float(true[-1]), "cpu_final": float(cpu[-1]),
                         "final_train_cpu": truth.of(answers[-1])[1] if answers[-1] else math.nan,
                         "records": len(archs)})
@@ -205,8 +245,20 @@ def collect(folders: list[Path], truth: Truth, supernets: dict[str, Path]) -> tu
                                           "folder": str(folder), "runs": []})
             if m["folder"] != str(folder):
                 m.setdefault("other_folders", {}).setdefault(str(folder), []).append(run)
+                if kind == "table-mean":
+                    twice = dict(run, cpu=2 * np.array([cols["cum_cost"][i] for i in order], dtype=float) + algo)
+                    twice["cpu_final"] = float(twice["cpu"][-1])
+                    methods[f"{label} (table, 2-seed mean, charged 2 trainings)"].setdefault(
+                        "other_folders", {}).setdefault(str(folder), []).append(twice)
                 continue
             m["runs"].append(run)
+            if kind == "table-mean":
+                # the same runs, charged what their information cost: two trainings a query
+                twice = dict(run, cpu=2 * np.array([cols["cum_cost"][i] for i in order], dtype=float) + algo)
+                twice["cpu_final"] = float(twice["cpu"][-1])
+                methods.setdefault(f"{label} (table, 2-seed mean, charged 2 trainings)",
+                                   {"kind": "table-mean-2x", "label": label, "oracle": cell.oracle,
+                                    "folder": str(folder), "runs": []})["runs"].append(twice)
     # the same cell in two folders: keep the longer runs, check the shorter are their prefix
     for name, m in methods.items():
         for folder, other in m.pop("other_folders", {}).items():
@@ -297,10 +349,13 @@ def analyse(folders: list[Path], supernets: dict[str, Path] | None = None) -> di
             "final_true_rank_median": float(np.median([truth.rank(v) for v in finals])),
             "final_in_top_1pct": int(sum(truth.rank(v) <= len(truth.test) / 100 for v in finals)),
             "search_cpu_final": interval([r["cpu_final"] for r in runs]),
+            "algo_cpu_final": interval([r["algo_cpu"] for r in runs]),
             "records_median": float(np.median([r["records"] for r in runs])),
             "final_train_cpu": interval([r["final_train_cpu"] for r in runs]),
             "curve": {"median": bands["median"].tolist(), "lo": bands["lo"].tolist(), "hi": bands["hi"].tolist()},
         }
+        if m["kind"] == "table":
+            entry["final_true_test_2seed"] = interval([float(r["true_2seed"][-1]) for r in runs])
         if m["kind"] == "one-shot":
             entry["cpu_as_run"] = interval([r["cpu_as_run"] for r in runs])
         if m["kind"] == "supernet":
@@ -334,11 +389,24 @@ def analyse(folders: list[Path], supernets: dict[str, Path] | None = None) -> di
     for b in FIXED_BUDGETS:
         fixed[str(b)] = {k: interval([value_at(r["cpu"], r["true"], [b])[0] for r in e["_runs"]])
                          for k, e in out_methods.items()}
+    # what a table query is charged: one training's train_cpu_time (mean over the class's seeds)
+    per_cell = np.asarray(truth.oracle.table.column(truth.oracle.cost_metric, truth.oracle.fidelity), dtype=float)
+    # the trainings themselves: one per class and seed, on the class's representative (the
+    # served table repeats a class's numbers on every cell of the class)
+    t = truth.oracle.table
+    trained = np.asarray(t.columns["representative"]) == 1 if "representative" in t.columns else slice(None)
+    per_training = np.asarray(t.values[trained, :, t.fidelity_index(truth.oracle.fidelity),
+                                       t.metric_index(truth.oracle.cost_metric)], dtype=float)
+    table_cost = {"metric": truth.oracle.cost_metric, "mean_over_cells": float(np.nanmean(per_cell)),
+                  "median_over_cells": float(np.nanmedian(per_cell)), "min_over_cells": float(np.nanmin(per_cell)),
+                  "max_over_cells": float(np.nanmax(per_cell)),
+                  "trainings_in_table": int(np.isfinite(per_training).sum()),
+                  "cpu_s_all_trainings": float(np.nansum(per_training))}
     refs = {"best cell": float(np.max(truth.test)), "1 % best cells from": float(np.quantile(truth.test, 0.99)),
             "median cell": float(np.median(truth.test)), "mean cell": float(np.mean(truth.test))}
     return {"truth": TRUTH, "cells": int(len(truth.test)), "folders": [str(f) for f in folders], "notes": notes,
-            "grid_cpu": grid.tolist(), "references": refs, "methods": out_methods, "matched": matched,
-            "fixed_budgets": fixed}
+            "grid_cpu": grid.tolist(), "references": refs, "table_cost": table_cost, "methods": out_methods,
+            "matched": matched, "fixed_budgets": fixed}
 
 
 # --- output ---------------------------------------------------------------------------------------
@@ -371,18 +439,50 @@ def report(result: dict) -> str:
     lines += ["", "## Every method at the end of its runs", "",
               "| method | kind | seeds | records a run | true test of the answer [%] (median [95 %]) | mean | "
               "true rank (median) | runs in the top 1 % | search CPU s (median [95 %]) | "
-              "one-shot: CPU s as run (all derivations) | final stand-alone training, CPU s (one training; apart) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "of which the algorithm's own CPU s | one-shot: CPU s as run (all derivations) | "
+              "final stand-alone training, CPU s (one training; apart) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, e in ms.items():
         lines.append(f"| {name} | {e['kind']} | {len(e['seeds'])} | {e['records_median']:.0f} | "
                      f"{pct(e['final_true_test'])} | {e['final_true_test_mean'] * 100:.2f} | "
                      f"{e['final_true_rank_median']:,.0f} | {e['final_in_top_1pct']}/{len(e['seeds'])} | "
-                     f"{sec(e['search_cpu_final'])} | {sec(e.get('cpu_as_run'))} | "
+                     f"{sec(e['search_cpu_final'])} | "
+                     f"{'all' if e['kind'] == 'one-shot' else sec(e['algo_cpu_final'])} | {sec(e.get('cpu_as_run'))} | "
                      f"{'already paid' if e['kind'].startswith('table') else sec(e['final_train_cpu'], 2)} |")
+    held = [(n, e) for n, e in ms.items() if e["kind"] == "table"]
+    if held:
+        lines += ["", "One seed a query: the incumbent is judged by the table's *other* training of its cell "
+                  "(the seed the search never saw). Judged by the 2-seed mean instead (half of it the training "
+                  "the search selected on, so flattered by the selection): "
+                  + "; ".join(f"{n.split(' (')[0]} {pct(e['final_true_test_2seed'])}" for n, e in held) + "."]
+    tc = result["table_cost"]
+    lines += ["", f"Table charge per query (`{tc['metric']}`, one stand-alone training, mean of the class's "
+              f"seeds): mean {tc['mean_over_cells']:.3f} CPU-s over the {result['cells']:,} cells (median "
+              f"{tc['median_over_cells']:.3f}, min {tc['min_over_cells']:.3f}, max {tc['max_over_cells']:.3f}); "
+              f"the table's {tc['trainings_in_table']:,} trainings took {tc['cpu_s_all_trainings']:,.0f} CPU-s "
+              f"({tc['cpu_s_all_trainings'] / tc['trainings_in_table']:.3f} a training)."]
     lines += ["", "Supernet oracle: its training "
               + ", ".join(f"{e['supernet_train_cpu']:.1f} CPU-s ({e['oracle']})" for e in
                           {e['oracle']: e for e in ms.values() if e['kind'] == 'supernet'}.values())
               + " is in every such run's search CPU.", ""]
+    lanas = [s for s, e in ms.items() if e["kind"] != "one-shot" and e["label"].split(":")[0] == "lanas"]
+    if lanas and result["matched"]:
+        lines += ["## LaNAS (the claim's subject) against each one-shot method, at the one-shot method's cost", "",
+                  "True test accuracy [%] of the answer, median [95 %] over seeds; LaNAS's incumbent at the "
+                  "one-shot method's median search CPU; p: Mann-Whitney, Holm-adjusted within the one-shot "
+                  "method's block below.", "",
+                  "| one-shot method (seeds) | its search CPU s | its final answer | "
+                  + " | ".join(f"{s} | p (Holm)" for s in lanas) + " |",
+                  "| --- | --- | --- | " + " | ".join("--- | ---" for _ in lanas) + " |"]
+        for o, row in result["matched"].items():
+            cells = []
+            for s in lanas:
+                v = row["searchers"][s]
+                cells.append(f"{pct(v['at_budget'])} | "
+                             + ("-" if v.get("p_holm") is None else f"{v['p_holm']:.3g}"))
+            lines.append(f"| {o} ({len(ms[o]['seeds'])}) | {row['budget_cpu']:.1f} | {pct(row['one_shot'])} | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
     lines += ["## At each one-shot method's own search cost", "",
               "Budget: the one-shot method's median search CPU seconds over its seeds. Per sample-based "
               "method: the true test accuracy of its incumbent at that budget; Mann-Whitney (two-sided, "
