@@ -155,13 +155,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from oracles.darts_space import CELLS, N_INPUTS, OPS, DartsArch, DartsSpace, derive
+from oracles.darts_space import CELLS, N_INPUTS, OPS, DartsArch, DartsSpace
 from supernets.nb201 import build_network, count_params
 from supernets.training import evaluation_key, forward_uniform
 
 from ._torch_common import adam, build_seeded, part_tensors, uniform
 from .base import torch_seed
-from .cadam import _mlp
+from .cadam import _mlp, discretise_darts as cadam_discretise_darts
 from .darts import N_EDGES, N_OPS, argmax_arch
 from .one_shot import OneShotMethod
 
@@ -200,8 +200,7 @@ def discretise_darts(action: torch.Tensor, ops: Sequence[str] = OPS) -> DartsArc
     :data:`oracles.darts_space.EDGES` order, operation in ``ops`` order): per node the two
     incoming edges whose strongest operation is strongest, each with that operation
     (``none``, if ``ops`` has it, never chosen)."""
-    a = torch.as_tensor(action).detach().reshape(len(CELLS), -1, len(ops)).double().numpy()
-    return derive(a[0], a[1], ops)
+    return cadam_discretise_darts(torch.as_tensor(action).detach().double().cpu().numpy(), ops)
 
 
 def activated_pairs(arch: DartsArch) -> set[tuple[str, int, int, str]]:
