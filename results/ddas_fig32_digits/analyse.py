@@ -19,7 +19,8 @@ it) and writes, per reward variant:
   weights (what the agent is rewarded on: the thesis's measure) and its **true** test
   accuracy (the table's, mean over its training seeds), averaged over the steps after the
   exploration phase (where the variants differ) with a 95 % t-interval over seeds, and the
-  paired difference to random search of the same seed (same warm-up, same exploration);
+  paired differences of the same seed (same warm-up, same exploration): each variant minus
+  random search, and the full reward minus each ablation;
 * the cell DDAS returns (§3.2.1: the sampled cell with the highest supernet validation
   accuracy): its true test accuracy and true rank among the 15,625 cells;
 * distinct cells sampled after exploration (a policy that degenerates into a fixed cell
@@ -43,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from harness.results import ResultsStore  # noqa: E402
-from oracles.nb201_space import arch_to_string  # noqa: E402
 from oracles.registry import load_oracle  # noqa: E402
 from supernets.rank import t_interval  # noqa: E402
 
@@ -131,20 +131,29 @@ def analyse(folder: Path, oracle_name: str = "nb201-digits") -> dict:
             "returned_rank": [rank(rs[s]["returned"]) for s in seeds],
             "returned": {s: rs[s]["returned"] for s in seeds},
         }
+    def pair(a: dict[int, dict], b: dict[int, dict]) -> dict:
+        """Seed by seed, ``a`` minus ``b``: the means after exploration and the returned cell."""
+        common = sorted(set(a) & set(b))
+        # the design is paired only if the runs of a seed share the warm-up and exploration
+        entry = {"seeds": common, "same_exploration": int(sum(
+            a[s]["archs"][:explore] == b[s]["archs"][:explore]
+            and np.allclose(a[s]["valid_acc"][:explore], b[s]["valid_acc"][:explore]) for s in common))}
+        for key, arr in (("valid_after", "valid_acc"), ("true_after", "true_test")):
+            diffs = [float(a[s][arr][explore:].mean() - b[s][arr][explore:].mean()) for s in common]
+            entry[key] = t_interval(diffs)
+            entry[key + "_wins"] = int(sum(d > 0 for d in diffs))
+        entry["returned_test"] = t_interval([a[s]["returned_test"] - b[s]["returned_test"] for s in common])
+        return entry
+
     paired = {}
-    if "rs" in runs:
-        base = runs["rs"]
-        for v in [v for v in ORDER if v in runs and v != "rs"]:
-            common = sorted(set(runs[v]) & set(base))
-            entry = {"seeds": common}
-            for key, arr in (("valid_after", "valid_acc"), ("true_after", "true_test")):
-                diffs = [float(runs[v][s][arr][explore:].mean() - base[s][arr][explore:].mean()) for s in common]
-                entry[key] = t_interval(diffs)
-                entry[key + "_wins"] = int(sum(d > 0 for d in diffs))
-            entry["returned_test"] = t_interval([runs[v][s]["returned_test"] - base[s]["returned_test"] for s in common])
-            paired[v] = entry
+    for v in [v for v in ORDER if v in runs and v != "rs"]:
+        if "rs" in runs:
+            paired[f"{v} - rs"] = pair(runs[v], runs["rs"])
+    for v in ("no-loss", "no-acc"):
+        if v in runs and "full" in runs:
+            paired[f"full - {v}"] = pair(runs["full"], runs[v])
     return {"oracle": oracle_name, "cells": len(test), "explore_steps": explore,
-            "variants": variants, "paired_vs_rs": paired, "_runs": runs}
+            "variants": variants, "paired": paired, "_runs": runs}
 
 
 def moving_mean(x: np.ndarray, window: int) -> np.ndarray:
@@ -201,14 +210,16 @@ def report(result: dict) -> str:
         lines.append(f"| {m['title']} | {len(m['seeds'])} | {m['steps']} | {fmt(m['valid_after'])} | "
                      f"{fmt(m['true_after'])} | {fmt(m['distinct_after'], 1.0, 1)} | {fmt(m['returned_test'])} | "
                      f"{np.median(ranks):,.0f}; {', '.join(f'{r:,}' for r in ranks)} |")
-    if result["paired_vs_rs"]:
-        lines += ["", f"Paired by seed, variant minus random search (same seed: same warm-up and, for the first "
-                      f"{e} steps, the same uniform actions), mean [95 % t-interval] in percentage points, and in how "
-                      "many seeds the variant is higher:", "",
-                  "| variant | seeds | supernet valid acc. after exploration | true test acc. after exploration | "
+    if result["paired"]:
+        same = ", ".join(f"{k} {p['same_exploration']} of {len(p['seeds'])}" for k, p in result["paired"].items())
+        lines += ["", f"Paired by seed: the first minus the second, mean [95 % t-interval] in percentage points, "
+                      f"and in how many seeds the first is higher. Seeds whose first {e} steps sampled the same "
+                      f"cells with the same supernet accuracies in both runs (same warm-up, same uniform actions): "
+                      f"{same}.", "",
+                  "| difference | seeds | supernet valid acc. after exploration | true test acc. after exploration | "
                   "returned cell's true test acc. |", "| --- | --- | --- | --- | --- |"]
-        for v, p in result["paired_vs_rs"].items():
-            lines.append(f"| {TITLES[v]} | {len(p['seeds'])} | {fmt(p['valid_after'])} ({p['valid_after_wins']} of "
+        for k, p in result["paired"].items():
+            lines.append(f"| {k} | {len(p['seeds'])} | {fmt(p['valid_after'])} ({p['valid_after_wins']} of "
                          f"{len(p['seeds'])}) | {fmt(p['true_after'])} ({p['true_after_wins']} of {len(p['seeds'])}) | "
                          f"{fmt(p['returned_test'])} |")
     lines += ["", "Returned cells (seed: cell):", ""]
