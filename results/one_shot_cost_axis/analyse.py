@@ -79,7 +79,7 @@ FIXED_BUDGETS = (10.0, 30.0, 100.0, 300.0, 600.0)
 ONE_SHOT_MARKERS = ("s", "o", "^", "v", "D", "P", "X", "*", "h")
 SEARCH_COLOURS = ("#1b1b1b", "#b8860b", "#008080", "#c51b7d", "#556b2f", "#4b0082", "#8b0000")
 KIND_WORDS = {"one-shot": "one-shot (supernet trained in the run)",
-              "table": "table, one seed a query (one stand-alone training a query)",
+              "table": "table, one seed a query (one training a query; judged by the held-out training)",
               "table-mean": "table, 2-seed mean a query (charged one training)",
               "table-mean-2x": "table, 2-seed mean a query (charged two trainings)",
               "supernet": "through the supernet oracle (its training paid once)"}
