@@ -92,6 +92,7 @@ def collect(folder: Path, oracle_name: str, test: np.ndarray, space) -> dict[str
             "returned": cols["arch"][last],
             "returned_test": float(cols["report"][last]),
             "explore_steps": params.get("explore_steps"),
+            "cpu_s": diag.get("process_cpu_s"),
         }
     return out
 
@@ -130,6 +131,7 @@ def analyse(folder: Path, oracle_name: str = "nb201-digits") -> dict:
             "returned_test": t_interval([rs[s]["returned_test"] for s in seeds]),
             "returned_rank": [rank(rs[s]["returned"]) for s in seeds],
             "returned": {s: rs[s]["returned"] for s in seeds},
+            "cpu_s_median": float(np.median([rs[s]["cpu_s"] for s in seeds if rs[s]["cpu_s"] is not None] or [np.nan])),
         }
     def pair(a: dict[int, dict], b: dict[int, dict]) -> dict:
         """Seed by seed, ``a`` minus ``b``: the means after exploration and the returned cell."""
@@ -203,13 +205,13 @@ def report(result: dict) -> str:
     e = result["explore_steps"]
     lines = [f"| variant | seeds | RL steps | sampled cells after step {e}: supernet valid acc. [%] | "
              f"their true test acc. [%] | distinct cells after step {e} | returned cell: true test acc. [%] | "
-             f"its true rank of {result['cells']:,} (median; per seed) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"its true rank of {result['cells']:,} (median; per seed) | CPU s a run (median) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for v, m in result["variants"].items():
         ranks = m["returned_rank"]
         lines.append(f"| {m['title']} | {len(m['seeds'])} | {m['steps']} | {fmt(m['valid_after'])} | "
                      f"{fmt(m['true_after'])} | {fmt(m['distinct_after'], 1.0, 1)} | {fmt(m['returned_test'])} | "
-                     f"{np.median(ranks):,.0f}; {', '.join(f'{r:,}' for r in ranks)} |")
+                     f"{np.median(ranks):,.0f}; {', '.join(f'{r:,}' for r in ranks)} | {m['cpu_s_median']:.0f} |")
     if result["paired"]:
         same = ", ".join(f"{k} {p['same_exploration']} of {len(p['seeds'])}" for k, p in result["paired"].items())
         lines += ["", f"Paired by seed: the first minus the second, mean [95 % t-interval] in percentage points, "
