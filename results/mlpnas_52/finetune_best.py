@@ -30,6 +30,7 @@ import numpy as np
 
 from harness.figures import plot_all
 from harness.metrics import load, read_runs
+from harness.statistics import holm, mann_whitney
 from harness.summary import (estimate, format_markdown, read_references, statistics_report, write_references)
 from oracles.finetune import FINETUNE_EPOCHS, finetune_mlp, mlp_classifier_reference
 from oracles.registry import load_oracle
@@ -60,6 +61,36 @@ def ci_text(e: dict, pct: bool = True) -> str:
     k = 100 if pct else 1
     lo, hi = e["median_ci"]
     return f"{k * e['median']:.2f} [{k * lo:.2f}, {k * hi:.2f}]"
+
+
+def pairwise_tests(cells: dict, summary: dict) -> list[str]:
+    """Every pair of cells of one oracle family (the one-shot oracle counts with its plain
+    twin: same data, same recipe), two-sided Mann-Whitney U over seeds on the best validation
+    accuracy and on the fine-tuned test accuracy, Holm-adjusted within each metric; A12 =
+    P(first > second). With few seeds these are what the seeds show, not a verdict."""
+    family = lambda o: o.split(":")[0]      # noqa: E731
+    keys = sorted(cells)
+    pairs = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if family(a[0]) == family(b[0])]
+    if not pairs:
+        return []
+    out = {}
+    for metric in ("valid_acc", "finetuned_test_acc"):
+        tests = [mann_whitney(np.array([r[metric] for r in cells[a]], dtype=np.float64),
+                              np.array([r[metric] for r in cells[b]], dtype=np.float64)) for a, b in pairs]
+        adjusted = holm([1.0 if t is None else t.p_value for t in tests])
+        out[metric] = [(t, p) for t, p in zip(tests, adjusted)]
+    lines = ["| first | second | runs | best validation: A12, Holm p | fine-tuned test: A12, Holm p |",
+             "| --- | --- | --- | --- | --- |"]
+    summary["pairwise"] = []
+    for k, (a, b) in enumerate(pairs):
+        (tv, pv), (tt, pt) = out["valid_acc"][k], out["finetuned_test_acc"][k]
+        cell = lambda t, p: "–" if t is None else f"{t.a12:.2f}, {p:.3f}"     # noqa: E731
+        lines.append(f"| {a[1]} | {b[1]} | {len(cells[a])} / {len(cells[b])} | {cell(tv, pv)} | {cell(tt, pt)} |")
+        summary["pairwise"].append({"first": list(a), "second": list(b),
+                                    "valid_acc": None if tv is None else {"a12": tv.a12, "p_holm": pv},
+                                    "finetuned_test_acc": None if tt is None else {"a12": tt.a12, "p_holm": pt}})
+    return ["Pairwise, two-sided Mann-Whitney U over seeds, Holm-adjusted per metric over these pairs; A12 = "
+            "P(a run of the first scores higher than one of the second).", ""] + lines
 
 
 def main(argv=None) -> int:
@@ -145,7 +176,9 @@ def main(argv=None) -> int:
         t = estimate(np.array(ref["report"], dtype=np.float64))
         lines.append(f"| {ref['oracle']} | *{ref['name']}* | {v['n']} seeds | {ci_text(v)} | – | {ci_text(t)} "
                      "(its own training) | 1 |")
-    lines += ["", "Median over seeds [95% percentile-bootstrap interval of the median].", "",
+    lines += ["", "Median over seeds [95% percentile-bootstrap interval of the median].", ""]
+    lines += pairwise_tests(cells, summary)
+    lines += ["",
               "| oracle | cells | queries | repeats (run cache) | trained | served by the store | CPU s per trained MLP "
               "(mean / median) | CPU s trained | CPU s saved by the store |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
