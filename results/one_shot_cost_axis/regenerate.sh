@@ -24,3 +24,4 @@ done
 extra=()
 [ -n "${SUPERNET_CONFIG:-}" ] && extra+=(--supernet "nb201-digits-cpu-e50-s0=$SUPERNET_CONFIG")
 python results/one_shot_cost_axis/analyse.py "${folders[@]}" "${extra[@]}" --out results/one_shot_cost_axis
+python results/one_shot_cost_axis/splice_readme.py
