@@ -170,9 +170,6 @@ class _PresetHidden(tuple):
 
 
 _HIDDEN_DEFAULT = _PresetHidden(NB201_SETTINGS["hidden"])
-#: parameters added after runs were recorded: left out of get_params at these values when
-#: the preset gives them too, so those runs' configurations keep their fingerprints
-_LATER = {"replay_size": 0, "discretise": "argmax"}
 
 
 def discretise_darts(action: np.ndarray, ops) -> DartsArch:
@@ -250,6 +247,9 @@ class Cadam(SearchAlgorithm):
              "settings, Table 4.1), §4.2.2 (DARTS and PC-DARTS supernets), §4.4.3 (agent hyper-parameters)")
     presets = PRESETS
     extra = "learned"
+    #: parameters added after runs were recorded: left out of get_params at these values when
+    #: the preset gives them too, so those runs' configurations keep their fingerprints
+    legacy_params: dict[str, Any] = {"replay_size": 0, "discretise": "argmax"}
 
     def __init__(self, preset: str = "table41", top_k: int | None = None, tau: float | None = None,
                  batch_size: int | None = None, xi: float | None = None, max_cycles: int | None = None,
@@ -308,7 +308,7 @@ class Cadam(SearchAlgorithm):
         the NAS-Bench-201 values that runs recorded before these parameters existed and the
         preset gives them too (rebuilding from the result gives the same configuration)."""
         out = super().get_params()
-        for key, legacy in _LATER.items():
+        for key, legacy in self.legacy_params.items():
             if out[key] == legacy and PRESETS[self.preset][key] == legacy:
                 del out[key]
         return out
