@@ -410,22 +410,22 @@ def analyse(folders: list[Path], supernets: dict[str, Path] | None = None) -> di
 
 
 # --- output ---------------------------------------------------------------------------------------
-def pct(s: dict | None, digits: int = 2) -> str:
+def median_text(s: dict | None, digits: int, scale: float = 1.0, sep: str = ",") -> str:
+    """``median [lo, hi]`` of an estimate, times ``scale``; ``-`` when undefined."""
     if s is None or s.get("median") is None:
         return "-"
-    text = f"{s['median'] * 100:.{digits}f}"
+    text = f"{s['median'] * scale:{sep}.{digits}f}"
     if s.get("lo") is not None and s.get("hi") is not None:
-        text += f" [{s['lo'] * 100:.{digits}f}, {s['hi'] * 100:.{digits}f}]"
+        text += f" [{s['lo'] * scale:{sep}.{digits}f}, {s['hi'] * scale:{sep}.{digits}f}]"
     return text
+
+
+def pct(s: dict | None, digits: int = 2) -> str:
+    return median_text(s, digits, 100.0, "")
 
 
 def sec(s: dict | None, digits: int = 1) -> str:
-    if s is None or s.get("median") is None:
-        return "-"
-    text = f"{s['median']:,.{digits}f}"
-    if s.get("lo") is not None and s.get("hi") is not None:
-        text += f" [{s['lo']:,.{digits}f}, {s['hi']:,.{digits}f}]"
-    return text
+    return median_text(s, digits)
 
 
 def report(result: dict) -> str:
