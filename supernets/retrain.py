@@ -1,15 +1,33 @@
 """The stand-alone number of DARTS-space search results: each run's final architecture trained
 from scratch (``nas-harness supernet retrain FOLDER``).
 
-A one-shot run in the DARTS space (``--algorithm darts:space=darts``, :mod:`harness.one_shot`)
-has no ground truth to look its derived cells up in: its records carry NaN. DARTS's own
-protocol gives the searched cell its number by training a larger network of it from scratch
-(Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019, §3.1.2); this
-module does that for every finished DARTS-space one-shot run of a results folder, with
-:func:`supernets.darts.build_network`, and writes the numbers beside the runs
-(``FOLDER/retrained.json``; the run files are never modified), and as reference results of the
-folder (``references.json``, :func:`harness.summary.write_references`: one per algorithm cell,
-recipe and seed), which ``nas-harness report`` prints beside the runs and the figures draw.
+A DARTS-space run has no ground truth to look its cells up in. DARTS's own protocol gives the
+searched cell its number by training a larger network of it from scratch (Liu, Simonyan &
+Yang, "DARTS: Differentiable Architecture Search", ICLR 2019, §3.1.2); this module does that,
+with :func:`supernets.darts.build_network`, for every finished run of a results folder of
+either kind:
+
+* a one-shot run in the DARTS space (``--algorithm darts:space=darts``, GDAS, RSPS, ENAS,
+  DDAS; :mod:`harness.one_shot`), whose records carry NaN for the derived cells: its final
+  architecture is the last epoch's derived cell, trained on its method's own data split;
+* a query-based run (CADAM ``cadam:preset=darts`` / ``darts-cpu``, random search, ...) on a
+  DARTS-space supernet oracle (``supernet/NAME`` of ``nas-harness supernet train darts``,
+  DARTS or PC-DARTS; :mod:`supernets.oracle`), as in Mills, "On the Application of Continuous
+  Deterministic Reinforcement Learning in Neural Architecture Search" (MSc thesis, 2020),
+  §4.2.2 and §4.4.3: its final architecture is the record with the best search metric (the
+  supernet's validation accuracy on ``search_valid``), ties to the earliest record
+  (:func:`final_record`). The thesis picks its final cells by the supernet's *test* accuracy
+  (§4.2.3); here the choice is by validation only, since an algorithm never sees a test
+  metric. The data split is the supernet's own (the dataset and split seed of its
+  configuration, :func:`supernet_split`), so the stand-alone network trains on the part the
+  supernet trained on and is scored on the parts the oracle answered from. The supernet must
+  still be in the data directory, and be the one the runs queried (same oracle checksum).
+
+Runs on other oracles (NB201 tables, NB201-space supernets) and NB201-space one-shot runs are
+passed over. The numbers are written beside the runs (``FOLDER/retrained.json``; the run
+files are never modified), and as reference results of the folder (``references.json``,
+:func:`harness.summary.write_references`: one per algorithm cell, recipe and seed), which
+``nas-harness report`` prints beside the runs and the figures draw.
 
 The recipe (:class:`RetrainRecipe`, presets :data:`RETRAIN_PRESETS`). DARTS §3.1.2 (CIFAR-10
 evaluation): 20 cells, initial width C = 36, 600 epochs, batch 96, SGD with learning rate
@@ -34,10 +52,11 @@ recipe scaled to scikit-learn's digits on one CPU core:
 * everything else as DARTS: SGD lr 0.025 cosine to 0, momentum 0.9, weight decay 3e-4,
   gradient clipping 5, affine batch norms with running statistics, no batch norm after pools.
 
-Data: the run's own split (its method's ``dataset`` and ``split_seed``;
-:mod:`supernets.data`): trained on ``supernet_train``, then scored once, after the last epoch,
-on ``search_valid`` (validation) and ``test`` (evaluation mode, running statistics). The last
-epoch's numbers are reported, not the best epoch's, so the test part selects nothing.
+Data: the run's split (a one-shot run's method's ``dataset`` and ``split_seed``, a query-based
+run's supernet's; :mod:`supernets.data`): trained on ``supernet_train``, then scored once,
+after the last epoch, on ``search_valid`` (validation) and ``test`` (evaluation mode, running
+statistics). The last epoch's numbers are reported, not the best epoch's, so the test part
+selects nothing.
 
 Determinism and identity. A training is keyed by the architecture's identity (its canonical
 genotype string), the recipe, the data split and the training seed (:func:`training_key`):
@@ -220,27 +239,143 @@ def train_from_scratch(arch, recipe: RetrainRecipe, data, seed: int = 0, device:
 
 
 # --- a results folder ------------------------------------------------------------------------
-def darts_runs(folder: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """The finished DARTS-space one-shot runs of results folder ``folder``: per run its cell's
-    label, oracle and folder, its seed, its method's data (``dataset``, ``split_seed``,
-    ``cifar_dir``) and its final architecture (the last epoch's ``arch_id``); and how many
-    other finished runs were passed over (NB201 runs, query-based runs)."""
+def darts_runs(folder: str | Path, cifar_dir: str | None = None,
+               log: Callable[[str], None] = lambda m: None) -> tuple[list[dict[str, Any]], int]:
+    """The finished runs of results folder ``folder`` that have a DARTS-space final
+    architecture (module doc), and how many other finished runs were passed over (NB201-space
+    runs, query-based runs on other oracles than a DARTS-space supernet, runs without records).
+
+    Per run: its cell's label, oracle and folder, its seed, ``kind`` (``one-shot`` or
+    ``query``), its final architecture (``arch``, an identity of :class:`oracles.darts_space.DartsSpace`)
+    and the data split it is trained and scored on (``dataset``, ``split_seed``, ``cifar_dir``):
+    :func:`one_shot_run` and :func:`query_run` say which.
+
+    Parameters
+    ----------
+    folder: a results folder of ``nas-harness run``.
+    cifar_dir: the CIFAR-10 folder, to load a supernet oracle trained on CIFAR-10 (default
+        None: the oracle spec's own ``cifar_dir`` option).
+    log: receives one line per supernet oracle whose runs are passed over although it may be
+        a DARTS-space one (not in the data directory, or not the supernet the runs queried).
+    """
     from harness.results import ResultsStore
     store = ResultsStore(folder)
     if not store.manifest_path.is_file():
         raise UserError(f"{folder} is not a results folder (no experiment.json)")
     runs, other = [], 0
+    splits: dict[str, dict[str, Any] | None] = {}    # oracle spec -> its supernet's split
+    manifest = store.read_manifest()["cells"]         # iter_runs' cells carry no oracle facts
     for cell, meta, table in store.iter_runs(with_records=True):
-        params = cell.config.get("params") or {}
-        if cell.config.get("kind") != "one-shot" or params.get("space") != "darts" or table is None \
-                or table.num_rows == 0:
+        run = None
+        if table is not None and table.num_rows > 0:
+            if cell.config.get("kind") == "one-shot":
+                run = one_shot_run(cell.config, table)
+            else:
+                if cell.oracle not in splits:
+                    facts = (manifest.get(cell.key) or {}).get("oracle_facts")
+                    splits[cell.oracle] = supernet_split(cell.oracle, cell.config.get("oracle_checksum"), facts,
+                                                         cifar_dir, log)
+                if splits[cell.oracle] is not None:
+                    run = query_run(table, splits[cell.oracle])
+        if run is None:
             other += 1
             continue
         runs.append({"label": cell.label, "oracle": cell.oracle, "folder": cell.folder, "seed": int(meta["seed"]),
-                     "epochs": int(table.num_rows), "arch": str(table.column("arch_id")[-1].as_py()),
-                     "dataset": params.get("dataset", "digits"), "split_seed": int(params.get("split_seed") or 0),
-                     "cifar_dir": params.get("cifar_dir")})
+                     **run})
     return runs, other
+
+
+def one_shot_run(config: dict[str, Any], table) -> dict[str, Any] | None:
+    """What a one-shot run retrains (None: not a DARTS-space one-shot run): its final
+    architecture, the last epoch's ``arch_id``, on its method's own data (``dataset``,
+    ``split_seed``, ``cifar_dir`` of its parameters: the split its supernet trained on)."""
+    params = config.get("params") or {}
+    if params.get("space") != "darts":
+        return None
+    return {"kind": "one-shot", "epochs": int(table.num_rows), "arch": str(table.column("arch_id")[-1].as_py()),
+            "dataset": params.get("dataset", "digits"), "split_seed": int(params.get("split_seed") or 0),
+            "cifar_dir": params.get("cifar_dir")}
+
+
+def final_record(table) -> int | None:
+    """The row of a query-based run's final architecture among its records ``table``: the
+    best search metric (a supernet oracle's validation accuracy on ``search_valid``: higher is
+    better), ties to the earliest row (the architecture first found), among the rows at the
+    highest fidelity the run reached (a live supernet's latest epoch, as the runner's
+    incumbent counts only the top fidelity; a frozen oracle has one) whose answer is a number.
+    None when no row qualifies.
+
+    Mills's thesis (§4.2.3, Table 4.4) picks CADAM's final cells by the supernet's *test*
+    accuracy; this selects by validation only (an algorithm never sees a test metric, and the
+    test part must stay unused by any choice), the thesis's "Val" rows."""
+    search = np.asarray(table.column("search").to_numpy(zero_copy_only=False), dtype=np.float64)
+    if "fidelity" in table.column_names:
+        fidelity = np.asarray(table.column("fidelity").to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        fidelity = np.zeros(len(search), dtype=np.int64)
+    ok = ~np.isnan(search)
+    if not ok.any():
+        return None
+    ok &= fidelity == fidelity[ok].max()
+    rows = np.flatnonzero(ok)
+    return int(rows[np.argmax(search[rows])])      # argmax returns the first of equal maxima
+
+
+def query_run(table, split: dict[str, Any]) -> dict[str, Any] | None:
+    """What a query-based run on a DARTS-space supernet oracle retrains (None: no record with
+    a number): the architecture of its :func:`final_record`, with that record's ``sample``
+    (1-based query number) and ``search`` value, on the supernet's data ``split``
+    (:func:`supernet_split`), so the stand-alone network trains on the part the supernet
+    trained on and is scored on the parts the oracle answered from."""
+    row = final_record(table)
+    if row is None:
+        return None
+    return {"kind": "query", "queries": int(table.num_rows), "arch": str(table.column("arch_id")[row].as_py()),
+            "sample": int(table.column("sample")[row].as_py()), "search": float(table.column("search")[row].as_py()),
+            **split}
+
+
+def supernet_split(spec: str, checksum: str | None, facts: dict[str, Any] | None, cifar_dir: str | None = None,
+                   log: Callable[[str], None] = lambda m: None) -> dict[str, Any] | None:
+    """The data split of the DARTS-space supernet behind oracle ``spec`` (``dataset``,
+    ``split_seed``, ``cifar_dir``: :attr:`supernets.oracle.SupernetOracle.config`, the
+    configuration the supernet was trained under, whose split the oracle checked against the
+    checkpoint's data record), or None: not a supernet oracle, an NB201-space one, or one that
+    cannot be identified (then a line to ``log`` says why).
+
+    The supernet is loaded from the data directory (:func:`oracles.registry.load_oracle`) and
+    must be the one the runs queried: its checksum must equal ``checksum``, the one the
+    results folder recorded (a supernet trained further or replaced since answers otherwise,
+    and its split could differ). ``facts``: the cell's oracle facts (experiment.json); a
+    supernet oracle of finite size is an NB201 one and is not loaded. ``cifar_dir``: passed
+    to the oracle as its ``cifar_dir`` option (default None: the spec's own). ``log``:
+    receives the one line."""
+    from oracles.registry import load_oracle, parse_name
+    name, options = parse_name(spec)
+    if name.split("/")[0] != "supernet" or (facts or {}).get("space_size") is not None:
+        return None
+    if cifar_dir is not None:
+        options["cifar_dir"] = str(cifar_dir)
+    # only its configuration is read: on the CPU whatever device the runs used (the device is
+    # no part of the checksum), so runs made on a GPU are retrained on a machine without one
+    options["device"] = "cpu"
+    import torch
+    threads = torch.get_num_threads()       # the oracle sets its own (threads=); the caller's stays
+    try:
+        oracle = load_oracle(name + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else ""))
+    except UserError as exc:
+        log(f"{spec}: cannot load it to find its data split ({exc}): its runs passed over")
+        return None
+    finally:
+        torch.set_num_threads(threads)
+    cfg = oracle.config
+    if cfg.space != "darts":
+        return None
+    if checksum is not None and oracle.checksum != checksum:
+        log(f"{spec}: the supernet in the data directory is not the one these runs queried (its checksum "
+            "differs: trained further or replaced since): its runs passed over")
+        return None
+    return {"dataset": cfg.dataset, "split_seed": int(cfg.split_seed), "cifar_dir": options.get("cifar_dir")}
 
 
 def read_results(folder: str | Path) -> dict[str, Any]:
@@ -265,12 +400,22 @@ def _write(folder: Path, data: dict[str, Any]) -> None:
 
 def retrain_folder(folder: str | Path, recipe: RetrainRecipe, seed: int = 0, device: str = "cpu",
                    cifar_dir: str | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    """Train every finished DARTS-space run's final architecture of results folder ``folder``
-    from scratch (:func:`train_from_scratch`), each distinct (architecture, data split) once per
-    recipe and seed; trainings already in ``retrained.json`` are not redone. Holds the folder's
+    """Train the final architecture of every finished DARTS-space run of results folder
+    ``folder`` (:func:`darts_runs`: one-shot runs and query-based runs on DARTS-space supernet
+    oracles) from scratch (:func:`train_from_scratch`), each distinct (architecture, data
+    split) once per recipe and seed; trainings already in ``retrained.json`` are not redone. Holds the folder's
     lock (a running ``nas-harness run`` on it makes this refuse, and the reverse). Returns the
     file's content: ``trainings`` (key -> numbers, recipe, seed, data, code version) and
-    ``runs`` (every DARTS-space run with the key of its training under this recipe and seed)."""
+    ``runs`` (every DARTS-space run with the key of its training under this recipe and seed).
+
+    Parameters
+    ----------
+    recipe: the training recipe (:func:`preset_recipe`).
+    seed: the training seed (default 0).
+    device: where the networks train (default ``cpu``).
+    cifar_dir: the CIFAR-10 folder, for runs on cifar10 (default None: each run's own, or its
+        supernet oracle's ``cifar_dir`` option).
+    log: receives progress lines and why runs were passed over."""
     from harness.provenance import code_version
     from harness.results import ResultsStore
     from oracles.darts_space import DARTS_OPS, DartsSpace
@@ -278,9 +423,10 @@ def retrain_folder(folder: str | Path, recipe: RetrainRecipe, seed: int = 0, dev
     from .data import load
 
     folder = Path(folder)
-    runs, other = darts_runs(folder)
+    runs, other = darts_runs(folder, cifar_dir=cifar_dir, log=log)
     if other:
-        log(f"{other} run(s) not in the DARTS space or not one-shot: passed over")
+        log(f"{other} run(s) neither DARTS-space one-shot runs nor query-based runs on a DARTS-space supernet "
+            "oracle: passed over")
     space = DartsSpace(ops=DARTS_OPS)
     with ResultsStore(folder).session():
         data_all = read_results(folder)
@@ -296,8 +442,9 @@ def retrain_folder(folder: str | Path, recipe: RetrainRecipe, seed: int = 0, dev
             run["training"] = key
             plan.setdefault(key, {"arch": run["arch"], "split": split, "record": record})
         todo = [k for k in plan if k not in trainings]
-        log(f"{len(runs)} DARTS-space run(s), {len(plan)} distinct training(s); {len(plan) - len(todo)} done, "
-            f"{len(todo)} to train")
+        queries = sum(r["kind"] == "query" for r in runs)
+        log(f"{len(runs)} DARTS-space run(s) ({len(runs) - queries} one-shot, {queries} query-based), "
+            f"{len(plan)} distinct training(s); {len(plan) - len(todo)} done, {len(todo)} to train")
         for n, key in enumerate(todo, 1):
             item = plan[key]
             arch = space.parse(item["arch"])
@@ -382,4 +529,5 @@ def summary_table(data: dict[str, Any]) -> str:
 
 
 __all__ = ["FORMAT", "FILENAME", "RetrainRecipe", "RETRAIN_PRESETS", "preset_recipe", "recipe_label", "training_key",
-           "train_from_scratch", "darts_runs", "read_results", "retrain_folder", "summary_table"]
+           "train_from_scratch", "darts_runs", "one_shot_run", "query_run", "final_record", "supernet_split",
+           "read_results", "retrain_folder", "summary_table"]

@@ -10,9 +10,12 @@ supernet is not trained again. The supernet is then the oracle ``supernet/NAME``
 --truth DIR --out DIR`` measures how well supernets rank NB201 cells against a ground truth
 (:mod:`supernets.rank`): a markdown report, figures and every number as JSON.
 ``nas-harness supernet retrain FOLDER [--preset cpu|paper] [--seed S]`` trains the final
-architecture of every DARTS-space one-shot run in results folder FOLDER from scratch
-(:mod:`supernets.retrain`, a scaled DARTS §3.1.2 recipe), writes ``FOLDER/retrained.json`` and
-prints the table; finished trainings are not redone.
+architecture of every finished DARTS-space run in results folder FOLDER from scratch: one-shot
+runs (the last epoch's derived cell, on the method's data split) and query-based runs on a
+DARTS-space supernet oracle (CADAM, random search...: the record with the best supernet
+validation accuracy, on the supernet's split) (:mod:`supernets.retrain`, a scaled DARTS
+§3.1.2 recipe), writes ``FOLDER/retrained.json`` and prints the table; finished trainings are
+not redone.
 """
 
 from __future__ import annotations
@@ -84,12 +87,19 @@ def register(subparsers) -> None:
 
 def _register_retrain(verbs) -> None:
     r = verbs.add_parser("retrain", help="train DARTS-space search results from scratch (resumable)",
-                         description="Train the final architecture of every finished DARTS-space one-shot run "
-                                     "in a results folder from scratch (supernets/retrain.py: DARTS §3.1.2's "
-                                     "evaluation recipe, scaled to digits on a CPU by the cpu preset), measure "
-                                     "validation and test accuracy on the run's data split, write "
-                                     "FOLDER/retrained.json (the run files are not touched) and print a table. "
-                                     "A finished training is not redone: run again after an interruption.")
+                         description="Train the final architecture of every finished DARTS-space run in a "
+                                     "results folder from scratch (supernets/retrain.py: DARTS §3.1.2's "
+                                     "evaluation recipe, scaled to digits on a CPU by the cpu preset) and measure "
+                                     "its validation and test accuracy. One-shot runs (space=darts): the last "
+                                     "epoch's derived cell, on the method's data split. Query-based runs on a "
+                                     "DARTS-space supernet oracle supernet/NAME (CADAM preset=darts or darts-cpu, "
+                                     "random search...): the record with the best supernet validation accuracy "
+                                     "(ties: the earliest; never chosen by test accuracy), on the supernet's own "
+                                     "data split; the supernet must still be in the data directory, unchanged. "
+                                     "Other runs (NB201 space, other oracles) are passed over. Writes "
+                                     "FOLDER/retrained.json (the run files are not touched), the folder's "
+                                     "reference results, and prints a table. A finished training is not redone: "
+                                     "run again after an interruption.")
     r.add_argument("folder", metavar="FOLDER", help="a results folder of nas-harness run")
     r.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
                    help="cpu (default): C=16, 8 cells, 30 epochs, batch 64; paper: C=36, 20 cells, 600 epochs, "
@@ -104,7 +114,8 @@ def _register_retrain(verbs) -> None:
     r.add_argument("--seed", type=int, default=0, metavar="S",
                    help="training seed (default 0); another seed adds a training per architecture")
     r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    r.add_argument("--cifar-dir", metavar="DIR", help="the CIFAR-10 folder, for runs on cifar10 (default: the run's)")
+    r.add_argument("--cifar-dir", metavar="DIR", help="the CIFAR-10 folder, for runs on cifar10 (default: the run's, "
+                                                     "or its supernet oracle's cifar_dir option)")
     r.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default 1)")
     r.set_defaults(func=_retrain)
 
