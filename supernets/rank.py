@@ -393,6 +393,18 @@ def t_interval(values: Sequence[float | None], confidence: float = 0.95) -> dict
     return out
 
 
+def interval_text(s: Mapping[str, Any], scale: float = 100.0, digits: int = 2) -> str:
+    """``mean [lo, hi]`` of a :func:`t_interval` result, each times ``scale`` (default: a
+    fraction as a percentage) with ``digits`` decimals; ``mean`` alone without an interval
+    (fewer than 2 values), ``-`` without values. The reports' one way of printing it."""
+    if s["mean"] is None:
+        return "-"
+    text = f"{s['mean'] * scale:.{digits}f}"
+    if s["lo"] is not None:
+        text += f" [{s['lo'] * scale:.{digits}f}, {s['hi'] * scale:.{digits}f}]"
+    return text
+
+
 def bootstrap_interval(statistic: Callable[[np.ndarray], Mapping[str, float | None]], n: int,
                        resamples: int = 200, confidence: float = 0.95, seed: int = 0) -> dict[str, tuple]:
     """Percentile bootstrap over items: ``statistic(indices)`` returns a dict of numbers for

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.results import ResultsStore  # noqa: E402
 from oracles.registry import load_oracle  # noqa: E402
-from supernets.rank import t_interval  # noqa: E402
+from supernets.rank import interval_text as fmt, t_interval  # noqa: E402
 
 
 def variant_name(params: dict) -> str:
@@ -58,15 +58,6 @@ def variant_name(params: dict) -> str:
 ORDER = ("full", "no-loss", "no-acc", "rs")
 TITLES = {"full": "DDAS, full reward (Eq. 3.3)", "no-loss": "DDAS without the loss term",
           "no-acc": "DDAS without the accuracy term", "rs": "random search (U(0, 1) actions)"}
-
-
-def fmt(s: dict, scale: float = 100.0, digits: int = 2) -> str:
-    if s["mean"] is None:
-        return "-"
-    text = f"{s['mean'] * scale:.{digits}f}"
-    if s["lo"] is not None:
-        text += f" [{s['lo'] * scale:.{digits}f}, {s['hi'] * scale:.{digits}f}]"
-    return text
 
 
 def collect(folder: Path, oracle_name: str, test: np.ndarray, space) -> dict[str, dict[int, dict]]:

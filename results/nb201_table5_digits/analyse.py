@@ -41,20 +41,11 @@ sys.path.insert(0, str(ROOT))
 from harness.results import ResultsStore  # noqa: E402
 from oracles.nb201_space import OPS, arch_to_string, string_to_arch  # noqa: E402
 from oracles.registry import load_oracle  # noqa: E402
-from supernets.rank import t_interval  # noqa: E402
+from supernets.rank import interval_text as fmt, t_interval  # noqa: E402
 
 SKIP = OPS.index("skip_connect")
 CONVS = {OPS.index("nor_conv_1x1"), OPS.index("nor_conv_3x3")}
 ALL_SKIP = (SKIP,) * 6
-
-
-def fmt(s: dict, scale: float = 100.0, digits: int = 2) -> str:
-    if s["mean"] is None:
-        return "-"
-    text = f"{s['mean'] * scale:.{digits}f}"
-    if s["lo"] is not None:
-        text += f" [{s['lo'] * scale:.{digits}f}, {s['hi'] * scale:.{digits}f}]"
-    return text
 
 
 def collect(folder: Path, oracle_name: str):
