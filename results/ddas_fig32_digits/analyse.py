@@ -26,7 +26,9 @@ it) and writes, per reward variant:
 * distinct cells sampled after exploration (a policy that degenerates into a fixed cell
   samples few);
 * figures: both accuracies of the sampled cell over the steps (moving mean over
-  ``--window`` steps, mean over seeds with a 95 % t-band).
+  ``--window`` steps, mean over seeds with a 95 % t-band);
+* §3.2.1's Pareto frontier of each run (supernet validation accuracy against the cell's cost)
+  judged by the truth (:func:`pareto`), and ``pareto_front.png``.
 
     python results/ddas_fig32_digits/analyse.py RUNS_FOLDER --out results/ddas_fig32_digits
 """
@@ -43,7 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from algorithms.ddas import pareto_front  # noqa: E402
 from harness.results import ResultsStore  # noqa: E402
+from oracles.nb201_space import OPS  # noqa: E402
 from oracles.registry import load_oracle  # noqa: E402
 from supernets.rank import interval_text as fmt, t_interval  # noqa: E402
 
@@ -79,6 +83,8 @@ def collect(folder: Path, oracle_name: str, test: np.ndarray, space) -> dict[str
             "archs": [tuple(int(o) for o in s["arch"]) for s in steps],
             "valid_acc": np.array([s["valid_acc"] for s in steps], dtype=float),
             "true_test": np.array([test[space.index(tuple(int(o) for o in s["arch"]))] for s in steps]),
+            "params": np.array([s["params"] for s in steps], dtype=float),
+            "macs": np.array([s["macs"] for s in steps], dtype=float),
             "phase": [s["phase"] for s in steps],
             "returned": cols["arch"][last],
             "returned_test": float(cols["report"][last]),
@@ -146,7 +152,148 @@ def analyse(folder: Path, oracle_name: str = "nb201-digits") -> dict:
         if v in runs and "full" in runs:
             paired[f"full - {v}"] = pair(runs["full"], runs[v])
     return {"oracle": oracle_name, "cells": len(test), "explore_steps": explore,
-            "variants": variants, "paired": paired, "_runs": runs}
+            "variants": variants, "paired": paired, "_runs": runs, "_space": space, "_test": test}
+
+
+def space_costs(runs: dict[str, dict[int, dict]], space, C: int = 8, N: int = 1,
+                input_shape=(1, 8, 8), num_classes: int = 10) -> dict[str, np.ndarray]:
+    """(parameters, multiply-accumulates) of every cell of the space, as DDAS counts them
+    (:func:`algorithms.ddas.cell_cost`, the stand-alone network at the supernet's C and N).
+
+    Only convolutions and the classifier are counted, and the stand-alone network holds only
+    the live edges (:func:`supernets.nb201.live_edges`), so a cell's cost is fixed by how many
+    live 1x1 and 3x3 convolutions it has: one network is built per such pair, and every cost
+    the runs recorded for their sampled cells is checked against this map."""
+    from algorithms.ddas import cell_cost
+    from supernets.nb201 import live_edges
+    conv1, conv3 = OPS.index("nor_conv_1x1"), OPS.index("nor_conv_3x3")
+
+    def live_convs(arch) -> tuple[int, int]:
+        ops = [o for o, live in zip(arch, live_edges(arch)) if live]
+        return ops.count(conv1), ops.count(conv3)
+
+    key = np.array([10 * a + b for a, b in (live_convs(space.arch(i)) for i in range(space.size))])
+    params, macs = np.empty(space.size), np.empty(space.size)
+    for k in np.unique(key):
+        first = int(np.flatnonzero(key == k)[0])
+        params[key == k], macs[key == k] = cell_cost(space.arch(first), C, N, input_shape, num_classes)
+    for rs in runs.values():
+        for r in rs.values():
+            idx = [space.index(a) for a in r["archs"]]
+            if not (np.array_equal(params[idx], r["params"]) and np.array_equal(macs[idx], r["macs"])):
+                raise SystemExit("the recorded cell costs differ from a C 8, N 1 digits network's: "
+                                 "pass the supernet's size to space_costs")
+    return {"params": params, "macs": macs}
+
+
+def best_at_cost(costs: np.ndarray, accs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cost levels and, for each, the highest accuracy at that cost or less (a step front)."""
+    levels = np.unique(costs)
+    best = np.array([accs[costs == c].max() for c in levels])
+    return levels, np.maximum.accumulate(best)
+
+
+def pareto(result: dict, space, test: np.ndarray) -> dict:
+    """§3.2.1's Pareto frontier of each run (supernet validation accuracy against the cell's
+    cost, over every sampled cell) judged by the truth.
+
+    Per run and cost measure: the frontier's size; its *regret*, the mean over its cells of
+    (the best true test accuracy at that cost or less) minus the cell's own, against the whole
+    space and against the run's own samples (0: every frontier cell is truly the best there
+    is, or was sampled, at its cost); the fraction of its cells on the true frontier of the
+    run's samples."""
+    runs = result["_runs"]
+    costs = space_costs(runs, space)
+    # when multiply-accumulates order the cells exactly as parameters do, both frontiers are one
+    pairs = np.unique(np.stack([costs["params"], costs["macs"]], axis=1), axis=0)
+    same_order = bool(np.all(np.diff(pairs[:, 1]) > 0))
+    if same_order:
+        costs = {"params": costs["params"]}
+    out = {"macs_order_cells_as_params": same_order, "space_front": {}, "variants": {}}
+    for measure, cost in costs.items():
+        levels, best = best_at_cost(cost, test)
+        out["space_front"][measure] = {"cost": levels.tolist(), "best_test": best.tolist()}
+    for v in [v for v in ORDER if v in runs]:
+        per = {}
+        for measure, cost in costs.items():
+            levels, best = best_at_cost(cost, test)
+            size, regret_space, regret_sampled, on_front = [], [], [], []
+            for r in runs[v].values():
+                c = r[measure]
+                front = pareto_front(c.tolist(), r["valid_acc"].tolist())
+                s_levels, s_best = best_at_cost(c, r["true_test"])
+                true_front = set(pareto_front(c.tolist(), r["true_test"].tolist()))
+                size.append(len(front))
+                regret_space.append(float(np.mean([best[np.searchsorted(levels, c[i])] - r["true_test"][i]
+                                                   for i in front])))
+                regret_sampled.append(float(np.mean([s_best[np.searchsorted(s_levels, c[i])] - r["true_test"][i]
+                                                     for i in front])))
+                # on the true frontier: a cell of it has the same cost and true accuracy (the table ties)
+                on_front.append(float(np.mean([any(c[j] == c[i] and r["true_test"][j] == r["true_test"][i]
+                                                   for j in true_front) for i in front])))
+            per[measure] = {"size": t_interval(size), "regret_space": t_interval(regret_space),
+                            "regret_sampled": t_interval(regret_sampled), "on_true_front": t_interval(on_front)}
+        out["variants"][v] = per
+    out["_costs"] = costs
+    return out
+
+
+def pareto_report(p: dict) -> str:
+    lines = ["", "### The Pareto frontier (§3.2.1) judged by the truth", "",
+             "Each run's frontier of supernet validation accuracy against cost, over every cell it sampled; "
+             "cost as `algorithms/ddas.py` counts it (the stand-alone network at the supernet's C 8, N 1: "
+             "parameters, or multiply-accumulates per image). Regret: the mean over the frontier's cells of the "
+             "best true test accuracy at that cost or less minus the cell's own, in percentage points, against "
+             "the whole space and against the run's own samples. Mean over seeds [95 % t-interval]."
+             + (" Multiply-accumulates order the 15,625 cells exactly as parameters do, so both frontiers "
+                "are the same and one is shown." if p["macs_order_cells_as_params"] else ""), "",
+             "| variant | cost | frontier size | regret vs the space [pp] | regret vs its samples [pp] | "
+             "frontier cells on its samples' true frontier [%] |", "| --- | --- | --- | --- | --- | --- |"]
+    for v, per in p["variants"].items():
+        for measure, m in per.items():
+            lines.append(f"| {TITLES[v]} | {measure} | {fmt(m['size'], 1.0, 1)} | {fmt(m['regret_space'])} | "
+                         f"{fmt(m['regret_sampled'])} | {fmt(m['on_true_front'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def pareto_figure(result: dict, p: dict, test: np.ndarray, out: Path) -> Path:
+    """Left: one full-reward run's sampled cells and its frontier by supernet validation;
+    right: the same cells' true test accuracy against parameters, every seed's frontier
+    cells, random search's, and the space's true frontier."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs, cost = result["_runs"], p["_costs"]["params"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    variant = "full" if "full" in runs else next(iter(runs))
+    seed = min(runs[variant])
+    r = runs[variant][seed]
+    front = pareto_front(r["params"].tolist(), r["valid_acc"].tolist())
+    left.scatter(r["params"], r["valid_acc"] * 100, s=8, color="0.6", label="sampled cells")
+    left.step(r["params"][front], r["valid_acc"][front] * 100, where="post", color="tab:blue",
+              marker="o", ms=4, label="its frontier")
+    left.set_title(f"{TITLES[variant]}, seed {seed}", fontsize=9)
+    left.set_ylabel("supernet validation accuracy [%]")
+    right.scatter(cost, test * 100, s=2, color="0.85", label="all 15,625 cells", rasterized=True)
+    sf = p["space_front"]["params"]
+    right.step(sf["cost"], np.array(sf["best_test"]) * 100, where="post", color="k", lw=1, label="the space's true frontier")
+    for v, colour, marker in ((variant, "tab:blue", "o"), ("rs", "tab:orange", "x")):
+        if v not in runs:
+            continue
+        pts = [(q["params"][i], q["true_test"][i]) for q in runs[v].values()
+               for i in pareto_front(q["params"].tolist(), q["valid_acc"].tolist())]
+        right.scatter([a for a, _ in pts], [b * 100 for _, b in pts], s=14, color=colour, marker=marker,
+                      label=f"frontier cells, {TITLES[v]} ({len(runs[v])} seeds)")
+    right.set_ylabel("true test accuracy (nb201-digits) [%]")
+    for ax in (left, right):
+        ax.set_xlabel("parameters of the cell's network (C 8, N 1)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out / "pareto_front.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def moving_mean(x: np.ndarray, window: int) -> np.ndarray:
@@ -229,12 +376,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="where report.md, summary.json and the figures go")
     args = p.parse_args(argv)
     result = analyse(args.runs, args.oracle)
+    test = result["_test"]
+    front = pareto(result, result["_space"], test)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if not k.startswith("_")}
+    summary["pareto"] = {k: v for k, v in front.items() if not k.startswith("_")}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    (args.out / "report.md").write_text(report(result))
-    paths = figures(result, args.out, args.window)
-    print(report(result))
+    text = report(result) + pareto_report(front)
+    (args.out / "report.md").write_text(text)
+    paths = figures(result, args.out, args.window) + [pareto_figure(result, front, test, args.out)]
+    print(text)
     print("wrote", args.out / "report.md", args.out / "summary.json", *paths)
     return 0
 
