@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from harness.results import ResultsStore  # noqa: E402
+from harness.statistics import holm, mann_whitney  # noqa: E402
 from oracles.nb201_space import OPS, arch_to_string, string_to_arch  # noqa: E402
 from oracles.registry import load_oracle  # noqa: E402
 from supernets.rank import interval_text as fmt, t_interval  # noqa: E402
@@ -123,7 +124,22 @@ def analyse(folder: Path, oracle_name: str = "nb201-digits") -> dict:
             "skip_by_epoch": [r["skip_by_epoch"] for r in rs],
             "test_by_epoch": [r["test_by_epoch"] for r in rs],
         }
-    return {"oracle": oracle_name, "cells": len(test), "references": refs, "methods": methods}
+    return {"oracle": oracle_name, "cells": len(test), "references": refs, "methods": methods,
+            "pairs": pairwise(runs)}
+
+
+def pairwise(runs: dict[str, list[dict]]) -> list[dict]:
+    """Every pair of methods on the final cell's true test accuracy: two-sided Mann-Whitney U
+    over seeds, Holm-adjusted over the pairs, and A12 = P(a run of the first ends on a truly
+    better cell than a run of the second)."""
+    labels = sorted(runs)
+    pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+    tests = [mann_whitney(np.array([r["test"] for r in runs[a]], dtype=np.float64),
+                         np.array([r["test"] for r in runs[b]], dtype=np.float64)) for a, b in pairs]
+    adjusted = holm([1.0 if t is None else t.p_value for t in tests])
+    return [{"first": a, "second": b, "runs": [len(runs[a]), len(runs[b])],
+             "a12": None if t is None else t.a12, "p_holm": None if t is None else p}
+            for (a, b), t, p in zip(pairs, tests, adjusted)]
 
 
 def figures(result: dict, out: Path) -> list[Path]:
@@ -170,6 +186,12 @@ def report(result: dict) -> str:
         lines.append(f"| {label} | {len(m['seeds'])} | {m['epochs']} | {fmt(m['test'])} | {fmt(m['valid'])} | "
                      f"{m['rank']['median']:,.0f} ({m['rank']['percentile_median']:.1f} %); {ranks} | "
                      f"{fmt(m['skip_fraction_final'], 1.0)} | {m['conv_free_runs']} | {len(m['final_cells'])} | {cpu} |")
+    lines += ["", "Pairwise, on the final cell's true test accuracy: two-sided Mann-Whitney U over seeds, "
+                  "Holm-adjusted over the pairs; A12 = P(a run of the first ends on a truly better cell than one of "
+                  "the second).", "", "| first | second | runs | A12 | Holm p |", "| --- | --- | --- | --- | --- |"]
+    for q in result["pairs"]:
+        a12, p = ("-", "-") if q["a12"] is None else (f"{q['a12']:.2f}", f"{q['p_holm']:.3f}")
+        lines.append(f"| {q['first']} | {q['second']} | {q['runs'][0]} / {q['runs'][1]} | {a12} | {p} |")
     lines += ["", "| reference (the table) | cell | true test acc. [%] |", "| --- | --- | --- |"]
     for ref, (arch, v) in result["references"].items():
         lines.append(f"| {ref} | {arch or '-'} | {v * 100:.2f} |")
