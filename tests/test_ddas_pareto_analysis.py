@@ -1,24 +1,17 @@
 """How results/ddas_fig32_digits/analyse.py judges DDAS's Pareto frontier (thesis §3.2.1) by a
 ground truth: the space's cost of every cell, the best accuracy at a cost, and a run's regret."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from algorithms.ddas import cell_cost
 from oracles.nb201_space import NB201Space
-
-PATH = Path(__file__).resolve().parents[1] / "results" / "ddas_fig32_digits" / "analyse.py"
+from results_scripts import load_results_script
 
 
 @pytest.fixture(scope="module")
 def analyse():
-    spec = importlib.util.spec_from_file_location("ddas_fig32_analyse", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_results_script("ddas_fig32_digits/analyse.py", "ddas_fig32_analyse")
 
 
 def test_best_at_cost_is_a_step_front(analyse):

@@ -2,21 +2,15 @@
 what a run's answer is worth at a CPU budget, which cell a sample-based search holds, and what
 a one-shot run stopped after epoch e would have cost."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "results" / "one_shot_cost_axis" / "analyse.py"
+from results_scripts import load_results_script
 
 
 @pytest.fixture(scope="module")
 def analyse():
-    spec = importlib.util.spec_from_file_location("one_shot_cost_axis_analyse", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_results_script("one_shot_cost_axis/analyse.py", "one_shot_cost_axis_analyse")
 
 
 def test_value_at_takes_the_last_answer_within_the_budget(analyse):
