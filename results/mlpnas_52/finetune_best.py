@@ -93,37 +93,42 @@ def pairwise_tests(cells: dict, summary: dict) -> list[str]:
             "P(a run of the first scores higher than one of the second).", ""] + lines
 
 
+def part(text: str) -> tuple[int, int]:
+    """``--prime``'s K/N, with 0 <= K < N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        k, n = -1, 0
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N with 0 <= K < N, e.g. 0/2")
+    return k, n
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path, help="results folder (runs/mlpnas-DATASET)")
     ap.add_argument("out", type=Path, help="where the summary, report and figures go")
     ap.add_argument("--extra-epochs", type=int, default=FINETUNE_EPOCHS)
     ap.add_argument("--reference-seeds", type=int, default=5, help="MLPClassifier seeds (default 5)")
-    ap.add_argument("--prime", metavar="K/N", default=None,
+    ap.add_argument("--prime", metavar="K/N", default=None, type=part,
                     help="only fine-tune the runs numbered K modulo N into the store and write nothing: "
                          "N such processes side by side use N cores, then a plain call is served by the store")
     args = ap.parse_args(argv)
-    part = None
-    if args.prime is not None:
-        try:
-            part = tuple(int(x) for x in args.prime.split("/"))
-            if len(part) != 2 or not 0 <= part[0] < part[1]:
-                raise ValueError
-        except ValueError:
-            ap.error(f"--prime {args.prime!r}: expected K/N with 0 <= K < N, e.g. 0/2")
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
     oracles: dict[str, object] = {}
+    if args.prime is not None:
+        k, n = args.prime
+        for i, (cell, meta, table) in enumerate(read_runs(args.folder, columns=None)):
+            if i % n == k:
+                oracle = oracles.setdefault(cell.oracle, load_oracle(cell.oracle))
+                finetune_mlp(oracle, best_of(table)["arch"], args.extra_epochs)
+                print(f"{cell.oracle} {cell.label} seed {meta['seed']}: fine-tuned into the store", file=sys.stderr)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
     runs, cost_by_oracle = [], {}
-    for i, (cell, meta, table) in enumerate(read_runs(args.folder, columns=None)):
-        if part is not None and i % part[1] != part[0]:
-            continue
+    for cell, meta, table in read_runs(args.folder, columns=None):
         oracle = oracles.setdefault(cell.oracle, load_oracle(cell.oracle))
         best = best_of(table)
         ft = finetune_mlp(oracle, best["arch"], args.extra_epochs)
-        if part is not None:
-            print(f"{cell.oracle} {cell.label} seed {meta['seed']}: fine-tuned into the store", file=sys.stderr)
-            continue
         runs.append({"oracle": cell.oracle, "algorithm": cell.label, "seed": meta["seed"],
                      "networks": int(table.num_rows - costs(table)["repeats"]), "best_arch": best["arch"],
                      "best_sample": best["index"] + 1, "depth": best["arch"].count("(") - 1,
@@ -141,8 +146,6 @@ def main(argv=None) -> int:
             agg["queries"] += table.num_rows
         print(f"{cell.oracle} {cell.label} seed {meta['seed']}: best {best['valid_acc']:.4f} -> fine-tuned test "
               f"{ft['test_acc']:.4f}", file=sys.stderr)
-    if part is not None:
-        return 0
     if not runs:
         print(f"no finished runs in {args.folder}", file=sys.stderr)
         return 1
