@@ -63,34 +63,52 @@ def ci_text(e: dict, pct: bool = True) -> str:
     return f"{k * e['median']:.2f} [{k * lo:.2f}, {k * hi:.2f}]"
 
 
-def pairwise_tests(cells: dict, summary: dict) -> list[str]:
-    """Every pair of cells of one oracle family (the one-shot oracle counts with its plain
-    twin: same data, same recipe), two-sided Mann-Whitney U over seeds on the best validation
+def pairwise_tests(cells: dict, summary: dict, against: dict | None = None) -> list[str]:
+    """Pairs of cells of one oracle family (the one-shot oracle counts with its plain twin:
+    same data, same recipe), two-sided Mann-Whitney U over seeds on the best validation
     accuracy and on the fine-tuned test accuracy, Holm-adjusted within each metric; A12 =
-    P(first > second). With few seeds these are what the seeds show, not a verdict."""
+    P(first > second). Every pair within ``cells``; with ``against`` (another folder's cells,
+    ``read_finetuned``), every cell here against every one there instead. With few seeds these
+    are what the seeds show, not a verdict."""
     family = lambda o: o.split(":")[0]      # noqa: E731
     keys = sorted(cells)
-    pairs = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if family(a[0]) == family(b[0])]
+    if against is None:
+        pairs = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if family(a[0]) == family(b[0])]
+    else:
+        pairs = [(a, b) for a in keys for b in sorted(against) if family(a[0]) == family(b[0])]
     if not pairs:
         return []
+    rows = {**cells, **(against or {})}
     out = {}
     for metric in ("valid_acc", "finetuned_test_acc"):
-        tests = [mann_whitney(np.array([r[metric] for r in cells[a]], dtype=np.float64),
-                              np.array([r[metric] for r in cells[b]], dtype=np.float64)) for a, b in pairs]
+        tests = [mann_whitney(np.array([r[metric] for r in rows[a]], dtype=np.float64),
+                              np.array([r[metric] for r in rows[b]], dtype=np.float64)) for a, b in pairs]
         adjusted = holm([1.0 if t is None else t.p_value for t in tests])
         out[metric] = [(t, p) for t, p in zip(tests, adjusted)]
     lines = ["| first | second | runs | best validation: A12, Holm p | fine-tuned test: A12, Holm p |",
              "| --- | --- | --- | --- | --- |"]
-    summary["pairwise"] = []
+    entries = summary.setdefault("pairwise" if against is None else "pairwise_against", [])
     for k, (a, b) in enumerate(pairs):
         (tv, pv), (tt, pt) = out["valid_acc"][k], out["finetuned_test_acc"][k]
         cell = lambda t, p: "–" if t is None else f"{t.a12:.2f}, {p:.3f}"     # noqa: E731
-        lines.append(f"| {a[1]} | {b[1]} | {len(cells[a])} / {len(cells[b])} | {cell(tv, pv)} | {cell(tt, pt)} |")
-        summary["pairwise"].append({"first": list(a), "second": list(b),
-                                    "valid_acc": None if tv is None else {"a12": tv.a12, "p_holm": pv},
-                                    "finetuned_test_acc": None if tt is None else {"a12": tt.a12, "p_holm": pt}})
-    return ["Pairwise, two-sided Mann-Whitney U over seeds, Holm-adjusted per metric over these pairs; A12 = "
+        lines.append(f"| {a[1]} | {b[1]} | {len(rows[a])} / {len(rows[b])} | {cell(tv, pv)} | {cell(tt, pt)} |")
+        entries.append({"first": list(a), "second": list(b),
+                        "valid_acc": None if tv is None else {"a12": tv.a12, "p_holm": pv},
+                        "finetuned_test_acc": None if tt is None else {"a12": tt.a12, "p_holm": pt}})
+    what = "over seeds" if against is None else "over seeds, each cell here against each of the other folder's"
+    return [f"Pairwise, two-sided Mann-Whitney U {what}, Holm-adjusted per metric over these pairs; A12 = "
             "P(a run of the first scores higher than one of the second).", ""] + lines
+
+
+def read_finetuned(path: Path) -> dict[tuple[str, str], list[dict]]:
+    """Another folder's ``finetuned.csv`` as cells, each algorithm labelled with its folder's
+    name (``mlpnas:preset=plain [digits]``) so that its cells stay apart from this folder's."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            cells.setdefault((r["oracle"], f"{r['algorithm']} [{path.parent.name}]"), []).append(
+                {k: float(r[k]) for k in ("valid_acc", "finetuned_test_acc")})
+    return cells
 
 
 def part(text: str) -> tuple[int, int]:
@@ -113,7 +131,12 @@ def main(argv=None) -> int:
     ap.add_argument("--prime", metavar="K/N", default=None, type=part,
                     help="only fine-tune the runs numbered K modulo N into the store and write nothing: "
                          "N such processes side by side use N cores, then a plain call is served by the store")
+    ap.add_argument("--against", metavar="CSV", type=Path, default=None,
+                    help="another folder's finetuned.csv: also test every cell here against each of its cells "
+                         "(e.g. the extended controller's 450-network runs against the 100-network ones)")
     args = ap.parse_args(argv)
+    if args.against is not None and not args.against.is_file():
+        ap.error(f"--against {args.against}: no such file; give a finetuned.csv written by this script")
     oracles: dict[str, object] = {}
     if args.prime is not None:
         k, n = args.prime
@@ -200,6 +223,8 @@ def main(argv=None) -> int:
                      "(its own training) | 1 |")
     lines += ["", "Median over seeds [95% percentile-bootstrap interval of the median].", ""]
     lines += pairwise_tests(cells, summary)
+    if args.against is not None:
+        lines += [""] + pairwise_tests(cells, summary, read_finetuned(args.against))
     lines += ["",
               "| oracle | cells | queries | repeats (run cache) | trained | served by the store | CPU s per trained MLP "
               "(mean / median) | CPU s trained | CPU s saved by the store |",
