@@ -62,3 +62,11 @@ def test_against_pairs_each_cell_here_with_each_cell_of_the_other_folder(finetun
     assert pairs[("mlpnas:preset=extended", "random [digits]")]["valid_acc"]["a12"] == 1.0
     assert pairs[("random", "random [digits]")]["finetuned_test_acc"]["a12"] == 0.25   # 0.92 > 0.91 only
     assert "pairwise" not in summary
+
+
+def test_a_file_that_is_no_finetuned_csv_is_named_with_its_line(finetune_best, tmp_path):
+    bad = tmp_path / "x" / "finetuned.csv"
+    bad.parent.mkdir()
+    bad.write_text("oracle,algorithm,valid_acc\nlive/mlp-wine,random,0.9\n")
+    with pytest.raises(ValueError, match=r"finetuned.csv, line 2: not a row of a finetuned.csv"):
+        finetune_best.read_finetuned(bad)

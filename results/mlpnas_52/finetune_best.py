@@ -105,9 +105,14 @@ def read_finetuned(path: Path) -> dict[tuple[str, str], list[dict]]:
     name (``mlpnas:preset=plain [digits]``) so that its cells stay apart from this folder's."""
     cells: dict[tuple[str, str], list[dict]] = {}
     with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            cells.setdefault((r["oracle"], f"{r['algorithm']} [{path.parent.name}]"), []).append(
-                {k: float(r[k]) for k in ("valid_acc", "finetuned_test_acc")})
+        reader = csv.DictReader(fh)
+        for r in reader:
+            try:
+                cells.setdefault((r["oracle"], f"{r['algorithm']} [{path.parent.name}]"), []).append(
+                    {k: float(r[k]) for k in ("valid_acc", "finetuned_test_acc")})
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}, line {reader.line_num}: not a row of a finetuned.csv written by this script "
+                                 "(it needs oracle, algorithm, valid_acc and finetuned_test_acc)") from None
     return cells
 
 
@@ -135,8 +140,14 @@ def main(argv=None) -> int:
                     help="another folder's finetuned.csv: also test every cell here against each of its cells "
                          "(e.g. the extended controller's 450-network runs against the 100-network ones)")
     args = ap.parse_args(argv)
-    if args.against is not None and not args.against.is_file():
-        ap.error(f"--against {args.against}: no such file; give a finetuned.csv written by this script")
+    against = None
+    if args.against is not None:
+        if not args.against.is_file():
+            ap.error(f"--against {args.against}: no such file; give a finetuned.csv written by this script")
+        try:
+            against = read_finetuned(args.against)
+        except ValueError as e:
+            ap.error(f"--against: {e}")
     oracles: dict[str, object] = {}
     if args.prime is not None:
         k, n = args.prime
@@ -223,8 +234,8 @@ def main(argv=None) -> int:
                      "(its own training) | 1 |")
     lines += ["", "Median over seeds [95% percentile-bootstrap interval of the median].", ""]
     lines += pairwise_tests(cells, summary)
-    if args.against is not None:
-        lines += [""] + pairwise_tests(cells, summary, read_finetuned(args.against))
+    if against is not None:
+        lines += [""] + pairwise_tests(cells, summary, against)
     lines += ["",
               "| oracle | cells | queries | repeats (run cache) | trained | served by the store | CPU s per trained MLP "
               "(mean / median) | CPU s trained | CPU s saved by the store |",
