@@ -149,20 +149,25 @@ def main(argv=None) -> int:
         except ValueError as e:
             ap.error(f"--against: {e}")
     oracles: dict[str, object] = {}
+
+    def oracle_of(name: str):
+        # one oracle per name: loading it reads its data and the whole store
+        if name not in oracles:
+            oracles[name] = load_oracle(name)
+        return oracles[name]
+
     if args.prime is not None:
         k, n = args.prime
         for i, (cell, meta, table) in enumerate(read_runs(args.folder, columns=None)):
             if i % n == k:
-                oracle = oracles.setdefault(cell.oracle, load_oracle(cell.oracle))
-                finetune_mlp(oracle, best_of(table)["arch"], args.extra_epochs)
+                finetune_mlp(oracle_of(cell.oracle), best_of(table)["arch"], args.extra_epochs)
                 print(f"{cell.oracle} {cell.label} seed {meta['seed']}: fine-tuned into the store", file=sys.stderr)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     runs, cost_by_oracle = [], {}
     for cell, meta, table in read_runs(args.folder, columns=None):
-        oracle = oracles.setdefault(cell.oracle, load_oracle(cell.oracle))
         best = best_of(table)
-        ft = finetune_mlp(oracle, best["arch"], args.extra_epochs)
+        ft = finetune_mlp(oracle_of(cell.oracle), best["arch"], args.extra_epochs)
         runs.append({"oracle": cell.oracle, "algorithm": cell.label, "seed": meta["seed"],
                      "networks": int(table.num_rows - costs(table)["repeats"]), "best_arch": best["arch"],
                      "best_sample": best["index"] + 1, "depth": best["arch"].count("(") - 1,
